@@ -1,0 +1,96 @@
+//! AWS SDK setup and error classification shared by every function.
+//!
+//! The SDK configuration is loaded once per cold start with the latest behavior version.
+//! Endpoint overrides come only from the SDK's own `AWS_ENDPOINT_URL` and
+//! `AWS_ENDPOINT_URL_<SERVICE>` variables (the SDK reads them itself); the one thing the SDK
+//! cannot infer is that an S3 emulator needs path-style addressing, which
+//! [`s3_needs_path_style`] decides.
+
+use crate::config::Env;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// The shared SDK configuration: region, credentials and endpoint overrides from the
+/// standard environment variables and the Lambda execution role.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Whether the S3 client must use path-style addressing: true when an endpoint override
+/// applies to S3 (virtual-hosted buckets do not resolve on an emulator's `127.0.0.1:port`).
+pub fn s3_needs_path_style(env: &Env) -> bool {
+    let ignored = env
+        .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    !ignored && (env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some())
+}
+
+/// Whether a failed SDK call may succeed if tried again: throttling, transient error codes,
+/// 5xx responses, timeouts and connection failures. The SDK has already retried these a few
+/// times by the time we see them; a retryable error here means "let the event source redeliver".
+pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, Response>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => {
+            is_throttling(error)
+                || error.code().is_some_and(|code| {
+                    aws_runtime::retries::classifiers::TRANSIENT_ERRORS.contains(&code)
+                })
+                || error
+                    .raw_response()
+                    .is_some_and(|raw| raw.status().is_server_error())
+        }
+        _ => false,
+    }
+}
+
+/// Whether a failed SDK call was throttled (by error code or HTTP 429).
+pub fn is_throttling<E: ProvideErrorMetadata>(error: &SdkError<E, Response>) -> bool {
+    error
+        .code()
+        .is_some_and(|code| aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code))
+        || error
+            .raw_response()
+            .is_some_and(|raw| raw.status().as_u16() == 429)
+}
+
+/// A one-line description of a failed SDK call: the service's code and message when it
+/// answered, otherwise the transport failure with its causes. `SdkError`'s own `Display`
+/// says only "service error", which tells an operator nothing.
+pub fn describe<E>(error: &SdkError<E, Response>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style_follows_the_sdk_endpoint_variables() {
+        let env = |pairs: &[(&str, &str)]| Env::from_pairs(pairs.iter().copied());
+        assert!(!s3_needs_path_style(&env(&[])));
+        assert!(s3_needs_path_style(&env(&[(
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:5000"
+        )])));
+        assert!(s3_needs_path_style(&env(&[(
+            "AWS_ENDPOINT_URL_S3",
+            "http://127.0.0.1:5000"
+        )])));
+        assert!(!s3_needs_path_style(&env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ])));
+    }
+}

@@ -1,0 +1,22 @@
+//! What the auditkit functions share, and nothing else.
+//!
+//! Every function crate (`db-scanner`, `log-detector`, `log-downloader`, ...) starts the same
+//! way and reports the same way: [`startup::init`] installs JSON tracing and loads the
+//! function's typed [`config`] from environment variables, stopping the cold start with one
+//! line naming any missing or invalid variable; [`aws::sdk_config`] builds the SDK
+//! configuration once; handlers return [`error::FunctionError`], whose Lambda `errorType`
+//! says whether a retry can help; batch handlers report partial failures through [`batch`].
+//! [`messages`] holds the payloads that travel between functions. A piece of code belongs
+//! here only when two or more functions use it.
+
+pub mod aws;
+pub mod backoff;
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod messages;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::{ConfigError, Env};
+pub use error::{Classify, FunctionError};

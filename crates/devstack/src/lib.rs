@@ -1,0 +1,71 @@
+//! `devstack`: test and demo infrastructure, not product. Nothing here is deployed.
+//!
+//! It gives tests, `make test` and `make demo` the whole local stack with nothing assumed
+//! running: [`moto::moto`] (the AWS emulator, installed into the project venv on first use),
+//! [`postgres::postgres`] (a throwaway PostgreSQL cluster) and [`runtime_api::LocalLambda`]
+//! (a function's real binary under a local Lambda Runtime API). Servers start on free loopback
+//! ports, once per test process, and stop when that process ends, also after a failure or a
+//! kill ([`process`]). Tests stay independent by taking their own region from
+//! [`moto::Moto::isolated`] and unique resource names from [`unique_name`].
+
+pub mod moto;
+pub mod postgres;
+pub mod process;
+pub mod runtime_api;
+
+pub use moto::{AwsEnv, moto};
+pub use postgres::postgres;
+pub use runtime_api::{InvokeError, LocalLambda};
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The project venv with the pinned Python tools, created on first use by `setup.sh`
+/// (which also checks the Debian packages the stack needs).
+pub fn python_tools() -> Result<PathBuf, String> {
+    let venv = std::env::var_os("AUDITKIT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv"));
+    let setup = repo_root().join("crates/devstack/setup.sh");
+    let status = Command::new("bash")
+        .arg(&setup)
+        .env("AUDITKIT_VENV", &venv)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", setup.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} failed (see its message above)",
+            setup.display()
+        ));
+    }
+    Ok(venv)
+}
+
+/// A fresh scratch directory under the system temp dir, readable by other users (PostgreSQL
+/// may run as its own user).
+pub fn scratch_dir(purpose: &str) -> Result<PathBuf, String> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "auditkit-{purpose}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A resource name no other test (in this or a parallel process) uses: `prefix-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,149 @@
+//! The moto server: every AWS API the tests need on one loopback port.
+//!
+//! One server per test process, started on first use and stopped when the process ends.
+//! Tests stay independent by working in a region of their own ([`Moto::isolated`]): moto
+//! keeps each region's state apart, so a test that lists "every DB instance" sees only its own.
+
+use crate::process::{GuardedProcess, free_port};
+use crate::{python_tools, scratch_dir};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Regions moto serves; each [`Moto::isolated`] call takes the next one.
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "sa-east-1",
+    "me-south-1",
+    "af-south-1",
+    "ap-east-1",
+    "eu-central-2",
+    "ap-south-2",
+    "il-central-1",
+];
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Moto {
+    endpoint: String,
+    _process: GuardedProcess,
+    next_region: AtomicUsize,
+}
+
+/// The process-wide moto server, started on first use.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("devstack: moto server: {e}")))
+}
+
+impl Moto {
+    /// Starts a new server on a free loopback port (see [`moto`] for the shared one).
+    pub fn start() -> Result<Self, String> {
+        let venv = python_tools()?;
+        let scratch = scratch_dir("moto")?;
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let process = GuardedProcess::spawn(
+                &venv.join("bin/moto_server"),
+                &[
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ],
+                &[],
+                &scratch.join(format!("moto-{port}.log")),
+                "TERM",
+                None,
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e}",
+                    venv.join("bin/moto_server").display()
+                )
+            })?;
+            let mut process = process;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            match process.wait_for_port(addr, Duration::from_secs(60)) {
+                Ok(()) => {
+                    return Ok(Moto {
+                        endpoint: format!("http://{addr}"),
+                        _process: process,
+                        next_region: AtomicUsize::new(0),
+                    });
+                }
+                Err(e) => last_error = e, // most likely the port was taken meanwhile
+            }
+        }
+        Err(last_error)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// An account view of its own: a region no other caller of this server has been given
+    /// (until the list wraps around after 24 calls).
+    pub fn isolated(&self) -> AwsEnv {
+        let n = self.next_region.fetch_add(1, Ordering::Relaxed);
+        AwsEnv {
+            endpoint: self.endpoint.clone(),
+            region: REGIONS[n % REGIONS.len()].to_owned(),
+        }
+    }
+}
+
+/// Where and as whom an SDK client or a function binary talks to the emulator.
+#[derive(Debug, Clone)]
+pub struct AwsEnv {
+    pub endpoint: String,
+    pub region: String,
+}
+
+impl AwsEnv {
+    /// The standard SDK variables: endpoint override, region, dummy credentials.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", self.region.as_str()),
+            ("AWS_DEFAULT_REGION", self.region.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// SDK configuration for the test's own clients (creating fixtures, reading results).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(self.region.clone()))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "devstack",
+            ))
+            .load()
+            .await
+    }
+}
