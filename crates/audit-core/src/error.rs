@@ -18,8 +18,10 @@ pub trait Classify: fmt::Display {
     fn retryable(&self) -> bool;
 }
 
-/// The error a handler returns to the Lambda runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The error a handler returns to the Lambda runtime. The runtime logs it with `Debug`,
+/// which prints the same line as `Display` (`Retryable.Code: message`), so handlers do not
+/// log it again.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FunctionError {
     pub code: &'static str,
     pub retryable: bool,
@@ -41,6 +43,12 @@ impl FunctionError {
 impl fmt::Display for FunctionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.error_type(), self.message)
+    }
+}
+
+impl fmt::Debug for FunctionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -83,9 +83,7 @@ impl Scanner {
         &self,
         event: LambdaEvent<serde_json::Value>,
     ) -> Result<ScanSummary, FunctionError> {
-        self.scan(&event.payload).await.map_err(|error| {
-            tracing::error!(error = %error, "scan failed");
-            FunctionError::from(error)
-        })
+        // The runtime logs a returned error (one JSON line with the request id).
+        Ok(self.scan(&event.payload).await?)
     }
 }

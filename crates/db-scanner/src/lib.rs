@@ -220,7 +220,7 @@ pub enum Verdict {
 /// The filter, checked in this order: engine, exclusion list, status. An instance counts once,
 /// under the first rule that skips it.
 pub fn verdict(config: &Config, instance: &DbInstance) -> Verdict {
-    if !config.engines.iter().any(|e| *e == instance.engine) {
+    if !config.engines.contains(&instance.engine) {
         Verdict::SkipEngine
     } else if config
         .excluded_instances

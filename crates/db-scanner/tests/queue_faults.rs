@@ -1,6 +1,8 @@
 //! Partial failures of `SendMessageBatch`, which the emulator never produces: a batch call
 //! that succeeds while some entries fail. Faked with aws-smithy-mocks.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use audit_core::backoff::Backoff;
 use aws_sdk_sqs::Client as Sqs;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};

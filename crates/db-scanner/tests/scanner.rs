@@ -1,5 +1,7 @@
 //! db-scanner against the moto server, through its real binary under the local Runtime API.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use aws_sdk_rds::Client as Rds;
 use aws_sdk_sqs::Client as Sqs;
 use devstack::{AwsEnv, InvokeError, LocalLambda, moto, unique_name};
