@@ -18,6 +18,24 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// The region the SDK resolved, or the configuration error naming `AWS_REGION`.
+pub fn region(sdk: &SdkConfig) -> Result<String, crate::ConfigError> {
+    sdk.region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| crate::ConfigError::Missing {
+            variable: "AWS_REGION".into(),
+            expected: "the AWS region (Lambda sets it)".into(),
+        })
+}
+
+/// An S3 client, path-style when an endpoint override applies to S3.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(s3_needs_path_style(&Env::from_process()))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// Whether the S3 client must use path-style addressing: true when an endpoint override
 /// applies to S3 (virtual-hosted buckets do not resolve on an emulator's `127.0.0.1:port`).
 pub fn s3_needs_path_style(env: &Env) -> bool {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A missing or invalid environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +118,32 @@ impl Env {
         } else {
             Err(ConfigError::invalid(name, &value.to_string(), expected))
         }
+    }
+
+    /// A duration: whole seconds (`900`) or a number with a unit `s`, `m`, `h` or `d`
+    /// (`15m`, `1h`); `default` when unset.
+    pub fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let expected = "a duration such as 900, 90s, 15m, 1h or 2d";
+        let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => raw.split_at(i),
+            None => (raw, "s"),
+        };
+        let seconds_per_unit = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(ConfigError::invalid(name, raw, expected)),
+        };
+        number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(seconds_per_unit))
+            .map(Duration::from_secs)
+            .ok_or_else(|| ConfigError::invalid(name, raw, expected))
     }
 
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, any case), `default` when unset.
@@ -230,6 +257,46 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("BAD=\"mysql,oracle\""), "{err}");
         assert!(err.to_string().contains("aurora-mysql, mysql"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        let e = env(&[
+            ("A", "900"),
+            ("B", "15m"),
+            ("C", "2h"),
+            ("D", "1d"),
+            ("E", "5 minutes"),
+            ("F", "m"),
+        ]);
+        assert_eq!(
+            e.duration_or("A", Duration::ZERO).unwrap(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            e.duration_or("B", Duration::ZERO).unwrap(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            e.duration_or("C", Duration::ZERO).unwrap(),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            e.duration_or("D", Duration::ZERO).unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            e.duration_or("UNSET", Duration::from_secs(3)).unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            e.duration_or("E", Duration::ZERO).unwrap_err().variable(),
+            "E"
+        );
+        assert_eq!(
+            e.duration_or("F", Duration::ZERO).unwrap_err().variable(),
+            "F"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! line naming any missing or invalid variable; [`aws::sdk_config`] builds the SDK
 //! configuration once; handlers return [`error::FunctionError`], whose Lambda `errorType`
 //! says whether a retry can help; batch handlers report partial failures through [`batch`].
-//! [`messages`] holds the payloads that travel between functions. A piece of code belongs
+//! [`messages`] holds the payloads that travel between functions and [`tracking`] the
+//! log-file tracking table's item, which two functions read and write. A piece of code belongs
 //! here only when two or more functions use it.
 
 pub mod aws;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod messages;
 pub mod startup;
 pub mod telemetry;
+pub mod tracking;
 
 pub use config::{ConfigError, Env};
 pub use error::{Classify, FunctionError};

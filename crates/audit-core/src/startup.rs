@@ -23,11 +23,17 @@ pub async fn init<T>(load: impl FnOnce(&Env) -> Result<T, ConfigError>) -> T {
             Err(error)
         }
     };
+    require(outcome).await
+}
+
+/// The value, or the same clean stop as [`init`] for a configuration problem found later in
+/// the cold start (e.g. no region once the SDK configuration is loaded).
+pub async fn require<T>(outcome: Result<T, ConfigError>) -> T {
     match outcome {
-        Ok(config) => config,
+        Ok(value) => value,
         Err(error) => {
             tracing::error!(variable = error.variable(), "{error}");
-            report_init_error(&env, &error).await;
+            report_init_error(&Env::from_process(), &error).await;
             std::process::exit(1);
         }
     }

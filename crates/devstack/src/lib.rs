@@ -8,9 +8,13 @@
 //! kill ([`process`]). Tests stay independent by taking their own region from
 //! [`moto::Moto::isolated`] and unique resource names from [`unique_name`].
 
+pub mod audit_logs;
+pub mod backup;
+pub mod event_sources;
 pub mod moto;
 pub mod postgres;
 pub mod process;
+pub mod rds_logs;
 pub mod runtime_api;
 
 pub use moto::{AwsEnv, moto};
@@ -68,4 +72,23 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A workspace binary (`db-scanner`, `log-detector`, ...) next to the running test or demo
+/// executable. `make test` and `make demo` build every binary first.
+pub fn function_binary(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop(); // test executables live in target/<profile>/deps
+    }
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build the functions first (cargo build --workspace --bins; make test does)",
+            path.display()
+        ))
+    }
 }

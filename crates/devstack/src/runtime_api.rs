@@ -198,6 +198,7 @@ impl LocalLambdaBuilder {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
 
+        let pid = child.id();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -234,6 +235,7 @@ impl LocalLambdaBuilder {
             exit: exit_rx,
             init_error: init_error_rx,
             spawned_at,
+            pid,
             next_id: AtomicU64::new(1),
             server,
             waiter,
@@ -250,6 +252,7 @@ pub struct LocalLambda {
     exit: watch::Receiver<Option<Option<i32>>>,
     init_error: watch::Receiver<Option<FunctionErrorBody>>,
     spawned_at: Instant,
+    pid: Option<u32>,
     next_id: AtomicU64,
     server: tokio::task::JoinHandle<()>,
     waiter: tokio::task::JoinHandle<()>,
@@ -352,6 +355,11 @@ impl LocalLambda {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         Err(InvokeError::Timeout(timeout))
+    }
+
+    /// The function process's id (for reading its peak memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// Every line the function has written to stdout and stderr so far.

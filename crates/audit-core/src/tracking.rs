@@ -1,0 +1,85 @@
+//! The log-file tracking table, shared by `log-detector` (which writes what it sees and marks
+//! files due) and `log-downloader` (which reads the table's stream and records each copy).
+//!
+//! One item per (instance, log file). A copy is ordered by raising `due_generation` with a
+//! conditional write; the stream record of that write is the order. The downloader records the
+//! copy under a condition on the generation it copied, so a stale order never overwrites the
+//! record of a newer one.
+
+use serde::{Deserialize, Serialize};
+
+/// Attribute names, for expressions (the struct's serde names are the same).
+pub mod attr {
+    pub const INSTANCE_ID: &str = "instance_id";
+    pub const LOG_FILE: &str = "log_file";
+    pub const ENGINE: &str = "engine";
+    pub const CLUSTER_ID: &str = "cluster_id";
+    pub const SIZE: &str = "size";
+    pub const LAST_WRITTEN: &str = "last_written";
+    pub const FIRST_SEEN: &str = "first_seen";
+    pub const STATE: &str = "state";
+    pub const DUE_GENERATION: &str = "due_generation";
+    pub const DUE_SIZE: &str = "due_size";
+    pub const DUE_LAST_WRITTEN: &str = "due_last_written";
+    pub const DUE_AT: &str = "due_at";
+    pub const DUE_REASON: &str = "due_reason";
+    pub const COPIED_GENERATION: &str = "copied_generation";
+    pub const COPIED_SIZE: &str = "copied_size";
+    pub const COPIED_LAST_WRITTEN: &str = "copied_last_written";
+    pub const COPIED_KEY: &str = "copied_key";
+    pub const COPIED_SHA256: &str = "copied_sha256";
+    pub const COPIED_AT: &str = "copied_at";
+    pub const EXPIRES_AT: &str = "expires_at";
+}
+
+/// Where a file stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyState {
+    /// Seen; its current version is not (yet) ordered for copying.
+    Observed,
+    /// A copy of `due_*` is ordered and not yet recorded.
+    Due,
+    /// The version ordered last has been copied.
+    Copied,
+}
+
+/// One tracked log file. Times are epoch milliseconds except `expires_at` (epoch seconds,
+/// as DynamoDB TTL requires).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedLogFile {
+    pub instance_id: String,
+    pub log_file: String,
+    pub engine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Size and last-written time as last listed by `DescribeDBLogFiles`.
+    pub size: i64,
+    pub last_written: i64,
+    pub first_seen: i64,
+    pub state: CopyState,
+    /// Raised by one each time a copy is ordered; 0 = never ordered.
+    #[serde(default)]
+    pub due_generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_last_written: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_last_written: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_at: Option<i64>,
+    pub expires_at: i64,
+}

@@ -1,0 +1,338 @@
+//! One invocation: the copy orders of a stream batch, `DOWNLOAD_CONCURRENCY` at a time, each in
+//! its own span; failures reported by sequence number, lowest first.
+
+use crate::download::{RestDownloader, RestOutcome, download_portions};
+use crate::sink::{ObjectSink, Stored, Target};
+use crate::{Config, CopyError, CopyOrder, backup_key, copy_order, meta};
+use audit_core::FunctionError;
+use audit_core::aws::{describe, is_retryable};
+use audit_core::backoff::Backoff;
+use audit_core::batch::stream_response;
+use audit_core::telemetry::record_span;
+use audit_core::tracking::{TrackedLogFile, attr};
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use futures_util::StreamExt;
+use lambda_runtime::LambdaEvent;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// What happened to one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyOutcome {
+    Copied {
+        key: String,
+        bytes: u64,
+        sha256: String,
+    },
+    /// The object was already there (a replayed record): recorded, nothing copied.
+    AlreadyCopied { key: String },
+    /// RDS no longer has this version under this name (rename rotation or deletion); the
+    /// detector orders whatever holds those bytes now.
+    SourceReplaced,
+}
+
+/// The clients and settings built once per cold start.
+#[derive(Debug)]
+pub struct Copier {
+    pub config: Config,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub rest: RestDownloader,
+    /// Set once the REST endpoint refused a request: later copies go straight to the
+    /// Portion API for the rest of this execution environment's life.
+    pub rest_refused: AtomicBool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, String> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(item.clone())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+impl Copier {
+    /// Copies one ordered version and records it.
+    pub async fn copy(&self, order: &CopyOrder) -> Result<CopyOutcome, CopyError> {
+        let key = backup_key(&self.config.prefix, order, self.config.compress);
+        if let Some((bytes, sha256)) = self.existing(&key).await? {
+            self.record(order, &key, bytes, &sha256).await?;
+            return Ok(CopyOutcome::AlreadyCopied { key });
+        }
+        let backoff = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            self.config.attempts,
+        );
+        let mut attempt = 1;
+        loop {
+            match self.copy_once(order, &key).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if audit_core::Classify::retryable(&e) && attempt < self.config.attempts => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "copy attempt failed; retrying");
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn copy_once(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
+        let target = Target {
+            bucket: self.config.bucket.clone(),
+            key: key.to_owned(),
+            metadata: HashMap::from([
+                (meta::INSTANCE.to_owned(), order.instance_id.clone()),
+                (meta::FILE.to_owned(), order.log_file.clone()),
+                (
+                    meta::LAST_WRITTEN.to_owned(),
+                    order.last_written.to_string(),
+                ),
+                (meta::GENERATION.to_owned(), order.generation.to_string()),
+            ]),
+        };
+        let mut sink = ObjectSink::new(
+            self.s3.clone(),
+            target,
+            self.config.part_size,
+            self.config.compress,
+        );
+        if let Err(e) = self.download(order, &mut sink).await {
+            sink.abort().await;
+            return Err(e);
+        }
+        let expected = u64::try_from(order.size).unwrap_or(0);
+        if sink.bytes() < expected {
+            let got = sink.bytes();
+            sink.abort().await;
+            if self.source_replaced(order).await? {
+                return Ok(CopyOutcome::SourceReplaced);
+            }
+            return Err(CopyError::Short {
+                file: order.log_file.clone(),
+                got,
+                expected,
+            });
+        }
+        match sink.finish().await? {
+            Stored::Created { bytes, sha256 } => {
+                self.record(order, key, bytes, &sha256).await?;
+                Ok(CopyOutcome::Copied {
+                    key: key.to_owned(),
+                    bytes,
+                    sha256,
+                })
+            }
+            Stored::AlreadyExists => {
+                // Another copy of this version won the race; record what it stored.
+                let (bytes, sha256) = self.existing(key).await?.unwrap_or_default();
+                self.record(order, key, bytes, &sha256).await?;
+                Ok(CopyOutcome::AlreadyCopied {
+                    key: key.to_owned(),
+                })
+            }
+        }
+    }
+
+    async fn download(&self, order: &CopyOrder, sink: &mut ObjectSink) -> Result<(), CopyError> {
+        if !self.rest_refused.load(Ordering::Relaxed) {
+            match self.rest.download(order, sink).await? {
+                RestOutcome::Copied => return Ok(()),
+                RestOutcome::Refused(why) => {
+                    tracing::warn!(reason = %why, "downloadCompleteLogFile refused; using DownloadDBLogFilePortion");
+                    self.rest_refused.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        download_portions(&self.rds, order, sink).await
+    }
+
+    /// Size and checksum of an existing object at `key`, from its metadata.
+    async fn existing(&self, key: &str) -> Result<Option<(u64, String)>, CopyError> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await;
+        match head {
+            Ok(out) => {
+                let metadata = out.metadata().cloned().unwrap_or_default();
+                let bytes = metadata
+                    .get(meta::SIZE)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let sha256 = metadata.get(meta::SHA256).cloned().unwrap_or_default();
+                Ok(Some((bytes, sha256)))
+            }
+            Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                Ok(None)
+            }
+            Err(e) => Err(CopyError::Upload {
+                operation: "HeadObject",
+                key: key.to_owned(),
+                message: describe(&e),
+                retryable: is_retryable(&e),
+            }),
+        }
+    }
+
+    /// Whether RDS still lists this version under this name (false: it was replaced).
+    async fn source_replaced(&self, order: &CopyOrder) -> Result<bool, CopyError> {
+        let listed = self
+            .rds
+            .describe_db_log_files()
+            .db_instance_identifier(&order.instance_id)
+            .filename_contains(&order.log_file)
+            .send()
+            .await
+            .map_err(|e| CopyError::Download {
+                file: order.log_file.clone(),
+                message: format!("DescribeDBLogFiles: {}", describe(&e)),
+                retryable: is_retryable(&e),
+            })?;
+        let current = listed
+            .describe_db_log_files()
+            .iter()
+            .find(|f| f.log_file_name() == Some(order.log_file.as_str()));
+        Ok(current.is_none_or(|f| f.size().unwrap_or(0) < order.size))
+    }
+
+    /// Records the copy, on condition that no newer copy was ordered meanwhile.
+    async fn record(
+        &self,
+        order: &CopyOrder,
+        key: &str,
+        bytes: u64,
+        sha256: &str,
+    ) -> Result<(), CopyError> {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.config.tracking_table)
+            .key(attr::INSTANCE_ID, AttributeValue::S(order.instance_id.clone()))
+            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .update_expression(
+                "SET #state = :copied, #copied_generation = :g, #copied_size = :bytes, \
+                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now",
+            )
+            .condition_expression("#due_generation = :g")
+            .set_expression_attribute_names(Some(
+                [
+                    attr::STATE,
+                    attr::DUE_GENERATION,
+                    attr::COPIED_GENERATION,
+                    attr::COPIED_SIZE,
+                    attr::COPIED_LAST_WRITTEN,
+                    attr::COPIED_KEY,
+                    attr::COPIED_SHA256,
+                    attr::COPIED_AT,
+                ]
+                .iter()
+                .map(|a| (format!("#{a}"), (*a).to_owned()))
+                .collect(),
+            ))
+            .expression_attribute_values(":copied", AttributeValue::S("copied".into()))
+            .expression_attribute_values(":g", n(order.generation))
+            .expression_attribute_values(":bytes", n(i64::try_from(bytes).unwrap_or(i64::MAX)))
+            .expression_attribute_values(":lw", n(order.last_written))
+            .expression_attribute_values(":key", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":sha", AttributeValue::S(sha256.to_owned()))
+            .expression_attribute_values(":now", n(now_ms()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                tracing::info!(
+                    key,
+                    "a newer copy was ordered meanwhile; this copy stays in S3, unrecorded"
+                );
+                Ok(())
+            }
+            Err(e) => Err(CopyError::Table {
+                message: describe(&e),
+                retryable: is_retryable(&e),
+            }),
+        }
+    }
+
+    async fn handle_record(&self, record: &EventRecord) -> Result<Option<CopyOutcome>, CopyError> {
+        let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
+        let bad = |message: String| CopyError::BadRecord {
+            sequence_number: sequence_number.clone(),
+            message,
+        };
+        let new = image(&record.change.new_image).map_err(bad)?;
+        let old = image(&record.change.old_image).map_err(bad)?;
+        let Some(order) = copy_order(new.as_ref(), old.as_ref()) else {
+            return Ok(None);
+        };
+        let outcome = self.copy(&order).await?;
+        match &outcome {
+            CopyOutcome::Copied { key, bytes, sha256 } => {
+                tracing::info!(file = %order.log_file, instance = %order.instance_id, %key, bytes, %sha256, "copied")
+            }
+            CopyOutcome::AlreadyCopied { key } => {
+                tracing::info!(%key, "already copied; replay skipped")
+            }
+            CopyOutcome::SourceReplaced => tracing::warn!(file = %order.log_file,
+                "the ordered version is no longer on the instance under this name; its successor is ordered separately"),
+        }
+        Ok(Some(outcome))
+    }
+
+    /// The Lambda entry point: failures by sequence number, lowest first.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<Event>,
+    ) -> Result<DynamoDbEventResponse, FunctionError> {
+        let results: Vec<(String, Result<Option<CopyOutcome>, CopyError>)> =
+            futures_util::stream::iter(event.payload.records.iter())
+                .map(|record| {
+                    let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
+                    let span = record_span(&sequence_number);
+                    async move { (sequence_number, self.handle_record(record).await) }
+                        .instrument(span)
+                })
+                .buffer_unordered(self.config.concurrency)
+                .collect()
+                .await;
+        let mut failed = Vec::new();
+        for (sequence_number, result) in results {
+            if let Err(error) = result {
+                if sequence_number.is_empty() {
+                    // Cannot be reported item by item: fail the batch rather than lose it.
+                    return Err(FunctionError::from(error));
+                }
+                let _entered = record_span(&sequence_number).entered();
+                tracing::error!(error = %error, retryable = audit_core::Classify::retryable(&error),
+                    "copy failed; reported for retry");
+                failed.push(sequence_number);
+            }
+        }
+        Ok(stream_response(failed))
+    }
+}

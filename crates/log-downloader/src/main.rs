@@ -1,0 +1,36 @@
+use aws_lambda_events::dynamodb::Event;
+use lambda_runtime::{LambdaEvent, service_fn};
+use log_downloader::Config;
+use log_downloader::copier::Copier;
+use log_downloader::download::RestDownloader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = audit_core::startup::init(Config::from_env).await;
+    let sdk = audit_core::aws::sdk_config().await;
+    let region = audit_core::startup::require(audit_core::aws::region(&sdk)).await;
+    let rest = RestDownloader {
+        http: reqwest::Client::new(),
+        credentials: sdk
+            .credentials_provider()
+            .expect("the default chain always has a provider"),
+        base_url: config
+            .rds_rest_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://rds.{region}.amazonaws.com")),
+        region,
+    };
+    let copier = Copier {
+        config,
+        s3: audit_core::aws::s3_client(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        rds: aws_sdk_rds::Client::new(&sdk),
+        rest,
+        rest_refused: Default::default(),
+    };
+    let copier = &copier;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        copier.handle(event)
+    }))
+    .await
+}

@@ -1,0 +1,305 @@
+//! Copies against the RDS log-file double and moto's S3 and DynamoDB, over real HTTP.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use audit_core::tracking::attr;
+use aws_sdk_dynamodb::types::AttributeValue;
+use devstack::audit_logs::{aurora_line, write_exact};
+use devstack::backup::BackupStack;
+use log_downloader::copier::{Copier, CopyOutcome};
+use log_downloader::download::RestDownloader;
+use log_downloader::{Config, CopyOrder, meta};
+use sha2::Digest;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+const MB: usize = 1_048_576;
+
+async fn copier(stack: &BackupStack, prefix: &str) -> Copier {
+    let sdk = stack.aws.sdk_config().await;
+    let rds = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&sdk)
+            .endpoint_url(stack.rds_logs.endpoint())
+            .build(),
+    );
+    Copier {
+        config: Config {
+            bucket: stack.bucket.clone(),
+            prefix: prefix.to_owned(),
+            tracking_table: stack.table.clone(),
+            compress: true,
+            concurrency: 4,
+            part_size: 5 * MB,
+            attempts: 3,
+            rds_rest_endpoint: Some(stack.rds_logs.endpoint().to_owned()),
+        },
+        s3: stack.s3.clone(),
+        dynamodb: stack.dynamodb.clone(),
+        rds,
+        rest: RestDownloader {
+            http: reqwest::Client::new(),
+            credentials: sdk.credentials_provider().unwrap(),
+            region: stack.aws.region.clone(),
+            base_url: stack.rds_logs.endpoint().to_owned(),
+        },
+        rest_refused: Default::default(),
+    }
+}
+
+fn mtime_ms(path: &Path) -> i64 {
+    let t = std::fs::metadata(path).unwrap().modified().unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Puts a `due` row for the file as the detector would, and returns its order.
+async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64) -> CopyOrder {
+    let path = stack.rds_logs.instance_dir(instance).join(file);
+    let order = CopyOrder {
+        instance_id: instance.into(),
+        log_file: file.into(),
+        engine: "aurora-mysql".into(),
+        cluster_id: Some("orders".into()),
+        generation,
+        size: std::fs::metadata(&path).unwrap().len() as i64,
+        last_written: mtime_ms(&path),
+    };
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.table)
+        .item(attr::INSTANCE_ID, AttributeValue::S(instance.into()))
+        .item(attr::LOG_FILE, AttributeValue::S(file.into()))
+        .item(attr::ENGINE, AttributeValue::S("aurora-mysql".into()))
+        .item(attr::SIZE, n(order.size))
+        .item(attr::LAST_WRITTEN, n(order.last_written))
+        .item(attr::FIRST_SEEN, n(1))
+        .item(attr::STATE, AttributeValue::S("due".into()))
+        .item(attr::DUE_GENERATION, n(generation))
+        .item(attr::DUE_SIZE, n(order.size))
+        .item(attr::DUE_LAST_WRITTEN, n(order.last_written))
+        .item(attr::EXPIRES_AT, n(0))
+        .send()
+        .await
+        .unwrap();
+    order
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Files of the sizes the issue names: 0 B, one line, exactly 1 MB, 1 MB + one line, 50 MB.
+fn write_matrix(stack: &BackupStack, instance: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = stack.rds_logs.instance_dir(instance);
+    let one_line = aurora_line(instance, 7);
+    let sizes = [
+        ("audit/audit.log.0.2026-11-22-08-30.0", 0),
+        ("audit/audit.log.1.2026-11-22-08-30.0", one_line.len()),
+        ("audit/audit.log.2.2026-11-22-08-30.0", MB),
+        ("audit/audit.log.3.2026-11-22-08-30.0", MB + one_line.len()),
+        ("audit/audit.log.0.2026-11-22-08-31.0", 50 * MB),
+    ];
+    sizes
+        .iter()
+        .map(|(name, size)| {
+            let path = dir.join(name);
+            write_exact(&path, instance, *size).unwrap();
+            ((*name).to_owned(), std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+async fn assert_copied_exactly(
+    stack: &BackupStack,
+    copier: &Copier,
+    instance: &str,
+    files: &[(String, Vec<u8>)],
+) {
+    for (name, source) in files {
+        let order = order(stack, instance, name, 1).await;
+        let outcome = copier
+            .copy(&order)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let CopyOutcome::Copied { key, bytes, sha256 } = outcome else {
+            panic!("{name}: {outcome:?}");
+        };
+        assert_eq!(bytes, source.len() as u64, "{name}");
+        assert_eq!(sha256, sha256_hex(source), "{name}");
+        let object = stack
+            .objects()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.key == key)
+            .unwrap();
+        assert!(
+            object.content == *source,
+            "{name}: the object differs from the source file"
+        );
+        assert_eq!(object.metadata[meta::SHA256], sha256_hex(source), "{name}");
+        assert_eq!(object.metadata[meta::SIZE], source.len().to_string());
+        assert_eq!(object.metadata[meta::INSTANCE], instance);
+        assert_eq!(object.metadata[meta::FILE], *name);
+        assert_eq!(
+            object.metadata[meta::LAST_WRITTEN],
+            order.last_written.to_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_byte_arrives_through_the_rest_endpoint() {
+    let stack = BackupStack::start().await.unwrap();
+    let files = write_matrix(&stack, "exact-rest");
+    let copier = copier(&stack, "rest").await;
+    assert_copied_exactly(&stack, &copier, "exact-rest", &files).await;
+    let calls = stack.rds_logs.calls();
+    assert!(
+        calls.iter().all(|c| c == "downloadCompleteLogFile"),
+        "{calls:?}"
+    );
+    // The tracking rows record each copy.
+    for row in stack.rows().await.unwrap() {
+        assert_eq!(row["state"], "copied", "{row}");
+        assert!(
+            row["copied_key"]
+                .as_str()
+                .unwrap()
+                .starts_with("rest/aurora-mysql/orders/exact-rest/")
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_byte_arrives_through_the_portion_fallback_despite_truncation_and_early_ends() {
+    let stack = BackupStack::start().await.unwrap();
+    let files = write_matrix(&stack, "exact-portion");
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, Ordering::SeqCst);
+    stack.rds_logs.faults().end_early.store(3, Ordering::SeqCst);
+    let copier = copier(&stack, "portion").await;
+    assert_copied_exactly(&stack, &copier, "exact-portion", &files).await;
+    let calls = stack.rds_logs.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "downloadCompleteLogFile")
+            .count(),
+        1,
+        "refused once, then not tried again"
+    );
+    // 50 MB of ~200-byte lines: nearly every 1 MB page would have split a line.
+    assert!(
+        calls
+            .iter()
+            .filter(|c| *c == "DownloadDBLogFilePortion")
+            .count()
+            > 100,
+        "{}",
+        calls.len()
+    );
+    assert_eq!(
+        stack.rds_logs.faults().end_early.load(Ordering::SeqCst),
+        0,
+        "the early ends happened"
+    );
+}
+
+#[tokio::test]
+async fn a_rest_download_that_ends_early_is_retried_and_never_recorded_short() {
+    let stack = BackupStack::start().await.unwrap();
+    let path = stack
+        .rds_logs
+        .instance_dir("short-db")
+        .join("audit/server_audit.log");
+    write_exact(&path, "short-db", 3 * MB).unwrap();
+    stack.rds_logs.faults().end_early.store(1, Ordering::SeqCst);
+    let copier = copier(&stack, "short").await;
+    let order = order(&stack, "short-db", "audit/server_audit.log", 1).await;
+    let outcome = copier.copy(&order).await.unwrap();
+    assert!(
+        matches!(outcome, CopyOutcome::Copied { bytes, .. } if bytes == 3 * MB as u64),
+        "{outcome:?}"
+    );
+    let objects = stack.objects().await.unwrap();
+    assert_eq!(objects.len(), 1);
+    assert!(objects[0].content == std::fs::read(&path).unwrap());
+}
+
+#[tokio::test]
+async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
+    let stack = BackupStack::start().await.unwrap();
+    let path = stack
+        .rds_logs
+        .instance_dir("mysql-db")
+        .join("audit/server_audit.log");
+    write_exact(&path, "mysql-db", 5_000).unwrap();
+    let copier = copier(&stack, "renamed").await;
+    let order = order(&stack, "mysql-db", "audit/server_audit.log", 1).await;
+    // Rename rotation before the copy: the name now holds a new, small file.
+    std::fs::rename(&path, path.with_extension("log.1")).unwrap();
+    write_exact(&path, "mysql-db", 40).unwrap();
+    let outcome = copier.copy(&order).await.unwrap();
+    assert_eq!(outcome, CopyOutcome::SourceReplaced);
+    assert!(
+        stack.objects().await.unwrap().is_empty(),
+        "a short copy must not be stored"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_order_creates_no_second_object() {
+    let stack = BackupStack::start().await.unwrap();
+    let path = stack
+        .rds_logs
+        .instance_dir("replay-db")
+        .join("audit/audit.log.0.2026-11-22-08-30.0");
+    write_exact(&path, "replay-db", 7 * MB).unwrap(); // multipart
+    let copier = copier(&stack, "replay").await;
+    let order = order(
+        &stack,
+        "replay-db",
+        "audit/audit.log.0.2026-11-22-08-30.0",
+        1,
+    )
+    .await;
+    let first = copier.copy(&order).await.unwrap();
+    let second = copier.copy(&order).await.unwrap();
+    assert!(matches!(first, CopyOutcome::Copied { .. }), "{first:?}");
+    assert!(
+        matches!(second, CopyOutcome::AlreadyCopied { .. }),
+        "{second:?}"
+    );
+    let objects = stack.objects().await.unwrap();
+    assert_eq!(objects.len(), 1);
+    assert!(objects[0].content == std::fs::read(&path).unwrap());
+}
+
+#[tokio::test]
+async fn throttled_rds_calls_are_retried() {
+    let stack = BackupStack::start().await.unwrap();
+    let path = stack
+        .rds_logs
+        .instance_dir("busy-db")
+        .join("audit/audit.log.0.2026-11-22-08-30.0");
+    write_exact(&path, "busy-db", 2 * MB).unwrap();
+    let copier = copier(&stack, "busy").await;
+    let order = order(&stack, "busy-db", "audit/audit.log.0.2026-11-22-08-30.0", 1).await;
+    stack.rds_logs.faults().throttle.store(2, Ordering::SeqCst);
+    let outcome = copier.copy(&order).await.unwrap();
+    assert!(matches!(outcome, CopyOutcome::Copied { .. }), "{outcome:?}");
+    assert_eq!(stack.rds_logs.faults().throttle.load(Ordering::SeqCst), 0);
+    // Throttling is a reason to wait, not to give up the REST endpoint.
+    assert!(
+        !stack
+            .rds_logs
+            .calls()
+            .iter()
+            .any(|c| c == "DownloadDBLogFilePortion")
+    );
+}
