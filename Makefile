@@ -28,6 +28,8 @@ setup:
 	@bash crates/devstack/setup.sh
 
 test: setup
+	@# The end-to-end tests run the function binaries, so build them all first.
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --all-targets --locked
 
 demo: setup

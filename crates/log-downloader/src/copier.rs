@@ -56,8 +56,11 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A stream image as a tracking row. An image without a `state` is no row of ours yet: moto,
+/// for an `UpdateItem` that creates an item, first emits a key-only INSERT; such an image orders
+/// nothing. An image with a state that does not parse is an error, never skipped.
 fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, String> {
-    if item.is_empty() {
+    if !item.contains_key(audit_core::tracking::attr::STATE) {
         return Ok(None);
     }
     serde_dynamo::from_item(item.clone())
