@@ -1,0 +1,257 @@
+//! Faults moto cannot produce (S3 and DynamoDB throttling), faked with aws-smithy-mocks, and
+//! replays of a whole stream batch through the handler. RDS is the log-file double throughout.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use aws_lambda_events::dynamodb::Event;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_mocks::{Rule, RuleMode, mock};
+use aws_smithy_types::retry::RetryConfig;
+use devstack::audit_logs::write_exact;
+use devstack::backup::BackupStack;
+use lambda_runtime::{Context, LambdaEvent};
+use log_downloader::Config;
+use log_downloader::copier::Copier;
+use log_downloader::download::RestDownloader;
+use serde_json::{Value, json};
+
+const FILE: &str = "audit/audit.log.0.2026-11-22-08-30.0";
+
+async fn copier(stack: &BackupStack) -> Copier {
+    let sdk = stack.aws.sdk_config().await;
+    Copier {
+        config: Config {
+            bucket: stack.bucket.clone(),
+            prefix: "faults".into(),
+            tracking_table: stack.table.clone(),
+            compress: true,
+            concurrency: 4,
+            part_size: 5 << 20,
+            attempts: 2,
+            rds_rest_endpoint: Some(stack.rds_logs.endpoint().to_owned()),
+        },
+        s3: stack.s3.clone(),
+        dynamodb: stack.dynamodb.clone(),
+        rds: aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&sdk)
+                .endpoint_url(stack.rds_logs.endpoint())
+                .build(),
+        ),
+        rest: RestDownloader {
+            http: reqwest::Client::new(),
+            credentials: sdk.credentials_provider().unwrap(),
+            region: stack.aws.region.clone(),
+            base_url: stack.rds_logs.endpoint().to_owned(),
+        },
+        rest_refused: Default::default(),
+    }
+}
+
+/// A stream record ordering generation `generation` of `file` of `instance`.
+fn order_record(
+    sequence: &str,
+    instance: &str,
+    file: &str,
+    size: i64,
+    last_written: i64,
+    generation: i64,
+) -> Value {
+    let s = |v: &str| json!({"S": v});
+    let n = |v: i64| json!({"N": v.to_string()});
+    json!({
+        "eventID": sequence, "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tracking/stream/2026",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_000_000.0,
+            "Keys": {"instance_id": s(instance), "log_file": s(file)},
+            "NewImage": {
+                "instance_id": s(instance), "log_file": s(file), "engine": s("aurora-mysql"),
+                "size": n(size), "last_written": n(last_written), "first_seen": n(1), "state": s("due"),
+                "due_generation": n(generation), "due_size": n(size), "due_last_written": n(last_written),
+                "due_at": n(1), "expires_at": n(0)
+            },
+            "OldImage": {
+                "instance_id": s(instance), "log_file": s(file), "engine": s("aurora-mysql"),
+                "size": n(size), "last_written": n(last_written), "first_seen": n(1), "state": s("observed"),
+                "due_generation": n(generation - 1), "expires_at": n(0)
+            },
+            "SequenceNumber": sequence, "SizeBytes": 200, "StreamViewType": "NEW_AND_OLD_IMAGES"
+        }
+    })
+}
+
+/// Puts the tracking row a record's new image describes (as the detector's write would).
+async fn put_row(stack: &BackupStack, record: &Value) {
+    let image: serde_dynamo::Item =
+        serde_json::from_value(record["dynamodb"]["NewImage"].clone()).unwrap();
+    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        image.into();
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn event(records: Vec<Value>) -> LambdaEvent<Event> {
+    let payload: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect()
+}
+
+fn source(stack: &BackupStack, instance: &str, size: usize) -> (i64, i64) {
+    let path = stack.rds_logs.instance_dir(instance).join(FILE);
+    write_exact(&path, instance, size).unwrap();
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let ms = written
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    (size as i64, ms)
+}
+
+fn mocked_dynamodb(rule: &Rule) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("t", "t", None, None, "mock"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .retry_config(RetryConfig::disabled())
+        .interceptor(
+            aws_smithy_mocks::MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .with_rule(rule),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn mocked_s3(rules: &[&Rule]) -> aws_sdk_s3::Client {
+    let mut interceptor =
+        aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("t", "t", None, None, "mock"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .retry_config(RetryConfig::disabled())
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn replaying_a_stream_batch_creates_no_duplicate_objects() {
+    let stack = BackupStack::start().await.unwrap();
+    let (size, written) = source(&stack, "replay-db", 300_000);
+    let copier = copier(&stack).await;
+    let batch = || {
+        event(vec![order_record(
+            "100",
+            "replay-db",
+            FILE,
+            size,
+            written,
+            1,
+        )])
+    };
+
+    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    let objects = stack.objects().await.unwrap();
+    assert_eq!(
+        objects.len(),
+        1,
+        "{:?}",
+        objects.iter().map(|o| &o.key).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
+    let stack = BackupStack::start().await.unwrap();
+    let (size, written) = source(&stack, "slow-s3", 100_000);
+    let mut copier = copier(&stack).await;
+    // HeadObject says "not there"; every PutObject is throttled.
+    let rule = mock!(aws_sdk_s3::Client::put_object)
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+                aws_smithy_types::body::SdkBody::from("<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"),
+            )
+        });
+    let head = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+        aws_sdk_s3::operation::head_object::HeadObjectError::NotFound(
+            aws_sdk_s3::types::error::NotFound::builder().build(),
+        )
+    });
+    copier.s3 = mocked_s3(&[&rule, &head]);
+
+    let other_file = "audit/audit.log.1.2026-11-22-08-30.0";
+    let other = stack.rds_logs.instance_dir("slow-s3").join(other_file);
+    write_exact(&other, "slow-s3", 1_000).unwrap();
+    let records = vec![
+        order_record("2000", "slow-s3", other_file, 1_000, written, 1),
+        order_record("900", "slow-s3", FILE, size, written, 1),
+    ];
+    for record in &records {
+        put_row(&stack, record).await;
+    }
+    let response = copier.handle(event(records)).await.unwrap();
+    // Both failed; the lowest sequence number comes first (Lambda checkpoints there).
+    assert_eq!(failures(&response), ["900", "2000"]);
+    assert_eq!(
+        rule.num_calls(),
+        4,
+        "each copy tried DOWNLOAD_ATTEMPTS=2 times"
+    );
+    let rows = stack.rows().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|r| r["state"] == "due"),
+        "nothing recorded as copied: {rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succeeds() {
+    let stack = BackupStack::start().await.unwrap();
+    let (size, written) = source(&stack, "slow-ddb", 50_000);
+    let mut copier = copier(&stack).await;
+    let real_dynamodb = copier.dynamodb.clone();
+    let rule = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ProvisionedThroughputExceededException(
+            aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException::builder()
+                .message("Rate of requests exceeds the allowed throughput.")
+                .build(),
+        )
+    });
+    copier.dynamodb = mocked_dynamodb(&rule);
+    let record = order_record("555", "slow-ddb", FILE, size, written, 1);
+    put_row(&stack, &record).await;
+    let batch = || event(vec![record.clone()]);
+    assert_eq!(failures(&copier.handle(batch()).await.unwrap()), ["555"]);
+
+    // The object is in S3 but unrecorded; Lambda retries the record, which finds the object
+    // and records it without copying again.
+    copier.dynamodb = real_dynamodb;
+    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    assert_eq!(stack.objects().await.unwrap().len(), 1);
+    let rows = stack.rows().await.unwrap();
+    assert_eq!(rows[0]["state"], "copied", "{rows:?}");
+    assert_eq!(rows[0]["copied_size"], size);
+}
