@@ -261,6 +261,7 @@ async fn query_api(
     }
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP response to send, built once
 fn instance_dir(
     state: &DoubleState,
     params: &HashMap<String, String>,

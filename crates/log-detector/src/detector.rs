@@ -2,7 +2,7 @@
 //! `CONCURRENCY` at a time; failed messages are reported by id.
 
 use crate::rds::{ListError, list_log_files};
-use crate::table::{Written, apply, load_rows};
+use crate::table::{PlannedWrite, Written, apply, load_rows};
 use crate::{
     Action, Config, DetectError, InstanceOutcome, decide, filename_filter, parse_message, wanted,
 };
@@ -69,17 +69,15 @@ impl Detector {
             outcome.listed += 1;
             let row = rows.get(&file.name);
             let action = decide(file, row, policy, now_ms);
-            let written = apply(
-                &self.dynamodb,
-                &self.config.tracking_table,
+            let write = PlannedWrite {
                 message,
                 file,
                 row,
                 action,
                 now_ms,
                 expires_at,
-            )
-            .await?;
+            };
+            let written = apply(&self.dynamodb, &self.config.tracking_table, &write).await?;
             match (action, written) {
                 (_, Written::LostRace) => outcome.lost_races += 1,
                 (Action::OrderCopy(reason), Written::Done) => {

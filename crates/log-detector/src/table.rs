@@ -182,17 +182,32 @@ pub enum Written {
     LostRace,
 }
 
+/// One decided write: the file as listed, its row as read, and what to do.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedWrite<'a> {
+    pub message: &'a InstanceToScan,
+    pub file: &'a ListedLogFile,
+    pub row: Option<&'a TrackedLogFile>,
+    pub action: Action,
+    pub now_ms: i64,
+    /// TTL, epoch seconds.
+    pub expires_at: i64,
+}
+
 /// Sends the write an [`Action`] needs.
 pub async fn apply(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    message: &InstanceToScan,
-    file: &ListedLogFile,
-    row: Option<&TrackedLogFile>,
-    action: Action,
-    now_ms: i64,
-    expires_at: i64,
+    write: &PlannedWrite<'_>,
 ) -> Result<Written, DetectError> {
+    let PlannedWrite {
+        message,
+        file,
+        row,
+        action,
+        now_ms,
+        expires_at,
+    } = *write;
     let spec = match action {
         Action::Unchanged => return Ok(Written::Done),
         Action::Observe => observe(message, file, now_ms, expires_at),

@@ -10,7 +10,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = audit_core::aws::sdk_config().await;
     let region = audit_core::startup::require(audit_core::aws::region(&sdk)).await;
     let rest = RestDownloader {
-        http: reqwest::Client::new(),
+        // No overall timeout (a large file takes as long as it takes), but a stalled connection
+        // must fail the attempt rather than hang until the function times out.
+        http: audit_core::startup::require(
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| {
+                    audit_core::ConfigError::invalid(
+                        "HTTPS client",
+                        &e.to_string(),
+                        "a usable TLS setup",
+                    )
+                }),
+        )
+        .await,
         credentials: sdk
             .credentials_provider()
             .expect("the default chain always has a provider"),

@@ -35,7 +35,7 @@ pub enum Stored {
 }
 
 enum Buffer {
-    Gzip(GzEncoder<Vec<u8>>),
+    Gzip(Box<GzEncoder<Vec<u8>>>),
     Plain(Vec<u8>),
 }
 
@@ -86,10 +86,10 @@ impl ObjectSink {
         // buffer never reallocates to double its size.
         let capacity = part_size + 256 * 1024;
         let buffer = if compress {
-            Buffer::Gzip(GzEncoder::new(
+            Buffer::Gzip(Box::new(GzEncoder::new(
                 Vec::with_capacity(capacity),
                 Compression::fast(),
-            ))
+            )))
         } else {
             Buffer::Plain(Vec::with_capacity(capacity))
         };

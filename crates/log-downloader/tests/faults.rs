@@ -237,6 +237,11 @@ async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succe
         aws_sdk_dynamodb::operation::update_item::UpdateItemError::ProvisionedThroughputExceededException(
             aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException::builder()
                 .message("Rate of requests exceeds the allowed throughput.")
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("ProvisionedThroughputExceededException")
+                        .build(),
+                )
                 .build(),
         )
     });

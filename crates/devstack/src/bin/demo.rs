@@ -1,14 +1,19 @@
-//! `make demo`: the product's main job run locally, end to end, against the embedded stack.
+//! `make demo`: the Aurora audit-log backup run locally, end to end, with the real binaries.
 //!
-//! Today that is the first step of the Aurora audit-log backup: a fake Aurora cluster with two
-//! instances, plus one excluded instance and one PostgreSQL instance, is created in the moto
-//! server; the real `db-scanner` binary runs under the local Lambda Runtime API, receives a
-//! scheduled EventBridge event, and queues one message per instance to back up. The demo
-//! prints what it set up, what the function answered and what arrived on the queue.
+//! A fake Aurora cluster (two instances writing striped audit logs, plus an excluded instance
+//! and a PostgreSQL instance) lives in moto and the RDS log-file double. Each poll sends a
+//! scheduled event to db-scanner; the dev stack then delivers the scan queue to log-detector
+//! and the tracking table's stream to log-downloader the way Lambda's event source mappings do
+//! (honouring partial batch responses). Files rotate between polls; the second poll copies only
+//! what changed. The demo ends with what is in S3 and whether each copy matches its source.
 
-use devstack::{LocalLambda, moto};
-use serde_json::{Value, json};
-use std::path::PathBuf;
+use devstack::audit_logs::AuroraAuditLogs;
+use devstack::backup::BackupStack;
+use devstack::event_sources::{SqsSource, StreamSource};
+use devstack::{LocalLambda, function_binary, moto};
+use serde_json::json;
+use sha2::Digest;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[tokio::main]
@@ -19,35 +24,74 @@ async fn main() {
     }
 }
 
-fn sibling_binary(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = exe.with_file_name(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found; build it first (make demo does)",
-            path.display()
-        ))
+const QUIET: Duration = Duration::from_millis(1500);
+
+struct Demo {
+    stack: BackupStack,
+    scanner: LocalLambda,
+    detector: LocalLambda,
+    downloader: LocalLambda,
+    queue: SqsSource,
+    stream: StreamSource,
+}
+
+impl Demo {
+    async fn poll(&mut self, round: u32) -> Result<(), String> {
+        let event = json!({
+            "version": "0", "id": format!("demo-{round}"), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "time": "2026-11-22T10:00:00Z",
+            "region": self.stack.aws.region, "resources": ["arn:aws:events:::rule/auditkit-scan"], "detail": {}
+        });
+        let summary = self
+            .scanner
+            .invoke(&event)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "  db-scanner: found {}, queued {} {}, skipped: {} by engine, {} excluded, {} not available",
+            summary["found"],
+            summary["queued"],
+            summary["queued_instances"],
+            summary["skipped_by_engine"],
+            summary["skipped_excluded"],
+            summary["skipped_not_available"]
+        );
+        while let Some(d) = self.queue.poll_once(&self.detector).await? {
+            println!(
+                "  log-detector: {} message(s), {} reported for redelivery",
+                d.records, d.failed
+            );
+        }
+        while let Some(d) = self.stream.poll_once(&self.downloader).await? {
+            println!(
+                "  log-downloader: {} stream record(s), {} reported for retry",
+                d.records, d.failed
+            );
+        }
+        Ok(())
     }
 }
 
 async fn run() -> Result<(), String> {
-    let scanner_binary = sibling_binary("db-scanner")?;
-    println!("== auditkit demo: Aurora audit-log backup, step 1 (db-scanner)\n");
-    println!("Starting the local stack (moto server; first run installs it into .venv) ...");
-    let moto = moto();
-    let aws = moto.isolated();
+    println!("== auditkit demo: Aurora audit-log backup, end to end on the local stack\n");
     println!(
-        "  moto server at {} (region {})",
-        moto.endpoint(),
-        aws.region
+        "Starting the local stack (moto, installed into .venv on first run; the RDS log-file double) ..."
     );
-    let sdk = aws.sdk_config().await;
-    let rds = aws_sdk_rds::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let stack = BackupStack::start().await?;
+    println!(
+        "  moto {} (region {}), RDS endpoint {}",
+        moto().endpoint(),
+        stack.aws.region,
+        stack.rds_logs.endpoint()
+    );
+    println!(
+        "  tracking table {}, backup bucket {}, scan queue {}",
+        stack.table, stack.bucket, stack.queue_url
+    );
 
-    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let sdk = stack.aws.sdk_config().await;
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
     rds.create_db_cluster()
         .db_cluster_identifier("orders-aurora")
         .engine("aurora-mysql")
@@ -75,85 +119,154 @@ async fn run() -> Result<(), String> {
                 .master_user_password("demo-password-1"),
         };
         request.send().await.map_err(|x| e(&x))?;
+    }
+    println!(
+        "  fake cluster orders-aurora: orders-writer, orders-reader, orders-sandbox (excluded); reports-pg (postgres)\n"
+    );
+
+    let mut writer = AuroraAuditLogs::new(
+        &stack.rds_logs.instance_dir("orders-writer"),
+        "orders-writer",
+        40_000,
+    )
+    .map_err(|x| e(&x))?;
+    let mut reader = AuroraAuditLogs::new(
+        &stack.rds_logs.instance_dir("orders-reader"),
+        "orders-reader",
+        40_000,
+    )
+    .map_err(|x| e(&x))?;
+
+    let env = stack.function_env();
+    let start = |name: &'static str, vars: Vec<(&'static str, String)>| {
+        let env = env.clone();
+        async move {
+            LocalLambda::builder(function_binary(name)?)
+                .envs(env)
+                .envs(vars)
+                .start()
+                .await
+        }
+    };
+    let scanner = start(
+        "db-scanner",
+        vec![
+            ("QUEUE_URL", stack.queue_url.clone()),
+            ("EXCLUDE_INSTANCES", "orders-sandbox".into()),
+        ],
+    )
+    .await?;
+    let detector = start(
+        "log-detector",
+        vec![
+            ("TRACKING_TABLE", stack.table.clone()),
+            // Demo timing: a file counts as no longer written after 1 s (default 5 min).
+            ("QUIET_PERIOD", "1s".into()),
+        ],
+    )
+    .await?;
+    let downloader = start(
+        "log-downloader",
+        vec![
+            ("TRACKING_TABLE", stack.table.clone()),
+            ("BACKUP_BUCKET", stack.bucket.clone()),
+            ("BACKUP_PREFIX", "audit-logs".into()),
+        ],
+    )
+    .await?;
+    println!(
+        "Functions running under the local Lambda Runtime API: db-scanner, log-detector, log-downloader\n"
+    );
+    let queue = SqsSource {
+        sqs: stack.sqs.clone(),
+        queue_url: stack.queue_url.clone(),
+        queue_arn: stack.queue_arn.clone(),
+        region: stack.aws.region.clone(),
+        visibility_timeout: 1,
+    };
+    let stream = StreamSource::new(&stack.aws, &stack.stream_arn).await?;
+    let mut demo = Demo {
+        stack,
+        scanner,
+        detector,
+        downloader,
+        queue,
+        stream,
+    };
+
+    println!(
+        "Poll 1: the instances have written 1,200 audit records each (files rotated on the way)"
+    );
+    writer.append(1200).map_err(|x| e(&x))?;
+    reader.append(1200).map_err(|x| e(&x))?;
+    tokio::time::sleep(QUIET).await;
+    demo.poll(1).await?;
+    let after_first: BTreeSet<String> = demo
+        .stack
+        .objects()
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+
+    println!(
+        "\nPoll 2: orders-writer writes 1,000 more records (its files fill and rotate again); orders-reader is idle"
+    );
+    writer.append(1000).map_err(|x| e(&x))?;
+    tokio::time::sleep(QUIET).await;
+    demo.poll(2).await?;
+
+    let objects = demo.stack.objects().await?;
+    println!("\nCopied by poll 2 (only what changed):");
+    for o in objects.iter().filter(|o| !after_first.contains(&o.key)) {
         println!(
-            "  created DB instance {id:<15} engine {engine:<13} cluster {}",
-            cluster.unwrap_or("-")
+            "  {} ({} bytes)",
+            o.metadata["source-file"], o.metadata["source-size"]
         );
     }
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("auditkit-scan-queue")
-        .send()
-        .await
-        .map_err(|x| e(&x))?
-        .queue_url
-        .unwrap_or_default();
-    println!("  created SQS queue {queue_url}\n");
 
-    let config = [
-        ("QUEUE_URL", queue_url.as_str()),
-        ("ENGINES", "aurora-mysql"),
-        ("EXCLUDE_INSTANCES", "orders-sandbox"),
-        ("LOG_LEVEL", "INFO"),
-    ];
+    println!("\nWhat is in S3 (uncompressed content checked against the file on the instance):");
     println!(
-        "Running {} under the local Lambda Runtime API with:",
-        scanner_binary.display()
+        "  {:<14} {:<38} {:>8}  {:<10} S3 key",
+        "instance", "file", "size", "checksum"
     );
-    for (k, v) in config {
-        println!("  {k}={v}");
+    let mut all_match = true;
+    for o in &objects {
+        let instance = &o.metadata["source-instance"];
+        let file = &o.metadata["source-file"];
+        let source = std::fs::read(demo.stack.rds_logs.instance_dir(instance).join(file))
+            .unwrap_or_default();
+        let content_sha = hex::encode(sha2::Sha256::digest(&o.content));
+        // A file that grew after its copy matches as a prefix: the copy is the file as it was.
+        let verdict =
+            if content_sha == o.metadata["source-sha256"] && source.starts_with(&o.content) {
+                if source.len() == o.content.len() {
+                    "match"
+                } else {
+                    "prefix"
+                }
+            } else {
+                all_match = false;
+                "MISMATCH"
+            };
+        println!(
+            "  {instance:<14} {file:<38} {:>8}  {verdict:<10} {}",
+            o.content.len(),
+            o.key
+        );
     }
-    let scanner = LocalLambda::builder(&scanner_binary)
-        .envs(aws.vars())
-        .envs(config)
-        .echo_logs(true)
-        .start()
-        .await?;
-    let cold_start = scanner
-        .wait_ready(Duration::from_secs(30))
-        .await
-        .map_err(|x| x.to_string())?;
-    println!("  cold start (process start to first request for work): {cold_start:.1?}\n");
-
-    let event = json!({
-        "version": "0", "id": "demo-schedule-1", "detail-type": "Scheduled Event",
-        "source": "aws.events", "account": "000000000000", "time": "2026-11-22T10:00:00Z",
-        "region": aws.region, "resources": ["arn:aws:events:us-east-1:000000000000:rule/auditkit-scan"],
-        "detail": {}
-    });
-    println!("Invoking with a scheduled EventBridge event ...");
-    let summary = scanner.invoke(&event).await.map_err(|x| x.to_string())?;
     println!(
-        "\nResponse:\n{}\n",
-        serde_json::to_string_pretty(&summary).unwrap_or_default()
+        "\n{} objects; {}",
+        objects.len(),
+        if all_match {
+            "every copy is byte-exact"
+        } else {
+            "SOME COPIES DIFFER"
+        }
     );
-
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .map_err(|x| e(&x))?;
-    println!("Messages on the scan queue (what log-detector will read):");
-    for m in received.messages() {
-        let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-        println!("  {body}");
+    if !all_match {
+        return Err("a copy differs from its source".into());
     }
-
-    println!("\nA manual run for one instance: {{\"instances\": [\"orders-reader\"]}}");
-    let manual = scanner
-        .invoke(&json!({"instances": ["orders-reader"]}))
-        .await
-        .map_err(|x| x.to_string())?;
-    println!("  queued {}", manual["queued_instances"]);
-    println!(
-        "\nA manual run naming an instance that does not exist is refused and queues nothing:"
-    );
-    match scanner.invoke(&json!({"instances": ["orders-gone"]})).await {
-        Err(error) => println!("  {error}"),
-        Ok(v) => return Err(format!("expected a refusal, got {v}")),
-    }
-    println!("\nDone. Everything the demo started stops now.");
+    println!("Done. Everything the demo started stops now.");
     Ok(())
 }
