@@ -5,11 +5,9 @@
 
 use audit_core::backoff::Backoff;
 use aws_sdk_sqs::Client as Sqs;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchInput, SendMessageBatchOutput};
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
-use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock};
-use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_mocks::{MockResponse, Rule, mock};
 use db_scanner::QueueEntry;
 use db_scanner::queue::{FailedEntry, send_all};
 use std::sync::{Arc, Mutex};
@@ -18,18 +16,7 @@ use std::time::Duration;
 const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/scan";
 
 fn client(rule: &Rule) -> Sqs {
-    let interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
-        .rule_mode(RuleMode::MatchAny)
-        .with_rule(rule);
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "mock"))
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .retry_config(RetryConfig::disabled()) // count our retries, not the SDK's
-        .interceptor(interceptor)
-        .build();
-    Sqs::from_conf(config)
+    devstack::mocked_client!(aws_sdk_sqs, [rule])
 }
 
 fn entries(n: usize) -> Vec<QueueEntry> {

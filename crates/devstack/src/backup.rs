@@ -2,8 +2,11 @@
 //! tracking table with a NEW_AND_OLD_IMAGES stream, a backup bucket, a scan queue, and the RDS
 //! log-file double in front of moto. Names are unique, so tests run in parallel.
 
+use crate::event_sources::{SqsSource, StreamSource};
+use crate::function_binary;
 use crate::moto::{AwsEnv, moto};
 use crate::rds_logs::RdsLogDouble;
+use crate::runtime_api::LocalLambda;
 use crate::{scratch_dir, unique_name};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -144,6 +147,59 @@ impl BackupStack {
             "engine": engine, "scanned_at": "2026-11-22T10:00:00Z"})
     }
 
+    /// Starts the log-detector binary against this stack (`extra` adds or overrides settings).
+    pub async fn start_detector(&self, extra: &[(&str, &str)]) -> Result<LocalLambda, String> {
+        LocalLambda::builder(function_binary("log-detector")?)
+            .envs(self.function_env())
+            .env("TRACKING_TABLE", &self.table)
+            .envs(extra.iter().copied())
+            .start()
+            .await
+    }
+
+    /// Starts the log-downloader binary against this stack (`extra` adds or overrides settings).
+    pub async fn start_downloader(&self, extra: &[(&str, &str)]) -> Result<LocalLambda, String> {
+        LocalLambda::builder(function_binary("log-downloader")?)
+            .envs(self.function_env())
+            .env("TRACKING_TABLE", &self.table)
+            .env("BACKUP_BUCKET", &self.bucket)
+            .envs(extra.iter().copied())
+            .start()
+            .await
+    }
+
+    /// The scan queue as an event source (failed messages come back after one second).
+    pub fn scan_queue_source(&self) -> SqsSource {
+        SqsSource {
+            sqs: self.sqs.clone(),
+            queue_url: self.queue_url.clone(),
+            queue_arn: self.queue_arn.clone(),
+            region: self.aws.region.clone(),
+            visibility_timeout: 1,
+        }
+    }
+
+    /// The tracking table's stream as an event source, from its oldest record.
+    pub async fn tracking_stream_source(&self) -> Result<StreamSource, String> {
+        StreamSource::new(&self.aws, &self.stream_arn).await
+    }
+
+    /// Writes a tracking row given as a DynamoDB-JSON image (see [`due_image`]).
+    pub async fn put_row(&self, image: &Value) -> Result<(), String> {
+        let item: serde_dynamo::Item =
+            serde_json::from_value(image.clone()).map_err(|e| e.to_string())?;
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            item.into();
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+
     /// Every row of the tracking table, as plain JSON.
     pub async fn rows(&self) -> Result<Vec<Value>, String> {
         let out = self
@@ -205,4 +261,57 @@ impl BackupStack {
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
     }
+}
+
+/// A tracking row, in DynamoDB JSON, that orders generation `generation` of a file version
+/// (what log-detector writes when a copy is due).
+pub fn due_image(
+    instance: &str,
+    file: &str,
+    size: i64,
+    last_written: i64,
+    generation: i64,
+) -> Value {
+    let s = |v: &str| serde_json::json!({"S": v});
+    let n = |v: i64| serde_json::json!({"N": v.to_string()});
+    serde_json::json!({
+        "instance_id": s(instance), "log_file": s(file), "engine": s("aurora-mysql"),
+        "cluster_id": s("orders"), "size": n(size), "last_written": n(last_written), "first_seen": n(1),
+        "state": s("due"), "due_generation": n(generation), "due_size": n(size),
+        "due_last_written": n(last_written), "due_at": n(1), "expires_at": n(0)
+    })
+}
+
+/// A DynamoDB stream record of the tracking table, as Lambda delivers it.
+pub fn stream_record(sequence_number: &str, new_image: &Value, old_image: Option<&Value>) -> Value {
+    let mut change = serde_json::json!({
+        "ApproximateCreationDateTime": 1_795_000_000.0,
+        "Keys": {"instance_id": new_image["instance_id"], "log_file": new_image["log_file"]},
+        "NewImage": new_image,
+        "SequenceNumber": sequence_number, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if let Some(old) = old_image {
+        change["OldImage"] = old.clone();
+    }
+    serde_json::json!({
+        "eventID": sequence_number,
+        "eventName": if old_image.is_some() { "MODIFY" } else { "INSERT" },
+        "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tracking/stream/2026",
+        "dynamodb": change
+    })
+}
+
+/// A file's size and last-written time (epoch ms), as `DescribeDBLogFiles` would list it.
+pub fn listed_version(path: &std::path::Path) -> Result<(i64, i64), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let written = meta
+        .modified()
+        .map_err(|e| e.to_string())?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    Ok((
+        i64::try_from(meta.len()).unwrap_or(i64::MAX),
+        i64::try_from(written.as_millis()).unwrap_or(i64::MAX),
+    ))
 }

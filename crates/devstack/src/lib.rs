@@ -92,3 +92,36 @@ pub fn function_binary(name: &str) -> Result<PathBuf, String> {
         ))
     }
 }
+
+#[doc(hidden)]
+pub use aws_smithy_mocks as __mocks;
+#[doc(hidden)]
+pub use aws_smithy_types as __smithy_types;
+
+/// An SDK client whose calls are answered by aws-smithy-mocks `rules` (any rule may match),
+/// with the SDK's own retries off so tests count exactly the calls the code makes. For fault
+/// paths the emulator cannot produce (throttling, partial batch failures).
+///
+/// `mocked_client!(aws_sdk_sqs, [&rule])`
+#[macro_export]
+macro_rules! mocked_client {
+    ($sdk:ident, $rules:expr) => {{
+        let mut interceptor = $crate::__mocks::MockResponseInterceptor::new()
+            .rule_mode($crate::__mocks::RuleMode::MatchAny);
+        for rule in $rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .region($sdk::config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new(
+                    "test", "test", None, None, "mock",
+                ))
+                .http_client($crate::__mocks::create_mock_http_client())
+                .retry_config($crate::__smithy_types::retry::RetryConfig::disabled())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }};
+}

@@ -8,7 +8,7 @@ use devstack::LocalLambda;
 use devstack::audit_logs::{AuroraAuditLogs, MysqlAuditLog, age_files};
 use devstack::backup::{BackupObject, BackupStack};
 use devstack::event_sources::{SqsSource, StreamSource};
-use devstack::{function_binary, unique_name};
+use devstack::unique_name;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -26,39 +26,17 @@ impl Pipeline {
         let stack = BackupStack::start().await.unwrap();
         let mut started = Vec::new();
         for _ in 0..detectors {
-            started.push(
-                LocalLambda::builder(function_binary("log-detector").unwrap())
-                    .envs(stack.function_env())
-                    .env("TRACKING_TABLE", &stack.table)
-                    .start()
-                    .await
-                    .unwrap(),
-            );
+            started.push(stack.start_detector(&[]).await.unwrap());
         }
-        let downloader = LocalLambda::builder(function_binary("log-downloader").unwrap())
-            .envs(stack.function_env())
-            .env("TRACKING_TABLE", &stack.table)
-            .env("BACKUP_BUCKET", &stack.bucket)
-            .env("BACKUP_PREFIX", "audit")
-            .start()
-            .await
-            .unwrap();
-        let queue = SqsSource {
-            sqs: stack.sqs.clone(),
-            queue_url: stack.queue_url.clone(),
-            queue_arn: stack.queue_arn.clone(),
-            region: stack.aws.region.clone(),
-            visibility_timeout: 1,
-        };
-        let stream = StreamSource::new(&stack.aws, &stack.stream_arn)
-            .await
-            .unwrap();
         Pipeline {
-            stack,
+            downloader: stack
+                .start_downloader(&[("BACKUP_PREFIX", "audit")])
+                .await
+                .unwrap(),
+            queue: stack.scan_queue_source(),
+            stream: stack.tracking_stream_source().await.unwrap(),
             detectors: started,
-            downloader,
-            queue,
-            stream,
+            stack,
         }
     }
 

@@ -5,9 +5,7 @@
 
 use audit_core::Classify;
 use audit_core::messages::InstanceToScan;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_smithy_mocks::{RuleMode, mock};
-use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_mocks::mock;
 use log_detector::table::{PlannedWrite, Written, apply};
 use log_detector::{Action, DetectError, DueReason, ListedLogFile};
 
@@ -38,19 +36,7 @@ async fn a_throttled_order_is_a_retryable_failure_and_a_lost_race_is_not_a_failu
             )
         })
         .build();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("t", "t", None, None, "mock"))
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .retry_config(RetryConfig::disabled())
-        .interceptor(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(RuleMode::Sequential)
-                .with_rule(&throttled),
-        )
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let client = devstack::mocked_client!(aws_sdk_dynamodb, [&throttled]);
     let file = ListedLogFile {
         name: "audit/audit.log.0.2026-11-22-08-30.0".into(),
         size: 10,

@@ -2,15 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
-use audit_core::tracking::attr;
-use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::audit_logs::{aurora_line, write_exact};
-use devstack::backup::BackupStack;
+use devstack::backup::{BackupStack, due_image, listed_version};
 use log_downloader::copier::{Copier, CopyOutcome};
 use log_downloader::download::RestDownloader;
 use log_downloader::{Config, CopyOrder, meta};
 use sha2::Digest;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
 const MB: usize = 1_048_576;
@@ -46,43 +43,23 @@ async fn copier(stack: &BackupStack, prefix: &str) -> Copier {
     }
 }
 
-fn mtime_ms(path: &Path) -> i64 {
-    let t = std::fs::metadata(path).unwrap().modified().unwrap();
-    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 /// Puts a `due` row for the file as the detector would, and returns its order.
 async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64) -> CopyOrder {
-    let path = stack.rds_logs.instance_dir(instance).join(file);
-    let order = CopyOrder {
+    let (size, last_written) =
+        listed_version(&stack.rds_logs.instance_dir(instance).join(file)).unwrap();
+    stack
+        .put_row(&due_image(instance, file, size, last_written, generation))
+        .await
+        .unwrap();
+    CopyOrder {
         instance_id: instance.into(),
         log_file: file.into(),
         engine: "aurora-mysql".into(),
         cluster_id: Some("orders".into()),
         generation,
-        size: std::fs::metadata(&path).unwrap().len() as i64,
-        last_written: mtime_ms(&path),
-    };
-    let n = |v: i64| AttributeValue::N(v.to_string());
-    stack
-        .dynamodb
-        .put_item()
-        .table_name(&stack.table)
-        .item(attr::INSTANCE_ID, AttributeValue::S(instance.into()))
-        .item(attr::LOG_FILE, AttributeValue::S(file.into()))
-        .item(attr::ENGINE, AttributeValue::S("aurora-mysql".into()))
-        .item(attr::SIZE, n(order.size))
-        .item(attr::LAST_WRITTEN, n(order.last_written))
-        .item(attr::FIRST_SEEN, n(1))
-        .item(attr::STATE, AttributeValue::S("due".into()))
-        .item(attr::DUE_GENERATION, n(generation))
-        .item(attr::DUE_SIZE, n(order.size))
-        .item(attr::DUE_LAST_WRITTEN, n(order.last_written))
-        .item(attr::EXPIRES_AT, n(0))
-        .send()
-        .await
-        .unwrap();
-    order
+        size,
+        last_written,
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -4,11 +4,9 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 use aws_lambda_events::dynamodb::Event;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_smithy_mocks::{Rule, RuleMode, mock};
-use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_mocks::mock;
 use devstack::audit_logs::write_exact;
-use devstack::backup::BackupStack;
+use devstack::backup::{BackupStack, due_image, listed_version, stream_record};
 use lambda_runtime::{Context, LambdaEvent};
 use log_downloader::Config;
 use log_downloader::copier::Copier;
@@ -47,7 +45,8 @@ async fn copier(stack: &BackupStack) -> Copier {
     }
 }
 
-/// A stream record ordering generation `generation` of `file` of `instance`.
+/// A stream record ordering generation `generation` of `file` of `instance` (a MODIFY from
+/// the previous generation).
 fn order_record(
     sequence: &str,
     instance: &str,
@@ -56,45 +55,10 @@ fn order_record(
     last_written: i64,
     generation: i64,
 ) -> Value {
-    let s = |v: &str| json!({"S": v});
-    let n = |v: i64| json!({"N": v.to_string()});
-    json!({
-        "eventID": sequence, "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tracking/stream/2026",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1_795_000_000.0,
-            "Keys": {"instance_id": s(instance), "log_file": s(file)},
-            "NewImage": {
-                "instance_id": s(instance), "log_file": s(file), "engine": s("aurora-mysql"),
-                "size": n(size), "last_written": n(last_written), "first_seen": n(1), "state": s("due"),
-                "due_generation": n(generation), "due_size": n(size), "due_last_written": n(last_written),
-                "due_at": n(1), "expires_at": n(0)
-            },
-            "OldImage": {
-                "instance_id": s(instance), "log_file": s(file), "engine": s("aurora-mysql"),
-                "size": n(size), "last_written": n(last_written), "first_seen": n(1), "state": s("observed"),
-                "due_generation": n(generation - 1), "expires_at": n(0)
-            },
-            "SequenceNumber": sequence, "SizeBytes": 200, "StreamViewType": "NEW_AND_OLD_IMAGES"
-        }
-    })
-}
-
-/// Puts the tracking row a record's new image describes (as the detector's write would).
-async fn put_row(stack: &BackupStack, record: &Value) {
-    let image: serde_dynamo::Item =
-        serde_json::from_value(record["dynamodb"]["NewImage"].clone()).unwrap();
-    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-        image.into();
-    stack
-        .dynamodb
-        .put_item()
-        .table_name(&stack.table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
+    let new = due_image(instance, file, size, last_written, generation);
+    let mut old = due_image(instance, file, size, last_written, generation - 1);
+    old["state"] = json!({"S": "observed"});
+    stream_record(sequence, &new, Some(&old))
 }
 
 fn event(records: Vec<Value>) -> LambdaEvent<Event> {
@@ -113,45 +77,7 @@ fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec
 fn source(stack: &BackupStack, instance: &str, size: usize) -> (i64, i64) {
     let path = stack.rds_logs.instance_dir(instance).join(FILE);
     write_exact(&path, instance, size).unwrap();
-    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let ms = written
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    (size as i64, ms)
-}
-
-fn mocked_dynamodb(rule: &Rule) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("t", "t", None, None, "mock"))
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .retry_config(RetryConfig::disabled())
-        .interceptor(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(RuleMode::MatchAny)
-                .with_rule(rule),
-        )
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-fn mocked_s3(rules: &[&Rule]) -> aws_sdk_s3::Client {
-    let mut interceptor =
-        aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for rule in rules {
-        interceptor = interceptor.with_rule(rule);
-    }
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("t", "t", None, None, "mock"))
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .retry_config(RetryConfig::disabled())
-        .interceptor(interceptor)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    listed_version(&path).unwrap()
 }
 
 #[tokio::test]
@@ -199,7 +125,7 @@ async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
             aws_sdk_s3::types::error::NotFound::builder().build(),
         )
     });
-    copier.s3 = mocked_s3(&[&rule, &head]);
+    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&rule, &head]);
 
     let other_file = "audit/audit.log.1.2026-11-22-08-30.0";
     let other = stack.rds_logs.instance_dir("slow-s3").join(other_file);
@@ -209,7 +135,10 @@ async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
         order_record("900", "slow-s3", FILE, size, written, 1),
     ];
     for record in &records {
-        put_row(&stack, record).await;
+        stack
+            .put_row(&record["dynamodb"]["NewImage"])
+            .await
+            .unwrap();
     }
     let response = copier.handle(event(records)).await.unwrap();
     // Both failed; the lowest sequence number comes first (Lambda checkpoints there).
@@ -245,9 +174,12 @@ async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succe
                 .build(),
         )
     });
-    copier.dynamodb = mocked_dynamodb(&rule);
+    copier.dynamodb = devstack::mocked_client!(aws_sdk_dynamodb, [&rule]);
     let record = order_record("555", "slow-ddb", FILE, size, written, 1);
-    put_row(&stack, &record).await;
+    stack
+        .put_row(&record["dynamodb"]["NewImage"])
+        .await
+        .unwrap();
     let batch = || event(vec![record.clone()]);
     assert_eq!(failures(&copier.handle(batch()).await.unwrap()), ["555"]);
 

@@ -6,7 +6,7 @@
 //! usage: bench_copy <log-downloader binary>
 
 use devstack::audit_logs::write_exact;
-use devstack::backup::BackupStack;
+use devstack::backup::{BackupStack, due_image, listed_version, stream_record};
 use devstack::{LocalLambda, python_tools};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -38,41 +38,10 @@ async fn run() -> Result<(), String> {
     let stack = BackupStack::start().await?;
     let path = stack.rds_logs.instance_dir("bench-db").join(FILE);
     write_exact(&path, "bench-db", size_mib << 20).map_err(|e| e.to_string())?;
-    let written = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .map_err(|e| e.to_string())?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as i64;
-    let size = (size_mib << 20) as i64;
-
-    let s = |v: &str| json!({"S": v});
-    let n = |v: i64| json!({"N": v.to_string()});
-    let image = json!({
-        "instance_id": s("bench-db"), "log_file": s(FILE), "engine": s("aurora-mysql"),
-        "cluster_id": s("bench"), "size": n(size), "last_written": n(written), "first_seen": n(1),
-        "state": s("due"), "due_generation": n(1), "due_size": n(size), "due_last_written": n(written),
-        "due_at": n(1), "expires_at": n(0)
-    });
-    let item: serde_dynamo::Item =
-        serde_json::from_value(image.clone()).map_err(|e| e.to_string())?;
-    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-        item.into();
-    stack
-        .dynamodb
-        .put_item()
-        .table_name(&stack.table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let event = json!({"Records": [{
-        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": stack.aws.region, "eventSourceARN": stack.stream_arn,
-        "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000.0,
-            "Keys": {"instance_id": s("bench-db"), "log_file": s(FILE)}, "NewImage": image,
-            "SequenceNumber": "100", "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    }]});
+    let (size, written) = listed_version(&path)?;
+    let image = due_image("bench-db", FILE, size, written, 1);
+    stack.put_row(&image).await?;
+    let event = json!({"Records": [stream_record("100", &image, None)]});
 
     let downloader = LocalLambda::builder(&binary)
         .envs(stack.function_env())

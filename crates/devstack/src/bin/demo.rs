@@ -137,54 +137,22 @@ async fn run() -> Result<(), String> {
     )
     .map_err(|x| e(&x))?;
 
-    let env = stack.function_env();
-    let start = |name: &'static str, vars: Vec<(&'static str, String)>| {
-        let env = env.clone();
-        async move {
-            LocalLambda::builder(function_binary(name)?)
-                .envs(env)
-                .envs(vars)
-                .start()
-                .await
-        }
-    };
-    let scanner = start(
-        "db-scanner",
-        vec![
-            ("QUEUE_URL", stack.queue_url.clone()),
-            ("EXCLUDE_INSTANCES", "orders-sandbox".into()),
-        ],
-    )
-    .await?;
-    let detector = start(
-        "log-detector",
-        vec![
-            ("TRACKING_TABLE", stack.table.clone()),
-            // Demo timing: a file counts as no longer written after 1 s (default 5 min).
-            ("QUIET_PERIOD", "1s".into()),
-        ],
-    )
-    .await?;
-    let downloader = start(
-        "log-downloader",
-        vec![
-            ("TRACKING_TABLE", stack.table.clone()),
-            ("BACKUP_BUCKET", stack.bucket.clone()),
-            ("BACKUP_PREFIX", "audit-logs".into()),
-        ],
-    )
-    .await?;
+    let scanner = LocalLambda::builder(function_binary("db-scanner")?)
+        .envs(stack.function_env())
+        .env("QUEUE_URL", &stack.queue_url)
+        .env("EXCLUDE_INSTANCES", "orders-sandbox")
+        .start()
+        .await?;
+    // Demo timing: a file counts as no longer written after 1 s (default 5 min).
+    let detector = stack.start_detector(&[("QUIET_PERIOD", "1s")]).await?;
+    let downloader = stack
+        .start_downloader(&[("BACKUP_PREFIX", "audit-logs")])
+        .await?;
     println!(
         "Functions running under the local Lambda Runtime API: db-scanner, log-detector, log-downloader\n"
     );
-    let queue = SqsSource {
-        sqs: stack.sqs.clone(),
-        queue_url: stack.queue_url.clone(),
-        queue_arn: stack.queue_arn.clone(),
-        region: stack.aws.region.clone(),
-        visibility_timeout: 1,
-    };
-    let stream = StreamSource::new(&stack.aws, &stack.stream_arn).await?;
+    let queue = stack.scan_queue_source();
+    let stream = stack.tracking_stream_source().await?;
     let mut demo = Demo {
         stack,
         scanner,
