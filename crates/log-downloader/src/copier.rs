@@ -2,7 +2,7 @@
 //! its own span; failures reported by sequence number, lowest first.
 
 use crate::download::{RestDownloader, RestOutcome, download_portions};
-use crate::sink::{ObjectSink, Stored, Target};
+use crate::sink::{ObjectSink, Stored, Target, measure_object, set_metadata};
 use crate::{Config, CopyError, CopyOrder, backup_key, copy_order, meta};
 use audit_core::FunctionError;
 use audit_core::aws::{describe, is_retryable};
@@ -165,7 +165,9 @@ impl Copier {
         download_portions(&self.rds, order, sink).await
     }
 
-    /// Size and checksum of an existing object at `key`, from its metadata.
+    /// Size and checksum of an existing object at `key`, from its metadata. An object without
+    /// them (an earlier attempt stopped between completing a multipart upload and writing its
+    /// metadata) is measured by reading it back, and its metadata completed.
     async fn existing(&self, key: &str) -> Result<Option<(u64, String)>, CopyError> {
         let head = self
             .s3
@@ -174,26 +176,46 @@ impl Copier {
             .key(key)
             .send()
             .await;
-        match head {
-            Ok(out) => {
-                let metadata = out.metadata().cloned().unwrap_or_default();
-                let bytes = metadata
-                    .get(meta::SIZE)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let sha256 = metadata.get(meta::SHA256).cloned().unwrap_or_default();
-                Ok(Some((bytes, sha256)))
-            }
+        let out = match head {
+            Ok(out) => out,
             Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
-                Ok(None)
+                return Ok(None);
             }
-            Err(e) => Err(CopyError::Upload {
-                operation: "HeadObject",
-                key: key.to_owned(),
-                message: describe(&e),
-                retryable: is_retryable(&e),
-            }),
+            Err(e) => {
+                return Err(CopyError::Upload {
+                    operation: "HeadObject",
+                    key: key.to_owned(),
+                    message: describe(&e),
+                    retryable: is_retryable(&e),
+                });
+            }
+        };
+        let mut metadata = out.metadata().cloned().unwrap_or_default();
+        let size = metadata.get(meta::SIZE).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(bytes), Some(sha256)) = (size, metadata.get(meta::SHA256)) {
+            return Ok(Some((bytes, sha256.clone())));
         }
+        tracing::warn!(
+            key,
+            "object lacks its checksum metadata; measuring and completing it"
+        );
+        let (bytes, sha256) = measure_object(&self.s3, &self.config.bucket, key).await?;
+        metadata.insert(meta::SIZE.to_owned(), bytes.to_string());
+        metadata.insert(meta::SHA256.to_owned(), sha256.clone());
+        let content_type = out
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        set_metadata(
+            &self.s3,
+            &self.config.bucket,
+            key,
+            out.e_tag,
+            metadata,
+            &content_type,
+        )
+        .await?;
+        Ok(Some((bytes, sha256)))
     }
 
     /// Whether RDS still lists this version under this name (false: it was replaced).

@@ -261,28 +261,16 @@ impl ObjectSink {
         match completed {
             Ok(out) => {
                 // A multipart object's metadata is fixed when the upload starts, before the
-                // checksum is known: set it now by copying the object onto itself, only if it is
-                // still exactly the object just completed (same ETag), so the bytes never change.
-                let source = format!("{}/{}", self.target.bucket, self.target.key);
-                self.s3
-                    .copy_object()
-                    .bucket(&self.target.bucket)
-                    .key(&self.target.key)
-                    .copy_source(&source)
-                    .set_copy_source_if_match(out.e_tag)
-                    .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-                    .set_metadata(Some(metadata))
-                    .content_type(content_type)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        upload_error(
-                            "CopyObject",
-                            &self.target.key,
-                            describe(&e),
-                            is_retryable(&e),
-                        )
-                    })?;
+                // checksum is known: set it now (the bytes never change, see `set_metadata`).
+                set_metadata(
+                    &self.s3,
+                    &self.target.bucket,
+                    &self.target.key,
+                    out.e_tag,
+                    metadata,
+                    content_type,
+                )
+                .await?;
                 Ok(Stored::Created {
                     bytes: self.bytes,
                     sha256,
@@ -326,6 +314,89 @@ impl ObjectSink {
             tracing::warn!(key = %self.target.key, error = %describe(&e), "AbortMultipartUpload failed");
         }
     }
+}
+
+/// Replaces an object's metadata by copying it onto itself, only if it is still exactly the
+/// object with `etag`, so its bytes never change. Used after a multipart upload, whose metadata
+/// is fixed before the checksum is known, and to repair an object whose first attempt failed
+/// between completing the upload and this step.
+pub async fn set_metadata(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<String>,
+    metadata: HashMap<String, String>,
+    content_type: &str,
+) -> Result<(), CopyError> {
+    s3.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{bucket}/{key}"))
+        .set_copy_source_if_match(etag)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .set_metadata(Some(metadata))
+        .content_type(content_type)
+        .send()
+        .await
+        .map_err(|e| upload_error("CopyObject", key, describe(&e), is_retryable(&e)))?;
+    Ok(())
+}
+
+/// Counts and hashes what is written to it.
+#[derive(Default)]
+struct Hashing {
+    sha256: Sha256,
+    bytes: u64,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sha256.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Source size and SHA-256 (hex) of a stored object, read back in a stream and gunzipped when
+/// the key ends in `.gz`: for repairing an object whose checksum metadata was never written.
+pub async fn measure_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(u64, String), CopyError> {
+    let failed = |e: String| upload_error("GetObject", key, e, true);
+    let mut object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| upload_error("GetObject", key, describe(&e), is_retryable(&e)))?;
+    let mut gunzip = key
+        .ends_with(".gz")
+        .then(|| flate2::write::GzDecoder::new(Hashing::default()));
+    let mut plain = Hashing::default();
+    while let Some(chunk) = object
+        .body
+        .try_next()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+    {
+        match gunzip.as_mut() {
+            Some(decoder) => decoder
+                .write_all(&chunk)
+                .map_err(|e| failed(e.to_string()))?,
+            None => plain.write_all(&chunk).map_err(|e| failed(e.to_string()))?,
+        }
+    }
+    let hashed = match gunzip {
+        Some(decoder) => decoder.finish().map_err(|e| failed(e.to_string()))?,
+        None => plain,
+    };
+    Ok((hashed.bytes, hex::encode(hashed.sha256.finalize())))
 }
 
 /// S3's answer to `If-None-Match: *` when the key exists: 412 `PreconditionFailed`.

@@ -280,3 +280,42 @@ async fn throttled_rds_calls_are_retried() {
             .any(|c| c == "DownloadDBLogFilePortion")
     );
 }
+
+#[tokio::test]
+async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recorded_blank() {
+    let stack = BackupStack::start().await.unwrap();
+    let name = "audit/audit.log.0.2026-11-22-08-30.0";
+    let path = stack.rds_logs.instance_dir("torn-db").join(name);
+    write_exact(&path, "torn-db", 200_000).unwrap();
+    let source = std::fs::read(&path).unwrap();
+    let copier = copier(&stack, "torn").await;
+    let order = order(&stack, "torn-db", name, 1).await;
+    // An earlier attempt completed the upload but stopped before writing the metadata.
+    let key = log_downloader::backup_key("torn", &order, true);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &source).unwrap();
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(&key)
+        .body(gz.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+
+    let outcome = copier.copy(&order).await.unwrap();
+    assert_eq!(outcome, CopyOutcome::AlreadyCopied { key: key.clone() });
+    let object = stack
+        .objects()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.key == key)
+        .unwrap();
+    assert_eq!(object.metadata[meta::SHA256], sha256_hex(&source));
+    assert_eq!(object.metadata[meta::SIZE], source.len().to_string());
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(row["copied_sha256"], sha256_hex(&source));
+    assert_eq!(row["copied_size"], source.len());
+}
