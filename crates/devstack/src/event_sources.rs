@@ -22,6 +22,19 @@ pub struct Delivery {
     pub invocation_error: Option<String>,
 }
 
+/// The item identifiers of a partial batch response, in the order reported.
+fn reported_failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["itemIdentifier"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// An SQS queue feeding a function.
 #[derive(Debug, Clone)]
 pub struct SqsSource {
@@ -65,15 +78,7 @@ impl SqsSource {
             ..Delivery::default()
         };
         let failed: Vec<String> = match function.invoke(&json!({"Records": records})).await {
-            Ok(response) => response["batchItemFailures"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| i["itemIdentifier"].as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Ok(response) => reported_failures(&response),
             Err(e) => {
                 delivery.invocation_error = Some(e.to_string());
                 messages
@@ -207,15 +212,7 @@ impl StreamSource {
         // The index of the first record to redeliver, or None to checkpoint the whole batch.
         let retry_from = match function.invoke(&json!({"Records": batch})).await {
             Ok(response) => {
-                let failed: Vec<String> = response["batchItemFailures"]
-                    .as_array()
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|i| i["itemIdentifier"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let failed = reported_failures(&response);
                 delivery.failed = failed.len();
                 failed.first().and_then(|seq| {
                     batch

@@ -2,46 +2,17 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+mod common;
+use common::copier;
+
 use devstack::audit_logs::{aurora_line, write_exact};
 use devstack::backup::{BackupStack, due_image, listed_version};
 use log_downloader::copier::{Copier, CopyOutcome};
-use log_downloader::download::RestDownloader;
-use log_downloader::{Config, CopyOrder, meta};
+use log_downloader::{CopyOrder, meta};
 use sha2::Digest;
 use std::sync::atomic::Ordering;
 
 const MB: usize = 1_048_576;
-
-async fn copier(stack: &BackupStack, prefix: &str) -> Copier {
-    let sdk = stack.aws.sdk_config().await;
-    let rds = aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(&sdk)
-            .endpoint_url(stack.rds_logs.endpoint())
-            .build(),
-    );
-    Copier {
-        config: Config {
-            bucket: stack.bucket.clone(),
-            prefix: prefix.to_owned(),
-            tracking_table: stack.table.clone(),
-            compress: true,
-            concurrency: 4,
-            part_size: 5 * MB,
-            attempts: 3,
-            rds_rest_endpoint: Some(stack.rds_logs.endpoint().to_owned()),
-        },
-        s3: stack.s3.clone(),
-        dynamodb: stack.dynamodb.clone(),
-        rds,
-        rest: RestDownloader {
-            http: reqwest::Client::new(),
-            credentials: sdk.credentials_provider().unwrap(),
-            region: stack.aws.region.clone(),
-            base_url: stack.rds_logs.endpoint().to_owned(),
-        },
-        rest_refused: Default::default(),
-    }
-}
 
 /// Puts a `due` row for the file as the detector would, and returns its order.
 async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64) -> CopyOrder {
@@ -130,7 +101,7 @@ async fn assert_copied_exactly(
 async fn every_byte_arrives_through_the_rest_endpoint() {
     let stack = BackupStack::start().await.unwrap();
     let files = write_matrix(&stack, "exact-rest");
-    let copier = copier(&stack, "rest").await;
+    let copier = copier(&stack, "rest", 3).await;
     assert_copied_exactly(&stack, &copier, "exact-rest", &files).await;
     let calls = stack.rds_logs.calls();
     assert!(
@@ -159,7 +130,7 @@ async fn every_byte_arrives_through_the_portion_fallback_despite_truncation_and_
         .refuse_rest
         .store(true, Ordering::SeqCst);
     stack.rds_logs.faults().end_early.store(3, Ordering::SeqCst);
-    let copier = copier(&stack, "portion").await;
+    let copier = copier(&stack, "portion", 3).await;
     assert_copied_exactly(&stack, &copier, "exact-portion", &files).await;
     let calls = stack.rds_logs.calls();
     assert_eq!(
@@ -196,7 +167,7 @@ async fn a_rest_download_that_ends_early_is_retried_and_never_recorded_short() {
         .join("audit/server_audit.log");
     write_exact(&path, "short-db", 3 * MB).unwrap();
     stack.rds_logs.faults().end_early.store(1, Ordering::SeqCst);
-    let copier = copier(&stack, "short").await;
+    let copier = copier(&stack, "short", 3).await;
     let order = order(&stack, "short-db", "audit/server_audit.log", 1).await;
     let outcome = copier.copy(&order).await.unwrap();
     assert!(
@@ -216,7 +187,7 @@ async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
         .instance_dir("mysql-db")
         .join("audit/server_audit.log");
     write_exact(&path, "mysql-db", 5_000).unwrap();
-    let copier = copier(&stack, "renamed").await;
+    let copier = copier(&stack, "renamed", 3).await;
     let order = order(&stack, "mysql-db", "audit/server_audit.log", 1).await;
     // Rename rotation before the copy: the name now holds a new, small file.
     std::fs::rename(&path, path.with_extension("log.1")).unwrap();
@@ -237,7 +208,7 @@ async fn a_replayed_order_creates_no_second_object() {
         .instance_dir("replay-db")
         .join("audit/audit.log.0.2026-11-22-08-30.0");
     write_exact(&path, "replay-db", 7 * MB).unwrap(); // multipart
-    let copier = copier(&stack, "replay").await;
+    let copier = copier(&stack, "replay", 3).await;
     let order = order(
         &stack,
         "replay-db",
@@ -265,7 +236,7 @@ async fn throttled_rds_calls_are_retried() {
         .instance_dir("busy-db")
         .join("audit/audit.log.0.2026-11-22-08-30.0");
     write_exact(&path, "busy-db", 2 * MB).unwrap();
-    let copier = copier(&stack, "busy").await;
+    let copier = copier(&stack, "busy", 3).await;
     let order = order(&stack, "busy-db", "audit/audit.log.0.2026-11-22-08-30.0", 1).await;
     stack.rds_logs.faults().throttle.store(2, Ordering::SeqCst);
     let outcome = copier.copy(&order).await.unwrap();
@@ -288,7 +259,7 @@ async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recor
     let path = stack.rds_logs.instance_dir("torn-db").join(name);
     write_exact(&path, "torn-db", 200_000).unwrap();
     let source = std::fs::read(&path).unwrap();
-    let copier = copier(&stack, "torn").await;
+    let copier = copier(&stack, "torn", 3).await;
     let order = order(&stack, "torn-db", name, 1).await;
     // An earlier attempt completed the upload but stopped before writing the metadata.
     let key = log_downloader::backup_key("torn", &order, true);

@@ -3,47 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+mod common;
+use common::copier;
+
 use aws_lambda_events::dynamodb::Event;
 use aws_smithy_mocks::mock;
 use devstack::audit_logs::write_exact;
 use devstack::backup::{BackupStack, due_image, listed_version, stream_record};
 use lambda_runtime::{Context, LambdaEvent};
-use log_downloader::Config;
-use log_downloader::copier::Copier;
-use log_downloader::download::RestDownloader;
 use serde_json::{Value, json};
 
 const FILE: &str = "audit/audit.log.0.2026-11-22-08-30.0";
-
-async fn copier(stack: &BackupStack) -> Copier {
-    let sdk = stack.aws.sdk_config().await;
-    Copier {
-        config: Config {
-            bucket: stack.bucket.clone(),
-            prefix: "faults".into(),
-            tracking_table: stack.table.clone(),
-            compress: true,
-            concurrency: 4,
-            part_size: 5 << 20,
-            attempts: 2,
-            rds_rest_endpoint: Some(stack.rds_logs.endpoint().to_owned()),
-        },
-        s3: stack.s3.clone(),
-        dynamodb: stack.dynamodb.clone(),
-        rds: aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&sdk)
-                .endpoint_url(stack.rds_logs.endpoint())
-                .build(),
-        ),
-        rest: RestDownloader {
-            http: reqwest::Client::new(),
-            credentials: sdk.credentials_provider().unwrap(),
-            region: stack.aws.region.clone(),
-            base_url: stack.rds_logs.endpoint().to_owned(),
-        },
-        rest_refused: Default::default(),
-    }
-}
 
 /// A stream record ordering generation `generation` of `file` of `instance` (a MODIFY from
 /// the previous generation).
@@ -84,7 +54,7 @@ fn source(stack: &BackupStack, instance: &str, size: usize) -> (i64, i64) {
 async fn replaying_a_stream_batch_creates_no_duplicate_objects() {
     let stack = BackupStack::start().await.unwrap();
     let (size, written) = source(&stack, "replay-db", 300_000);
-    let copier = copier(&stack).await;
+    let copier = copier(&stack, "faults", 2).await;
     let batch = || {
         event(vec![order_record(
             "100",
@@ -111,7 +81,7 @@ async fn replaying_a_stream_batch_creates_no_duplicate_objects() {
 async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
     let stack = BackupStack::start().await.unwrap();
     let (size, written) = source(&stack, "slow-s3", 100_000);
-    let mut copier = copier(&stack).await;
+    let mut copier = copier(&stack, "faults", 2).await;
     // HeadObject says "not there"; every PutObject is throttled.
     let rule = mock!(aws_sdk_s3::Client::put_object)
         .then_http_response(|| {
@@ -160,7 +130,7 @@ async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
 async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succeeds() {
     let stack = BackupStack::start().await.unwrap();
     let (size, written) = source(&stack, "slow-ddb", 50_000);
-    let mut copier = copier(&stack).await;
+    let mut copier = copier(&stack, "faults", 2).await;
     let real_dynamodb = copier.dynamodb.clone();
     let rule = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
         aws_sdk_dynamodb::operation::update_item::UpdateItemError::ProvisionedThroughputExceededException(
