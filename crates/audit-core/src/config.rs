@@ -5,7 +5,8 @@
 //! a misconfigured deployment fails its first cold start with one line that tells the
 //! operator exactly what to fix, instead of failing later on the first record.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -50,6 +51,9 @@ impl ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Every name looked up, set or not: lets a test prove a loader reads exactly the
+    /// variables its crate declares (the stack templates are checked against that list).
+    read: RefCell<BTreeSet<String>>,
 }
 
 impl Env {
@@ -65,11 +69,18 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            read: RefCell::default(),
         }
+    }
+
+    /// The names looked up so far, whether they were set or not.
+    pub fn names_read(&self) -> BTreeSet<String> {
+        self.read.borrow().clone()
     }
 
     /// The trimmed value, or `None` when unset or blank.
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.read.borrow_mut().insert(name.to_owned());
         self.vars
             .get(name)
             .map(|v| v.trim())
@@ -257,6 +268,17 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("BAD=\"mysql,oracle\""), "{err}");
         assert!(err.to_string().contains("aurora-mysql, mysql"), "{err}");
+    }
+
+    #[test]
+    fn the_names_read_are_recorded_whether_set_or_not() {
+        let e = env(&[("A", "1")]);
+        let _ = e.get("A");
+        let _ = e.bool_or("B", true);
+        assert_eq!(
+            e.names_read(),
+            BTreeSet::from(["A".to_owned(), "B".to_owned()])
+        );
     }
 
     #[test]

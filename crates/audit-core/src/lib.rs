@@ -21,4 +21,22 @@ pub mod telemetry;
 pub mod tracking;
 
 pub use config::{ConfigError, Env};
+
+/// Environment variables every function reads at cold start (besides the `AWS_*` ones Lambda
+/// and the SDK provide): the log level.
+pub const COMMON_ENVIRONMENT: &[&str] = &["LOG_LEVEL", "RUST_LOG"];
+
+/// The variables `load` reads, plus [`COMMON_ENVIRONMENT`], minus the `AWS_*` ones: what a
+/// function's declared `ENVIRONMENT` must equal. `env` must be a valid configuration, so the
+/// loader reads every variable rather than stopping at the first problem.
+pub fn environment_read<T>(
+    env: &Env,
+    load: impl FnOnce(&Env) -> Result<T, ConfigError>,
+) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+    load(env)?;
+    let mut names = env.names_read();
+    names.retain(|n| !n.starts_with("AWS_"));
+    names.extend(COMMON_ENVIRONMENT.iter().map(|s| (*s).to_owned()));
+    Ok(names)
+}
 pub use error::{Classify, FunctionError};

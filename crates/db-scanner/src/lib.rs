@@ -39,6 +39,21 @@ pub const SQS_BATCH_LIMIT: usize = 10;
 /// `DescribeDBInstances` accepts at most this many values in one filter.
 pub const DESCRIBE_FILTER_LIMIT: usize = 100;
 
+/// Every environment variable the function reads besides the `AWS_*` ones (the stack's
+/// template must set these and no others; a test checks the loader against this list).
+pub const ENVIRONMENT: &[&str] = &[
+    "QUEUE_URL",
+    "ENGINES",
+    "EXCLUDE_INSTANCES",
+    "DESCRIBE_PAGE_SIZE",
+    "SEND_MAX_ATTEMPTS",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
+/// Every IAM action the code calls (`SendMessageBatch` is authorised as `sqs:SendMessage`).
+pub const IAM_ACTIONS: &[&str] = &["rds:DescribeDBInstances", "sqs:SendMessage"];
+
 /// The function's settings, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -313,6 +328,15 @@ pub fn queue_entries(messages: &[InstanceToScan]) -> Vec<QueueEntry> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_declared_environment_is_exactly_what_the_loader_reads() {
+        let env = Env::from_pairs([("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")]);
+        let read = audit_core::environment_read(&env, Config::from_env).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(read, declared);
+    }
 
     fn config() -> Config {
         Config::from_env(&Env::from_pairs([

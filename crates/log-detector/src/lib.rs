@@ -29,6 +29,35 @@ use audit_core::tracking::{CopyState, TrackedLogFile};
 use audit_core::{Classify, ConfigError, Env};
 use std::time::Duration;
 
+/// Every environment variable the function reads besides the `AWS_*` ones (the stack's
+/// template must set these and no others; a test checks the loader against this list).
+pub const ENVIRONMENT: &[&str] = &[
+    "TRACKING_TABLE",
+    "LOG_TYPES",
+    "TTL_DAYS",
+    "LOOKBACK",
+    "QUIET_PERIOD",
+    "ACTIVE_COPY_INTERVAL",
+    "STALLED_COPY_AFTER",
+    "CONCURRENCY",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
+/// Every IAM action the code calls.
+pub const IAM_ACTIONS: &[&str] = &[
+    "rds:DescribeDBLogFiles",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+];
+
+/// What the SQS event source mapping needs on the function's role to deliver the queue.
+pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
 /// Log types and the directory prefix of their files in `DescribeDBLogFiles`.
 pub const LOG_TYPES: &[(&str, &str)] = &[
     ("audit", "audit/"),
@@ -271,6 +300,15 @@ pub struct InstanceOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declared_environment_is_exactly_what_the_loader_reads() {
+        let env = Env::from_pairs([("TRACKING_TABLE", "t")]);
+        let read = audit_core::environment_read(&env, Config::from_env).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(read, declared);
+    }
 
     const MIN: i64 = 60_000;
     const NOW: i64 = 1_800_000_000_000;

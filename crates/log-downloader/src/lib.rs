@@ -26,6 +26,42 @@ pub mod sink;
 use audit_core::tracking::{CopyState, TrackedLogFile};
 use audit_core::{Classify, ConfigError, Env};
 
+/// Every environment variable the function reads besides the `AWS_*` ones (the stack's
+/// template must set these and no others; a test checks the loader against this list).
+pub const ENVIRONMENT: &[&str] = &[
+    "BACKUP_BUCKET",
+    "BACKUP_PREFIX",
+    "TRACKING_TABLE",
+    "COMPRESS",
+    "DOWNLOAD_CONCURRENCY",
+    "PART_SIZE_MIB",
+    "DOWNLOAD_ATTEMPTS",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
+/// Every IAM action the code calls. Multipart uploads and `CopyObject` onto itself are
+/// authorised as `s3:PutObject` and `s3:GetObject`; `s3:ListBucket` makes `HeadObject` on a
+/// missing key answer 404 rather than 403, which is how a first copy is told from a replay.
+pub const IAM_ACTIONS: &[&str] = &[
+    "rds:DownloadCompleteDBLogFile",
+    "rds:DownloadDBLogFilePortion",
+    "rds:DescribeDBLogFiles",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListBucket",
+    "dynamodb:UpdateItem",
+];
+
+/// What the DynamoDB stream event source mapping needs on the function's role.
+pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+
 /// The function's settings, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -224,6 +260,15 @@ impl Classify for CopyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declared_environment_is_exactly_what_the_loader_reads() {
+        let env = Env::from_pairs([("BACKUP_BUCKET", "b"), ("TRACKING_TABLE", "t")]);
+        let read = audit_core::environment_read(&env, Config::from_env).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(read, declared);
+    }
 
     fn row(state: CopyState, generation: i64) -> TrackedLogFile {
         serde_json::from_value(serde_json::json!({
