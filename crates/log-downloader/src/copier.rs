@@ -50,6 +50,16 @@ pub struct Copier {
     pub rest_refused: AtomicBool,
 }
 
+/// Time an attempt is assumed to need: a retry starts only with at least this much left.
+pub const RETRY_MARGIN: Duration = Duration::from_secs(60);
+
+fn time_left(deadline: Option<std::time::SystemTime>) -> Duration {
+    deadline.map_or(Duration::MAX, |d| {
+        d.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    })
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,8 +79,19 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, String> {
 }
 
 impl Copier {
-    /// Copies one ordered version and records it.
+    /// Copies one ordered version and records it, with no time limit.
     pub async fn copy(&self, order: &CopyOrder) -> Result<CopyOutcome, CopyError> {
+        self.copy_before(order, None).await
+    }
+
+    /// Copies one ordered version and records it; no new attempt starts when less than
+    /// [`RETRY_MARGIN`] remains before `deadline`, so the invocation ends in time to report its
+    /// partial batch response instead of timing out (which would retry every record).
+    pub async fn copy_before(
+        &self,
+        order: &CopyOrder,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<CopyOutcome, CopyError> {
         let key = backup_key(&self.config.prefix, order, self.config.compress);
         if let Some((bytes, sha256)) = self.existing(&key).await? {
             self.record(order, &key, bytes, &sha256).await?;
@@ -85,7 +106,11 @@ impl Copier {
         loop {
             match self.copy_once(order, &key).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) if audit_core::Classify::retryable(&e) && attempt < self.config.attempts => {
+                Err(e)
+                    if audit_core::Classify::retryable(&e)
+                        && attempt < self.config.attempts
+                        && time_left(deadline) > RETRY_MARGIN =>
+                {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "copy attempt failed; retrying");
                     tokio::time::sleep(backoff.delay(attempt)).await;
@@ -124,6 +149,7 @@ impl Copier {
             let got = sink.bytes();
             sink.abort().await;
             if self.source_replaced(order).await? {
+                self.release(order).await?;
                 return Ok(CopyOutcome::SourceReplaced);
             }
             return Err(CopyError::Short {
@@ -239,6 +265,45 @@ impl Copier {
         Ok(current.is_none_or(|f| f.size().unwrap_or(0) < order.size))
     }
 
+    /// Hands an order that cannot be carried out back to the detector: the row returns to
+    /// `observed` (if no newer order exists), so the next poll orders whatever the name holds now
+    /// instead of waiting for `STALLED_COPY_AFTER`.
+    async fn release(&self, order: &CopyOrder) -> Result<(), CopyError> {
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.config.tracking_table)
+            .key(
+                attr::INSTANCE_ID,
+                AttributeValue::S(order.instance_id.clone()),
+            )
+            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .update_expression("SET #state = :observed")
+            .condition_expression("#due_generation = :g AND #state = :due")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#due_generation", attr::DUE_GENERATION)
+            .expression_attribute_values(":observed", AttributeValue::S("observed".into()))
+            .expression_attribute_values(":due", AttributeValue::S("due".into()))
+            .expression_attribute_values(":g", AttributeValue::N(order.generation.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(CopyError::Table {
+                message: describe(&e),
+                retryable: is_retryable(&e),
+            }),
+        }
+    }
+
     /// Records the copy, on condition that no newer copy was ordered meanwhile.
     async fn record(
         &self,
@@ -304,7 +369,11 @@ impl Copier {
         }
     }
 
-    async fn handle_record(&self, record: &EventRecord) -> Result<Option<CopyOutcome>, CopyError> {
+    async fn handle_record(
+        &self,
+        record: &EventRecord,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<Option<CopyOutcome>, CopyError> {
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
         let bad = |message: String| CopyError::BadRecord {
             sequence_number: sequence_number.clone(),
@@ -315,7 +384,7 @@ impl Copier {
         let Some(order) = copy_order(new.as_ref(), old.as_ref()) else {
             return Ok(None);
         };
-        let outcome = self.copy(&order).await?;
+        let outcome = self.copy_before(&order, deadline).await?;
         match &outcome {
             CopyOutcome::Copied { key, bytes, sha256 } => {
                 tracing::info!(file = %order.log_file, instance = %order.instance_id, %key, bytes, %sha256, "copied")
@@ -334,12 +403,14 @@ impl Copier {
         &self,
         event: LambdaEvent<Event>,
     ) -> Result<DynamoDbEventResponse, FunctionError> {
+        let deadline = (event.context.deadline > 0)
+            .then(|| std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
         let results: Vec<(String, Result<Option<CopyOutcome>, CopyError>)> =
             futures_util::stream::iter(event.payload.records.iter())
                 .map(|record| {
                     let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
                     let span = record_span(&sequence_number);
-                    async move { (sequence_number, self.handle_record(record).await) }
+                    async move { (sequence_number, self.handle_record(record, deadline).await) }
                         .instrument(span)
                 })
                 .buffer_unordered(self.config.concurrency)

@@ -198,6 +198,11 @@ async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
         stack.objects().await.unwrap().is_empty(),
         "a short copy must not be stored"
     );
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(
+        row["state"], "observed",
+        "handed back so the next poll orders the new bytes"
+    );
 }
 
 #[tokio::test]

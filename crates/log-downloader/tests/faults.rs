@@ -162,3 +162,37 @@ async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succe
     assert_eq!(rows[0]["state"], "copied", "{rows:?}");
     assert_eq!(rows[0]["copied_size"], size);
 }
+
+#[tokio::test]
+async fn no_retry_starts_when_the_invocation_is_about_to_time_out() {
+    let stack = BackupStack::start().await.unwrap();
+    let (size, written) = source(&stack, "late-db", 10_000);
+    let mut copier = copier(&stack, "faults", 3).await;
+    let put = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+            aws_smithy_types::body::SdkBody::from("<Error><Code>SlowDown</Code></Error>"),
+        )
+    });
+    let head = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+        aws_sdk_s3::operation::head_object::HeadObjectError::NotFound(
+            aws_sdk_s3::types::error::NotFound::builder().build(),
+        )
+    });
+    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head]);
+    let record = order_record("7", "late-db", FILE, size, written, 1);
+    let mut late = event(vec![record]);
+    // 30 s left: less than the retry margin.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    late.context.deadline = (now.as_millis() + 30_000) as u64;
+
+    let response = copier.handle(late).await.unwrap();
+    assert_eq!(failures(&response), ["7"]);
+    assert_eq!(
+        put.num_calls(),
+        1,
+        "one attempt, no retry past the deadline margin"
+    );
+}
