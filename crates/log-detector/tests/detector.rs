@@ -190,12 +190,9 @@ async fn two_detectors_on_the_same_instance_order_each_copy_once() {
         .iter()
         .filter(|l| l["message"] == "copy ordered")
         .count();
-    let lost: u64 = logs.iter().filter_map(|l| l["lost_races"].as_u64()).sum();
     assert!(ordered >= rows.len(), "every file ordered");
-    assert!(
-        lost > 0,
-        "the second detector's stale writes were refused by their condition"
-    );
+    // Whether the second detector's writes were refused (lost races) or found the rows already
+    // due depends on scheduling; either way no row went past generation 1.
     // moto serves requests on several threads and does not make a conditional write atomic
     // with its check, so under this race both first writes can pass `attribute_not_exists`
     // (DynamoDB would refuse one). Both carry generation 1, and a write that does not raise the
