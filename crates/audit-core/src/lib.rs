@@ -40,3 +40,10 @@ pub fn environment_read<T>(
     Ok(names)
 }
 pub use error::{Classify, FunctionError};
+
+/// Now, in epoch milliseconds (the unit of RDS `LastWritten` and the tracking table).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

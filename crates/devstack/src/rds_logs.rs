@@ -152,12 +152,6 @@ impl RdsLogDouble {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn mtime_ms(path: &FsPath) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -658,11 +652,6 @@ async fn forward(
             &format!("moto unreachable: {e}"),
         ),
     }
-}
-
-/// Used by tests of the double itself.
-pub fn now_millis() -> i64 {
-    now_ms()
 }
 
 #[cfg(test)]

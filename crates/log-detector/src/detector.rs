@@ -23,12 +23,6 @@ pub struct Detector {
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Detector {
     /// Lists one instance's files and writes what changed.
     pub async fn scan_instance(
@@ -94,7 +88,7 @@ impl Detector {
 
     async fn handle_message(&self, message: &SqsMessage) -> Result<InstanceOutcome, DetectError> {
         let request = parse_message(message.body.as_deref())?;
-        self.scan_instance(&request, now_ms()).await
+        self.scan_instance(&request, audit_core::now_ms()).await
     }
 
     /// The Lambda entry point: partial batch response by message id.

@@ -50,6 +50,34 @@ pub struct Copier {
     pub rest_refused: AtomicBool,
 }
 
+/// Whether a conditional `UpdateItem` of the tracking row applied: `false` when its condition
+/// failed (a newer order exists), an error for anything else.
+fn applied<T>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<bool, CopyError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(CopyError::Table {
+            message: describe(&e),
+            retryable: is_retryable(&e),
+        }),
+    }
+}
+
 /// Time an attempt is assumed to need: a retry starts only with at least this much left.
 pub const RETRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -58,12 +86,6 @@ fn time_left(deadline: Option<std::time::SystemTime>) -> Duration {
         d.duration_since(std::time::SystemTime::now())
             .unwrap_or_default()
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A stream image as a tracking row. An image without a `state` is no row of ours yet: moto,
@@ -287,21 +309,7 @@ impl Copier {
             .expression_attribute_values(":g", AttributeValue::N(order.generation.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(CopyError::Table {
-                message: describe(&e),
-                retryable: is_retryable(&e),
-            }),
-        }
+        applied(result).map(|_| ())
     }
 
     /// Records the copy, on condition that no newer copy was ordered meanwhile.
@@ -345,28 +353,16 @@ impl Copier {
             .expression_attribute_values(":lw", n(order.last_written))
             .expression_attribute_values(":key", AttributeValue::S(key.to_owned()))
             .expression_attribute_values(":sha", AttributeValue::S(sha256.to_owned()))
-            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":now", n(audit_core::now_ms()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                tracing::info!(
-                    key,
-                    "a newer copy was ordered meanwhile; this copy stays in S3, unrecorded"
-                );
-                Ok(())
-            }
-            Err(e) => Err(CopyError::Table {
-                message: describe(&e),
-                retryable: is_retryable(&e),
-            }),
+        if !applied(result)? {
+            tracing::info!(
+                key,
+                "a newer copy was ordered meanwhile; this copy stays in S3, unrecorded"
+            );
         }
+        Ok(())
     }
 
     async fn handle_record(
