@@ -25,8 +25,17 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The repository root (two levels above this crate).
+/// The repository root: the nearest directory at or above the working directory that holds
+/// `crates/devstack/setup.sh` (cargo runs tests in their package directory; make runs at the
+/// root). Found at run time, not baked in at compile time, because a shared target directory
+/// may hold this crate compiled from another checkout of the same repository.
 pub fn repo_root() -> PathBuf {
+    let is_root = |dir: &std::path::Path| dir.join("crates/devstack/setup.sh").is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some(root) = cwd.ancestors().find(|d| is_root(d)) {
+            return root.to_path_buf();
+        }
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 

@@ -54,12 +54,14 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
 ];
 
-/// What the DynamoDB stream event source mapping needs on the function's role.
+/// What the DynamoDB stream event source mapping needs on the function's role: reading the
+/// stream, and sending records it gave up on to its on-failure queue.
 pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
     "dynamodb:DescribeStream",
     "dynamodb:GetRecords",
     "dynamodb:GetShardIterator",
     "dynamodb:ListStreams",
+    "sqs:SendMessage",
 ];
 
 /// The function's settings, read once at cold start.
