@@ -15,7 +15,13 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
-.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy release clean
+.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy release clean \
+	build-and-push-versioned deploy-ecr deploy
+
+ENV ?= dev
+STACK ?= auditkit
+# The venv's AWS CLI when present (make setup installs it), else the one on PATH.
+AWS ?= $(if $(wildcard $(AUDITKIT_VENV)/bin/aws),$(AUDITKIT_VENV)/bin/aws,aws)
 
 help:
 	@echo "make demo              run the audit-log backup end to end on the local stack"
@@ -23,6 +29,8 @@ help:
 	@echo "make ci                cargo fmt --check, clippy -D warnings, make test"
 	@echo "make bench-coldstart   cold start and size of the release binaries"
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
+	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
+	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
 
 ## Python venv (moto) and Debian packages; cheap when already done.
 setup:
@@ -66,6 +74,21 @@ bench-coldstart: release
 bench-copy: setup release
 	$(CARGO) build --locked -p devstack --bin bench_copy
 	"$(CARGO_TARGET_DIR)/debug/bench_copy" "$(CARGO_TARGET_DIR)/release/log-downloader"
+
+## Release: images tagged VERSION for every function, pushed to ECR (or REGISTRY), recorded
+## with their digests in infra-main/config/$(ENV).json. CONTAINER_TOOL=buildah|docker, ARCH.
+build-and-push-versioned:
+	@test -n "$(VERSION)" || { echo "usage: make build-and-push-versioned VERSION=vX.Y.Z [ENV=dev] [REGISTRY=host[:port]] [ARCH=x86_64|arm64]" >&2; exit 2; }
+	$(CARGO) run --locked -q -p xtask -- build-and-push-versioned --version "$(VERSION)" --env "$(ENV)" \
+		$(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(ARCH),--arch "$(ARCH)")
+
+deploy-ecr:
+	$(AWS) cloudformation deploy --stack-name "$(STACK)-ecr" --template-file infra-ecr/template.yaml \
+		--parameter-overrides RepositoryPrefix=auditkit
+
+deploy:
+	$(AWS) cloudformation deploy --stack-name "$(STACK)" --template-file infra-main/template.yaml \
+		--capabilities CAPABILITY_IAM --parameter-overrides "file://infra-main/config/$(ENV).json"
 
 clean:
 	$(CARGO) clean

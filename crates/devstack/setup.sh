@@ -17,6 +17,11 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v python3 >/dev/null || missing+=(python3)
 command -v cc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
+# Images without a Docker engine (release path tests): build, push, inspect, unpack, serve.
+command -v buildah >/dev/null || missing+=(buildah)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 pg_bindir() {
   if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
   if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/postgres" ]; then pg_config --bindir; return; fi

@@ -15,6 +15,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod rds_logs;
+pub mod registry;
 pub mod runtime_api;
 
 pub use moto::{AwsEnv, moto};

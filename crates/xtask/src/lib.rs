@@ -121,3 +121,137 @@ pub fn role_actions(template: &Value, role_logical_id: &str) -> BTreeSet<String>
     }
     actions
 }
+
+pub mod release;
+
+/// A release version, `vMAJOR.MINOR.PATCH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Version {
+    /// Parses `vMAJOR.MINOR.PATCH` (no leading zeros, no suffix): image tags are immutable, so
+    /// a sloppy version would be a permanent mistake.
+    pub fn parse(text: &str) -> Result<Version, String> {
+        let invalid = || {
+            format!("VERSION={text:?} is not a semantic version vMAJOR.MINOR.PATCH (e.g. v1.2.3)")
+        };
+        let numbers = text.strip_prefix('v').ok_or_else(invalid)?;
+        let parts: Vec<&str> = numbers.split('.').collect();
+        let [major, minor, patch] = parts.as_slice() else {
+            return Err(invalid());
+        };
+        let number = |p: &str| {
+            let ok = !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0'));
+            if ok {
+                p.parse::<u64>().map_err(|_| invalid())
+            } else {
+                Err(invalid())
+            }
+        };
+        Ok(Version {
+            major: number(major)?,
+            minor: number(minor)?,
+            patch: number(patch)?,
+        })
+    }
+
+    pub fn next_patch(self) -> Version {
+        Version {
+            patch: self.patch + 1,
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The template parameter prefix of a function: `log-downloader` → `LogDownloader`.
+pub fn parameter_prefix(function: &str) -> String {
+    function
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Records a pushed image in a stack config (`{"Parameters": {...}}`): its tag and digest.
+pub fn record_image(config: &mut Value, function: &str, tag: &str, digest: &str) {
+    let prefix = parameter_prefix(function);
+    let parameters = &mut config["Parameters"];
+    parameters[format!("{prefix}ImageTag")] = Value::String(tag.to_owned());
+    parameters[format!("{prefix}ImageDigest")] = Value::String(digest.to_owned());
+}
+
+/// The tag a stack config runs for `function`.
+pub fn configured_tag(config: &Value, function: &str) -> Option<String> {
+    config["Parameters"][format!("{}ImageTag", parameter_prefix(function))]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_must_be_exactly_semantic() {
+        assert_eq!(
+            Version::parse("v1.2.3").unwrap(),
+            Version {
+                major: 1,
+                minor: 2,
+                patch: 3
+            }
+        );
+        assert_eq!(
+            Version::parse("v0.0.1").unwrap().next_patch().to_string(),
+            "v0.0.2"
+        );
+        for bad in [
+            "1.2.3",
+            "v1.2",
+            "v1.2.3.4",
+            "v1.02.3",
+            "v1.2.3-rc1",
+            "v1..3",
+            "latest",
+            "v-1.2.3",
+        ] {
+            let err = Version::parse(bad).unwrap_err();
+            assert!(err.contains("vMAJOR.MINOR.PATCH"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn images_are_recorded_under_the_functions_parameters() {
+        let mut config =
+            serde_json::json!({"Parameters": {"LogDownloaderImageTag": "v0.1.0", "Other": "x"}});
+        record_image(&mut config, "log-downloader", "v0.2.0", "sha256:ab");
+        assert_eq!(config["Parameters"]["LogDownloaderImageTag"], "v0.2.0");
+        assert_eq!(
+            config["Parameters"]["LogDownloaderImageDigest"],
+            "sha256:ab"
+        );
+        assert_eq!(config["Parameters"]["Other"], "x");
+        assert_eq!(
+            configured_tag(&config, "log-downloader").as_deref(),
+            Some("v0.2.0")
+        );
+        assert_eq!(parameter_prefix("db-scanner"), "DbScanner");
+    }
+}
