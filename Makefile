@@ -16,7 +16,7 @@ AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
 .PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy release clean \
-	build-and-push-versioned deploy-ecr deploy
+	build-and-push-versioned increment-version deploy-ecr deploy rollback version-info
 
 ENV ?= dev
 STACK ?= auditkit
@@ -31,6 +31,8 @@ help:
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
+	@echo "make rollback FUNCTION=name|all VERSION=vX.Y.Z  move live aliases back, no deploy"
+	@echo "make version-info / make increment-version"
 
 ## Python venv (moto) and Debian packages; cheap when already done.
 setup:
@@ -81,6 +83,20 @@ build-and-push-versioned:
 	@test -n "$(VERSION)" || { echo "usage: make build-and-push-versioned VERSION=vX.Y.Z [ENV=dev] [REGISTRY=host[:port]] [ARCH=x86_64|arm64]" >&2; exit 2; }
 	$(CARGO) run --locked -q -p xtask -- build-and-push-versioned --version "$(VERSION)" --env "$(ENV)" \
 		$(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(ARCH),--arch "$(ARCH)")
+
+## Patch bump of the configured version, then build-and-push-versioned.
+increment-version:
+	$(CARGO) run --locked -q -p xtask -- increment-version --env "$(ENV)" \
+		$(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(ARCH),--arch "$(ARCH)")
+
+## Move FUNCTION's (or all) `live` alias to the published version running VERSION; no deploy.
+rollback:
+	@test -n "$(FUNCTION)" -a -n "$(VERSION)" || { echo "usage: make rollback FUNCTION=name|all VERSION=vX.Y.Z [ENV=dev] [STACK=auditkit]" >&2; exit 2; }
+	$(CARGO) run --locked -q -p xtask -- rollback --function "$(FUNCTION)" --version "$(VERSION)" \
+		--env "$(ENV)" --stack "$(STACK)"
+
+version-info:
+	$(CARGO) run --locked -q -p xtask -- version-info --env "$(ENV)" --stack "$(STACK)"
 
 deploy-ecr:
 	$(AWS) cloudformation deploy --stack-name "$(STACK)-ecr" --template-file infra-ecr/template.yaml \

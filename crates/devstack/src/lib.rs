@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// may hold this crate compiled from another checkout of the same repository.
 pub fn repo_root() -> PathBuf {
     let is_root = |dir: &std::path::Path| dir.join("crates/devstack/setup.sh").is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Some(root) = cwd.ancestors().find(|d| is_root(d)) {
-            return root.to_path_buf();
-        }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Some(root) = cwd.ancestors().find(|d| is_root(d))
+    {
+        return root.to_path_buf();
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -135,6 +135,31 @@ impl AwsEnv {
         .collect()
     }
 
+    /// Creates an IAM role in the emulator (moto's Lambda insists the execution role exists)
+    /// and returns its ARN. Through IAM's query API, to spare the tests the IAM SDK crate.
+    pub async fn lambda_role(&self, name: &str) -> Result<String, String> {
+        let body = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+        );
+        let response = reqwest::Client::new()
+            .post(&self.endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20261122/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        text.split("<Arn>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arn>").next())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("CreateRole: {text}"))
+    }
+
     /// SDK configuration for the test's own clients (creating fixtures, reading results).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

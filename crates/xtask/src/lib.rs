@@ -255,3 +255,42 @@ mod tests {
         assert_eq!(parameter_prefix("db-scanner"), "DbScanner");
     }
 }
+
+pub mod rollback;
+
+/// The Lambda version description `infra-main` gives the version it publishes for an image tag.
+pub fn version_description(tag: &str) -> String {
+    format!("image {tag}")
+}
+
+/// The published version that runs `tag`: the highest numbered one whose description names it.
+pub fn version_for_tag(versions: &[(String, String)], tag: &str) -> Option<String> {
+    let wanted = version_description(tag);
+    versions
+        .iter()
+        .filter(|(_, description)| *description == wanted)
+        .filter_map(|(version, _)| version.parse::<u64>().ok())
+        .max()
+        .map(|v| v.to_string())
+}
+
+#[cfg(test)]
+mod rollback_tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_version_publishing_a_tag_is_chosen() {
+        let versions: Vec<(String, String)> = [
+            ("$LATEST", ""),
+            ("3", "image v1.2.2"),
+            ("7", "image v1.2.3"),
+            ("12", "image v1.2.2"),
+        ]
+        .iter()
+        .map(|(v, d)| ((*v).to_owned(), (*d).to_owned()))
+        .collect();
+        assert_eq!(version_for_tag(&versions, "v1.2.2").as_deref(), Some("12"));
+        assert_eq!(version_for_tag(&versions, "v1.2.3").as_deref(), Some("7"));
+        assert_eq!(version_for_tag(&versions, "v9.9.9"), None);
+    }
+}

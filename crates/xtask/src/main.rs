@@ -2,18 +2,25 @@
 //!
 //!   build-and-push-versioned --version vX.Y.Z [--env dev] [--registry HOST[:PORT]] [--insecure]
 //!       [--prebuilt DIR] [--base-image IMAGE] [--arch x86_64|arm64] [--config PATH]
+//!   increment-version [same flags as build-and-push-versioned, without --version]
+//!   rollback --function NAME|all --version vX.Y.Z [--env dev] [--stack auditkit] [--config PATH]
+//!   version-info [--env dev] [--stack auditkit] [--config PATH]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use xtask::release::{ContainerTool, ReleaseOptions, build_and_push};
-use xtask::{Version, functions_in_stack};
+use xtask::rollback::{rollback, select, version_info};
+use xtask::{Version, configured_tag, functions_in_stack};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build-and-push-versioned") => release(&args[1..]),
-        _ => Err("usage: xtask build-and-push-versioned --version vX.Y.Z [--env dev] [--registry HOST] ...".into()),
+        Some("build-and-push-versioned") => flags(&args[1..]).and_then(|f| release(&f)),
+        Some("increment-version") => flags(&args[1..]).and_then(increment),
+        Some("rollback") => flags(&args[1..]).and_then(|f| block_on(roll_back(&f))),
+        Some("version-info") => flags(&args[1..]).and_then(|f| block_on(info(&f))),
+        _ => Err("usage: xtask build-and-push-versioned|increment-version|rollback|version-info [--flags]; see the Makefile".into()),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e}");
@@ -95,8 +102,81 @@ fn ecr_registry(tool: ContainerTool) -> Result<String, String> {
     Ok(registry)
 }
 
-fn release(args: &[String]) -> Result<(), String> {
-    let flags = flags(args)?;
+fn block_on(work: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(work)
+}
+
+fn config_path(flags: &HashMap<String, String>) -> PathBuf {
+    let env = flags.get("env").cloned().unwrap_or_else(|| "dev".into());
+    flags
+        .get("config")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(format!("infra-main/config/{env}.json")))
+}
+
+fn read_config(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Patch bump of the configured version, then the same as build-and-push-versioned.
+fn increment(mut flags: HashMap<String, String>) -> Result<(), String> {
+    let config = read_config(&config_path(&flags))?;
+    let current = configured_tag(&config, "db-scanner").ok_or("the config records no image tag")?;
+    let next = Version::parse(&current)?.next_patch();
+    println!("{current} -> {next}");
+    flags.insert("version".into(), next.to_string());
+    release(&flags)
+}
+
+async fn lambda_client() -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&audit_core::aws::sdk_config().await)
+}
+
+async fn roll_back(flags: &HashMap<String, String>) -> Result<(), String> {
+    let function = flags
+        .get("function")
+        .filter(|f| !f.is_empty())
+        .ok_or("usage: make rollback FUNCTION=name|all VERSION=vX.Y.Z")?;
+    let version = Version::parse(flags.get("version").map(String::as_str).unwrap_or(""))?;
+    let functions = select(function)?;
+    let stack = flags
+        .get("stack")
+        .cloned()
+        .unwrap_or_else(|| "auditkit".into());
+    let path = config_path(flags);
+    let moved = rollback(
+        &lambda_client().await,
+        &stack,
+        &functions,
+        &version.to_string(),
+        &path,
+    )
+    .await?;
+    for m in moved {
+        println!("{}: live {} -> {} ({version})", m.function, m.from, m.to);
+    }
+    println!("recorded {version} in {}", path.display());
+    Ok(())
+}
+
+async fn info(flags: &HashMap<String, String>) -> Result<(), String> {
+    let stack = flags
+        .get("stack")
+        .cloned()
+        .unwrap_or_else(|| "auditkit".into());
+    let config = read_config(&config_path(flags))?;
+    for line in version_info(&lambda_client().await, &stack, &config).await {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn release(flags: &HashMap<String, String>) -> Result<(), String> {
     let version = Version::parse(flags.get("version").map(String::as_str).unwrap_or(""))?;
     let env = flags.get("env").cloned().unwrap_or_else(|| "dev".into());
     let root = repo_root();
