@@ -77,17 +77,21 @@ bench-copy: setup release
 	$(CARGO) build --locked -p devstack --bin bench_copy
 	"$(CARGO_TARGET_DIR)/debug/bench_copy" "$(CARGO_TARGET_DIR)/release/log-downloader"
 
+# REGISTRY=host[:port] (default: the account's ECR), INSECURE=1 for a plain-HTTP registry,
+# BASE_IMAGE (default public.ecr.aws/lambda/provided:al2023), ARCH=x86_64|arm64.
+RELEASE_FLAGS = $(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(INSECURE),--insecure) \
+	$(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)") $(if $(ARCH),--arch "$(ARCH)")
+
 ## Release: images tagged VERSION for every function, pushed to ECR (or REGISTRY), recorded
 ## with their digests in infra-main/config/$(ENV).json. CONTAINER_TOOL=buildah|docker, ARCH.
 build-and-push-versioned:
 	@test -n "$(VERSION)" || { echo "usage: make build-and-push-versioned VERSION=vX.Y.Z [ENV=dev] [REGISTRY=host[:port]] [ARCH=x86_64|arm64]" >&2; exit 2; }
 	$(CARGO) run --locked -q -p xtask -- build-and-push-versioned --version "$(VERSION)" --env "$(ENV)" \
-		$(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(ARCH),--arch "$(ARCH)")
+		$(RELEASE_FLAGS)
 
 ## Patch bump of the configured version, then build-and-push-versioned.
 increment-version:
-	$(CARGO) run --locked -q -p xtask -- increment-version --env "$(ENV)" \
-		$(if $(REGISTRY),--registry "$(REGISTRY)") $(if $(ARCH),--arch "$(ARCH)")
+	$(CARGO) run --locked -q -p xtask -- increment-version --env "$(ENV)" $(RELEASE_FLAGS)
 
 ## Move FUNCTION's (or all) `live` alias to the published version running VERSION; no deploy.
 rollback:

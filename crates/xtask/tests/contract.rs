@@ -113,3 +113,39 @@ fn the_dev_config_sets_only_parameters_the_template_has() {
         );
     }
 }
+
+#[test]
+fn checkov_passes_both_templates_and_every_skip_says_why() {
+    let venv = devstack::python_tools().unwrap();
+    let root = devstack::repo_root();
+    let out = Command::new(venv.join("bin/checkov"))
+        .args(["--framework", "cloudformation", "--quiet", "--compact"])
+        .arg("-d")
+        .arg(root.join("infra-ecr"))
+        .arg("-d")
+        .arg(root.join("infra-main"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "checkov:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for path in ["infra-ecr/template.yaml", "infra-main/template.yaml"] {
+        let template = template(path);
+        for (name, resource) in template["Resources"].as_object().unwrap() {
+            for skip in resource["Metadata"]["checkov"]["skip"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let reason = skip["comment"].as_str().unwrap_or_default();
+                assert!(
+                    reason.len() > 40,
+                    "{path} {name}: skip {} needs a written reason",
+                    skip["id"]
+                );
+            }
+        }
+    }
+}
