@@ -10,6 +10,17 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::process::Output {
+    // "next" runs increment-version; anything else is the VERSION to build.
+    let command: &[&str] = if version == "next" {
+        &["increment-version", "--insecure"]
+    } else {
+        &[
+            "build-and-push-versioned",
+            "--version",
+            version,
+            "--insecure",
+        ]
+    };
     let prebuilt = function_binary("db-scanner")
         .unwrap()
         .parent()
@@ -17,12 +28,7 @@ fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::p
         .to_path_buf();
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(devstack::repo_root())
-        .args([
-            "build-and-push-versioned",
-            "--version",
-            version,
-            "--insecure",
-        ])
+        .args(command)
         .args(["--registry", registry.address(), "--base-image", "scratch"])
         .arg("--config")
         .arg(config)
@@ -123,6 +129,19 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert_eq!(digests(&config), first_digests, "builds are reproducible");
+
+    // increment-version: the configured v0.0.2 becomes v0.0.3.
+    let next = xtask(&registry, &config, "next");
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    let bumped: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(bumped["Parameters"]["LogDetectorImageTag"], "v0.0.3");
+    // Not semantic: refused before anything is built.
+    let bad = xtask(&registry, &config, "1.0");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("vMAJOR.MINOR.PATCH"));
 
     // The image, pulled back and unpacked, runs: its bootstrap answers a scheduled event.
     let oci = dir.join("oci");
