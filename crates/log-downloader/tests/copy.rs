@@ -33,6 +33,18 @@ async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64)
     }
 }
 
+/// Writes a source log file of exactly `size` bytes on the instance and returns its path.
+fn write_source(
+    stack: &BackupStack,
+    instance: &str,
+    file: &str,
+    size: usize,
+) -> std::path::PathBuf {
+    let path = stack.rds_logs.instance_dir(instance).join(file);
+    write_exact(&path, instance, size).unwrap();
+    path
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -161,11 +173,7 @@ async fn every_byte_arrives_through_the_portion_fallback_despite_truncation_and_
 #[tokio::test]
 async fn a_rest_download_that_ends_early_is_retried_and_never_recorded_short() {
     let stack = BackupStack::start().await.unwrap();
-    let path = stack
-        .rds_logs
-        .instance_dir("short-db")
-        .join("audit/server_audit.log");
-    write_exact(&path, "short-db", 3 * MB).unwrap();
+    let path = write_source(&stack, "short-db", "audit/server_audit.log", 3 * MB);
     stack.rds_logs.faults().end_early.store(1, Ordering::SeqCst);
     let copier = copier(&stack, "short", 3).await;
     let order = order(&stack, "short-db", "audit/server_audit.log", 1).await;
@@ -182,11 +190,7 @@ async fn a_rest_download_that_ends_early_is_retried_and_never_recorded_short() {
 #[tokio::test]
 async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
     let stack = BackupStack::start().await.unwrap();
-    let path = stack
-        .rds_logs
-        .instance_dir("mysql-db")
-        .join("audit/server_audit.log");
-    write_exact(&path, "mysql-db", 5_000).unwrap();
+    let path = write_source(&stack, "mysql-db", "audit/server_audit.log", 5_000);
     let copier = copier(&stack, "renamed", 3).await;
     let order = order(&stack, "mysql-db", "audit/server_audit.log", 1).await;
     // Rename rotation before the copy: the name now holds a new, small file.
@@ -208,11 +212,12 @@ async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
 #[tokio::test]
 async fn a_replayed_order_creates_no_second_object() {
     let stack = BackupStack::start().await.unwrap();
-    let path = stack
-        .rds_logs
-        .instance_dir("replay-db")
-        .join("audit/audit.log.0.2026-11-22-08-30.0");
-    write_exact(&path, "replay-db", 7 * MB).unwrap(); // multipart
+    let path = write_source(
+        &stack,
+        "replay-db",
+        "audit/audit.log.0.2026-11-22-08-30.0",
+        7 * MB,
+    ); // multipart
     let copier = copier(&stack, "replay", 3).await;
     let order = order(
         &stack,
@@ -236,17 +241,23 @@ async fn a_replayed_order_creates_no_second_object() {
 #[tokio::test]
 async fn throttled_rds_calls_are_retried() {
     let stack = BackupStack::start().await.unwrap();
-    let path = stack
-        .rds_logs
-        .instance_dir("busy-db")
-        .join("audit/audit.log.0.2026-11-22-08-30.0");
-    write_exact(&path, "busy-db", 2 * MB).unwrap();
+    let path = write_source(
+        &stack,
+        "busy-db",
+        "audit/audit.log.0.2026-11-22-08-30.0",
+        2 * MB,
+    );
     let copier = copier(&stack, "busy", 3).await;
     let order = order(&stack, "busy-db", "audit/audit.log.0.2026-11-22-08-30.0", 1).await;
     stack.rds_logs.faults().throttle.store(2, Ordering::SeqCst);
     let outcome = copier.copy(&order).await.unwrap();
     assert!(matches!(outcome, CopyOutcome::Copied { .. }), "{outcome:?}");
     assert_eq!(stack.rds_logs.faults().throttle.load(Ordering::SeqCst), 0);
+    let objects = stack.objects().await.unwrap();
+    assert!(
+        objects[0].content == std::fs::read(&path).unwrap(),
+        "the retried copy is byte-exact"
+    );
     // Throttling is a reason to wait, not to give up the REST endpoint.
     assert!(
         !stack
@@ -261,8 +272,7 @@ async fn throttled_rds_calls_are_retried() {
 async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recorded_blank() {
     let stack = BackupStack::start().await.unwrap();
     let name = "audit/audit.log.0.2026-11-22-08-30.0";
-    let path = stack.rds_logs.instance_dir("torn-db").join(name);
-    write_exact(&path, "torn-db", 200_000).unwrap();
+    let path = write_source(&stack, "torn-db", name, 200_000);
     let source = std::fs::read(&path).unwrap();
     let copier = copier(&stack, "torn", 3).await;
     let order = order(&stack, "torn-db", name, 1).await;

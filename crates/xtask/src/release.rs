@@ -163,6 +163,18 @@ impl ReleaseOptions {
         } else {
             "amd64"
         };
+        // What both tools are told: which function, on which base, tagged how.
+        let build_args: Vec<std::ffi::OsString> = vec![
+            "--build-arg".into(),
+            format!("FUNCTION={function}").into(),
+            "--build-arg".into(),
+            format!("BASE_IMAGE={}", self.base_image).into(),
+            "-f".into(),
+            dockerfile.into_os_string(),
+            "-t".into(),
+            image.clone().into(),
+            context.as_os_str().to_owned(),
+        ];
         match self.tool {
             ContainerTool::Buildah => {
                 run(
@@ -170,14 +182,7 @@ impl ReleaseOptions {
                         .args(["--storage-driver", "vfs", "bud", "--isolation", "chroot"])
                         .args(["--format", "oci", "--timestamp", "0", "--layers=false"])
                         .args(["--arch", platform_arch])
-                        .arg("--build-arg")
-                        .arg(format!("FUNCTION={function}"))
-                        .arg("--build-arg")
-                        .arg(format!("BASE_IMAGE={}", self.base_image))
-                        .arg("-f")
-                        .arg(&dockerfile)
-                        .args(["-t", &image])
-                        .arg(context),
+                        .args(&build_args),
                     &format!("buildah bud {function}"),
                 )?;
                 let digest_file = self
@@ -203,14 +208,7 @@ impl ReleaseOptions {
                     Command::new("docker")
                         .args(["build", "--provenance=false", "--sbom=false"])
                         .args(["--platform", &format!("linux/{platform_arch}")])
-                        .arg("--build-arg")
-                        .arg(format!("FUNCTION={function}"))
-                        .arg("--build-arg")
-                        .arg(format!("BASE_IMAGE={}", self.base_image))
-                        .arg("-f")
-                        .arg(&dockerfile)
-                        .args(["-t", &image])
-                        .arg(context)
+                        .args(&build_args)
                         .env("SOURCE_DATE_EPOCH", "0"),
                     &format!("docker build {function}"),
                 )?;

@@ -92,22 +92,25 @@ async fn rollback_moves_live_to_the_version_of_a_tag_and_refuses_unknowns() {
     let config_text = || std::fs::read_to_string(&config).unwrap();
     let before = config_text();
     let config_arg = config.display().to_string();
+    let rollback = |function: &str, version: &str| {
+        xtask(
+            &aws,
+            &[
+                "rollback",
+                "--function",
+                function,
+                "--version",
+                version,
+                "--stack",
+                &stack,
+                "--config",
+                &config_arg,
+            ],
+        )
+    };
 
     // Unknown tag: an error, nothing changes.
-    let out = xtask(
-        &aws,
-        &[
-            "rollback",
-            "--function",
-            "log-downloader",
-            "--version",
-            "v9.9.9",
-            "--stack",
-            &stack,
-            "--config",
-            &config_arg,
-        ],
-    );
+    let out = rollback("log-downloader", "v9.9.9");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no published version runs v9.9.9"),
@@ -117,20 +120,7 @@ async fn rollback_moves_live_to_the_version_of_a_tag_and_refuses_unknowns() {
     assert_eq!(config_text(), before);
 
     // Unknown function: an error naming the known ones.
-    let out = xtask(
-        &aws,
-        &[
-            "rollback",
-            "--function",
-            "log-uploader",
-            "--version",
-            "v1.2.2",
-            "--stack",
-            &stack,
-            "--config",
-            &config_arg,
-        ],
-    );
+    let out = rollback("log-uploader", "v1.2.2");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("log-downloader"),
@@ -138,39 +128,13 @@ async fn rollback_moves_live_to_the_version_of_a_tag_and_refuses_unknowns() {
     );
 
     // FUNCTION=all when the other functions have no such version: resolved first, so nothing moves.
-    let out = xtask(
-        &aws,
-        &[
-            "rollback",
-            "--function",
-            "all",
-            "--version",
-            "v1.2.2",
-            "--stack",
-            &stack,
-            "--config",
-            &config_arg,
-        ],
-    );
+    let out = rollback("all", "v1.2.2");
     assert!(!out.status.success());
     assert_eq!(live().await, new.version().unwrap());
     assert_eq!(config_text(), before);
 
     // The rollback itself.
-    let out = xtask(
-        &aws,
-        &[
-            "rollback",
-            "--function",
-            "log-downloader",
-            "--version",
-            "v1.2.2",
-            "--stack",
-            &stack,
-            "--config",
-            &config_arg,
-        ],
-    );
+    let out = rollback("log-downloader", "v1.2.2");
     assert!(
         out.status.success(),
         "{}",
