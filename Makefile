@@ -58,7 +58,7 @@ lint:
 
 ci: fmt-check lint test
 
-FUNCTIONS := db-scanner log-detector log-downloader
+FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose
 
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
@@ -108,7 +108,7 @@ deploy-ecr:
 
 deploy:
 	$(AWS) cloudformation deploy --stack-name "$(STACK)" --template-file infra-main/template.yaml \
-		--capabilities CAPABILITY_IAM --parameter-overrides "file://infra-main/config/$(ENV).json"
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --parameter-overrides "file://infra-main/config/$(ENV).json"
 
 clean:
 	$(CARGO) clean

@@ -47,11 +47,7 @@ impl BackupStack {
         let rds_logs = RdsLogDouble::start(logs_root, &aws.endpoint).await?;
         let sdk = aws.sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = aws.s3_client().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
 
@@ -92,18 +88,7 @@ impl BackupStack {
             .ok_or("no stream ARN")?
             .to_owned();
         let bucket = unique_name("backups");
-        let mut create = s3.create_bucket().bucket(&bucket);
-        if aws.region != "us-east-1" {
-            // Outside us-east-1, S3 wants the region stated.
-            create = create.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                        aws.region.as_str(),
-                    ))
-                    .build(),
-            );
-        }
-        create.send().await.map_err(|x| e(&x))?;
+        aws.create_bucket(&s3, &bucket).await?;
         let queue_url = sqs
             .create_queue()
             .queue_name(unique_name("scan"))

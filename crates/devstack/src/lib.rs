@@ -10,6 +10,7 @@
 
 pub mod audit_logs;
 pub mod backup;
+pub mod change_audit;
 pub mod event_sources;
 pub mod moto;
 pub mod postgres;

@@ -160,6 +160,36 @@ impl AwsEnv {
             .ok_or_else(|| format!("CreateRole: {text}"))
     }
 
+    /// An S3 client for the emulator (path-style addressing).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk_config().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Creates a bucket in this environment's region.
+    pub async fn create_bucket(&self, s3: &aws_sdk_s3::Client, name: &str) -> Result<(), String> {
+        let mut create = s3.create_bucket().bucket(name);
+        if self.region != "us-east-1" {
+            // Outside us-east-1, S3 wants the region stated.
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        self.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        create
+            .send()
+            .await
+            .map_err(|e| format!("CreateBucket {name}: {e:?}"))?;
+        Ok(())
+    }
+
     /// SDK configuration for the test's own clients (creating fixtures, reading results).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

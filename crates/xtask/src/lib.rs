@@ -53,6 +53,15 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             event_source_actions: log_downloader::EVENT_SOURCE_ACTIONS,
             load: |env| log_downloader::Config::from_env(env).map(|_| ()),
         },
+        FunctionContract {
+            name: "stream-to-firehose",
+            function_logical_id: "StreamToFirehoseFunction",
+            role_logical_id: "StreamToFirehoseRole",
+            environment: stream_to_firehose::ENVIRONMENT,
+            iam_actions: stream_to_firehose::IAM_ACTIONS,
+            event_source_actions: stream_to_firehose::EVENT_SOURCE_ACTIONS,
+            load: |env| stream_to_firehose::Config::from_env(env).map(|_| ()),
+        },
     ]
 }
 
@@ -103,11 +112,16 @@ pub fn role_actions(template: &Value, role_logical_id: &str) -> BTreeSet<String>
         .into_iter()
         .flatten()
     {
-        for statement in policy["PolicyDocument"]["Statement"]
+        // A statement may be conditional (`Fn::If`): count what either branch grants.
+        let statements = policy["PolicyDocument"]["Statement"]
             .as_array()
             .into_iter()
             .flatten()
-        {
+            .flat_map(|statement| match statement["Fn::If"].as_array() {
+                Some(branches) => branches.iter().skip(1).collect(),
+                None => vec![statement],
+            });
+        for statement in statements {
             let listed = match &statement["Action"] {
                 Value::String(a) => vec![a.clone()],
                 Value::Array(list) => list

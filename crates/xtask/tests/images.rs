@@ -42,15 +42,20 @@ fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::p
 
 fn digests(config: &std::path::Path) -> Vec<String> {
     let config: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
-    ["DbScanner", "LogDetector", "LogDownloader"]
-        .iter()
-        .map(|f| {
-            config["Parameters"][format!("{f}ImageDigest")]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    [
+        "DbScanner",
+        "LogDetector",
+        "LogDownloader",
+        "StreamToFirehose",
+    ]
+    .iter()
+    .map(|f| {
+        config["Parameters"][format!("{f}ImageDigest")]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+    .collect()
 }
 
 #[tokio::test]
@@ -72,7 +77,12 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
     );
     assert!(String::from_utf8_lossy(&first.stdout).contains("next: make deploy ENV=dev"));
     let recorded: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    for function in ["DbScanner", "LogDetector", "LogDownloader"] {
+    for function in [
+        "DbScanner",
+        "LogDetector",
+        "LogDownloader",
+        "StreamToFirehose",
+    ] {
         assert_eq!(
             recorded["Parameters"][format!("{function}ImageTag")],
             "v0.0.1"
@@ -85,7 +95,12 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
             .all(|d| d.starts_with("sha256:") && d.len() == 71),
         "{first_digests:?}"
     );
-    for function in ["db-scanner", "log-detector", "log-downloader"] {
+    for function in [
+        "db-scanner",
+        "log-detector",
+        "log-downloader",
+        "stream-to-firehose",
+    ] {
         let raw = Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false"])
             .arg(format!(

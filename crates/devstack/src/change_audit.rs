@@ -1,0 +1,195 @@
+//! The DynamoDB change audit trail's AWS side on the local stack, for tests, the demo and the
+//! benchmark: an audit bucket, a Firehose delivery stream into it (moto writes every
+//! `PutRecordBatch` straight to S3 as one object under `dynamodb-changes/YYYY/MM/DD/HH/`,
+//! uncompressed), audited tables with streams, and the stream-to-firehose binary.
+
+use crate::event_sources::StreamSource;
+use crate::function_binary;
+use crate::moto::AwsEnv;
+use crate::runtime_api::LocalLambda;
+use crate::unique_name;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
+};
+use aws_sdk_firehose::types::{
+    CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
+};
+use serde_json::Value;
+
+/// Where Firehose writes (the stack's prefix without its `!{timestamp}` part, which moto
+/// does not evaluate; moto adds `YYYY/MM/DD/HH/` itself).
+pub const CHANGES_PREFIX: &str = "dynamodb-changes/";
+
+/// One delivered object and its lines.
+#[derive(Debug, Clone)]
+pub struct DeliveredObject {
+    pub key: String,
+    pub lines: Vec<Value>,
+    /// The object's bytes (serde_json's `Value` would round a 38-digit number).
+    pub raw: Vec<u8>,
+    /// Whether the object's bytes end with a newline (Firehose concatenates records as-is).
+    pub ends_with_newline: bool,
+}
+
+/// An audit bucket with a delivery stream into it.
+#[derive(Debug)]
+pub struct ChangeAuditStack {
+    pub aws: AwsEnv,
+    pub bucket: String,
+    pub delivery_stream: String,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl ChangeAuditStack {
+    /// Creates the bucket and the delivery stream (names start with `name`).
+    pub async fn create(aws: &AwsEnv, name: &str) -> Result<Self, String> {
+        let sdk = aws.sdk_config().await;
+        let s3 = aws.s3_client().await;
+        let bucket = unique_name(&format!("{name}-audit"));
+        aws.create_bucket(&s3, &bucket).await?;
+        let delivery_stream = unique_name(&format!("{name}-changes"));
+        let firehose = aws_sdk_firehose::Client::new(&sdk);
+        let destination = ExtendedS3DestinationConfiguration::builder()
+            .role_arn("arn:aws:iam::123456789012:role/firehose-delivery")
+            .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+            .prefix(CHANGES_PREFIX)
+            .error_output_prefix("dynamodb-changes-errors/")
+            .compression_format(CompressionFormat::Uncompressed)
+            .build()
+            .map_err(|e| e.to_string())?;
+        firehose
+            .create_delivery_stream()
+            .delivery_stream_name(&delivery_stream)
+            .delivery_stream_type(DeliveryStreamType::DirectPut)
+            .extended_s3_destination_configuration(destination)
+            .send()
+            .await
+            .map_err(|e| format!("CreateDeliveryStream: {e:?}"))?;
+        Ok(ChangeAuditStack {
+            aws: aws.clone(),
+            bucket,
+            delivery_stream,
+            s3,
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        })
+    }
+
+    /// Creates a table with a string partition key `key` and a stream of `view`; returns the
+    /// stream ARN.
+    pub async fn create_audited_table(
+        &self,
+        table: &str,
+        key: &str,
+        view: StreamViewType,
+    ) -> Result<String, String> {
+        let e = |e: &dyn std::fmt::Debug| format!("CreateTable {table}: {e:?}");
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            )
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(view)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            )
+            .send()
+            .await
+            .map_err(|x| e(&x))?;
+        created
+            .table_description()
+            .and_then(|t| t.latest_stream_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{table}: no stream ARN"))
+    }
+
+    /// Starts the stream-to-firehose binary against this stack.
+    pub async fn start_forwarder(&self, extra: &[(&str, &str)]) -> Result<LocalLambda, String> {
+        LocalLambda::builder(function_binary("stream-to-firehose")?)
+            .envs(self.aws.vars())
+            .env("DELIVERY_STREAM_NAME", &self.delivery_stream)
+            .envs(extra.iter().copied())
+            .start()
+            .await
+    }
+
+    /// A table's stream as an event source, from its oldest record.
+    pub async fn stream_source(&self, stream_arn: &str) -> Result<StreamSource, String> {
+        StreamSource::new(&self.aws, stream_arn).await
+    }
+
+    /// Every object Firehose delivered, oldest key first, with its lines parsed.
+    pub async fn delivered(&self) -> Result<Vec<DeliveredObject>, String> {
+        let mut objects = Vec::new();
+        let mut token = None;
+        loop {
+            let listed = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(CHANGES_PREFIX)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("ListObjectsV2: {e:?}"))?;
+            for object in listed.contents() {
+                let key = object.key().unwrap_or_default().to_owned();
+                let bytes = self
+                    .s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| format!("GetObject {key}: {e:?}"))?
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_bytes();
+                let lines = bytes
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        serde_json::from_slice(l).map_err(|e| {
+                            format!(
+                                "{key}: a line is not JSON ({e}): {}",
+                                String::from_utf8_lossy(l)
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<Value>, String>>()?;
+                objects.push(DeliveredObject {
+                    key,
+                    lines,
+                    ends_with_newline: bytes.last() == Some(&b'\n'),
+                    raw: bytes.to_vec(),
+                });
+            }
+            token = listed.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+}

@@ -1,0 +1,115 @@
+//! `stream-to-firehose`: the DynamoDB change audit trail (table stream → Firehose → S3 → Athena).
+//!
+//! An event source mapping delivers batches from the stream of any audited table, of any view
+//! type (NEW_AND_OLD_IMAGES gives the most: both images and the diff). Each stream record
+//! becomes one [`record::AuditLine`]: a newline-terminated JSON object with the keys, the
+//! images as plain JSON (every digit of a number kept, binary as base64, sets as arrays), the
+//! names of the attributes a MODIFY added, removed or changed, and whether a REMOVE was a TTL
+//! expiry. A line over Firehose's 1,000 KiB record limit leaves out the old image, then the
+//! new one, says so in `images_omitted`, and is still delivered.
+//!
+//! Lines go to `DELIVERY_STREAM_NAME` with `PutRecordBatch` in stream order, in [`chunks`] of
+//! at most 500 records and 4 MiB. Entries Firehose rejects are resent alone, with jittered
+//! exponential backoff, while the invocation has time left ([`delivery`]).
+//!
+//! Contract: a record counts as delivered only when Firehose accepted it. Everything else is
+//! reported as a batch item failure, lowest sequence number first, so Lambda retries from the
+//! first undelivered record; when no record of a batch was delivered the invocation fails, so
+//! the error shows in the function's metrics. Firehose and retries can deliver a record more
+//! than once: every line carries the stream's `event_id`, and the stack's Athena queries keep
+//! one row per `event_id`.
+
+pub mod delivery;
+pub mod dynamo_json;
+pub mod forwarder;
+pub mod record;
+
+use audit_core::backoff::Backoff;
+use audit_core::{ConfigError, Env};
+use std::ops::Range;
+use std::time::Duration;
+
+/// Every environment variable the function reads besides the `AWS_*` ones (the stack's
+/// template must set these and no others; a test checks the loader against this list).
+pub const ENVIRONMENT: &[&str] = &[
+    "DELIVERY_STREAM_NAME",
+    "PUT_MAX_ATTEMPTS",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
+/// Every IAM action the code calls.
+pub const IAM_ACTIONS: &[&str] = &["firehose:PutRecordBatch"];
+
+/// What the DynamoDB stream event source mappings need on the function's role: reading the
+/// audited tables' streams, and sending what they give up on to the on-failure queue.
+pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "sqs:SendMessage",
+];
+
+/// Firehose's `PutRecordBatch` limits: records per call and bytes per call.
+pub const MAX_BATCH_RECORDS: usize = 500;
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The function's settings, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub delivery_stream: String,
+    /// Retries of rejected entries: attempts per chunk and their delays.
+    pub backoff: Backoff,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let delivery_stream = env.required(
+            "DELIVERY_STREAM_NAME",
+            "the name of the Firehose delivery stream",
+        )?;
+        let valid_name = (1..=64).contains(&delivery_stream.len())
+            && delivery_stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !valid_name {
+            return Err(ConfigError::invalid(
+                "DELIVERY_STREAM_NAME",
+                &delivery_stream,
+                "a delivery stream name: 1 to 64 letters, digits, '_', '.' or '-'",
+            ));
+        }
+        let attempts: u32 = env.int_in_range("PUT_MAX_ATTEMPTS", 8, 1..=20)?;
+        Ok(Config {
+            delivery_stream,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5), attempts),
+        })
+    }
+}
+
+/// Splits records of the given sizes, in order, into `PutRecordBatch` calls: at most
+/// `max_records` records and `max_bytes` bytes each. A single record larger than `max_bytes`
+/// gets a call of its own (Firehose then rejects it by itself; none is, as lines are capped
+/// far below the call limit).
+pub fn chunks(sizes: &[usize], max_records: usize, max_bytes: usize) -> Vec<Range<usize>> {
+    let mut ranges = Vec::with_capacity(sizes.len() / max_records.max(1) + 1);
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let full = i - start == max_records || (i > start && bytes + size > max_bytes);
+        if full {
+            ranges.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        ranges.push(start..sizes.len());
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use stream_to_firehose::Config;
+use stream_to_firehose::forwarder::Forwarder;
+use stream_to_firehose::record::StreamEvent;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = audit_core::startup::init(Config::from_env).await;
+    let sdk = audit_core::aws::sdk_config().await;
+    let forwarder = Forwarder {
+        config,
+        firehose: aws_sdk_firehose::Client::new(&sdk),
+    };
+    let forwarder = &forwarder;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
+        forwarder.handle(event)
+    }))
+    .await
+}
