@@ -55,25 +55,30 @@ fn image(order: usize, state: &str) -> Value {
     Value::Object(item)
 }
 
-fn event_json(records: usize) -> Vec<u8> {
+/// A stream event of `records` changes. `both_images`: MODIFY with NEW_AND_OLD_IMAGES (two
+/// images and the diff); otherwise INSERT with NEW_IMAGE (the seed's view type).
+fn event_json(records: usize, both_images: bool) -> Vec<u8> {
     let records: Vec<Value> = (0..records)
         .map(|i| {
+            let mut change = json!({
+                "ApproximateCreationDateTime": 1_763_805_600,
+                "Keys": {"orderId": {"S": format!("order-{i:08}")}},
+                "NewImage": image(i, "DELIVERED"),
+                "SequenceNumber": format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
+                "SizeBytes": 2048,
+                "StreamViewType": if both_images { "NEW_AND_OLD_IMAGES" } else { "NEW_IMAGE" },
+            });
+            if both_images {
+                change["OldImage"] = image(i, "PICKEDUP");
+            }
             json!({
                 "eventID": format!("{i:032x}"),
-                "eventName": "MODIFY",
+                "eventName": if both_images { "MODIFY" } else { "INSERT" },
                 "eventVersion": "1.1",
                 "eventSource": "aws:dynamodb",
                 "awsRegion": "eu-west-1",
                 "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-22T10:00:00.000",
-                "dynamodb": {
-                    "ApproximateCreationDateTime": 1_763_805_600,
-                    "Keys": {"orderId": {"S": format!("order-{i:08}")}},
-                    "NewImage": image(i, "DELIVERED"),
-                    "OldImage": image(i, "PICKEDUP"),
-                    "SequenceNumber": format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
-                    "SizeBytes": 2048,
-                    "StreamViewType": "NEW_AND_OLD_IMAGES",
-                }
+                "dynamodb": change,
             })
         })
         .collect();
@@ -91,19 +96,14 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let input = event_json(RECORDS);
-    let item_bytes = serde_json::to_vec(&image(1, "DELIVERED")).map_or(0, |v| v.len());
-    println!(
-        "input: {RECORDS} MODIFY records, NEW_AND_OLD_IMAGES, image JSON {item_bytes} bytes, event {:.1} MiB",
-        input.len() as f64 / 1048576.0
-    );
+/// Parses and transforms `input` ROUNDS times; prints the median throughput.
+fn measure(label: &str, input: &[u8]) {
     let mut times = Vec::with_capacity(ROUNDS);
     let mut parse_times = Vec::with_capacity(ROUNDS);
     let mut out_bytes = 0;
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        let event: Event = match serde_json::from_slice(&input) {
+        let event: Event = match serde_json::from_slice(input) {
             Ok(event) => event,
             Err(e) => panic!("the generated event does not parse: {e}"),
         };
@@ -115,50 +115,48 @@ fn main() {
         std::hint::black_box(&lines);
         times.push(elapsed);
     }
-    // Where the time goes: rewriting the images alone.
-    let event: Event = serde_json::from_slice(&input).unwrap_or_else(|e| panic!("{e}"));
-    let start = Instant::now();
-    let mut sink = Vec::with_capacity(4096);
-    for r in &event.records {
-        for image in [&r.change.new_image, &r.change.old_image]
-            .into_iter()
-            .flatten()
-        {
-            sink.clear();
-            let _ = stream_to_firehose::dynamo_json::transcode_item(image.get(), &mut sink);
-        }
-    }
-    println!(
-        "of which rewriting images: {:.1} ms",
-        start.elapsed().as_secs_f64() * 1e3
-    );
     times.sort();
     parse_times.sort();
     let median = times[ROUNDS / 2];
-    println!(
-        "of which parsing the event: median {:.1} ms",
-        parse_times[ROUNDS / 2].as_secs_f64() * 1e3
-    );
     let per_second = |d: Duration| RECORDS as f64 / d.as_secs_f64();
     println!(
-        "transform (parse + audit lines), one core: median {:.0} records/s (best {:.0}, worst {:.0}); {:.1} MB/s of event JSON; output {:.1} MiB ({} bytes/line)",
-        per_second(median),
-        per_second(times[0]),
-        per_second(times[ROUNDS - 1]),
-        input.len() as f64 / median.as_secs_f64() / 1e6,
+        "{label}: event {:.1} MiB ({} bytes/record) -> {:.1} MiB of lines ({} bytes/line)",
+        input.len() as f64 / 1048576.0,
+        input.len() / RECORDS,
         out_bytes as f64 / 1048576.0,
         out_bytes / RECORDS
     );
     println!(
-        "peak RSS after transform rounds: {} MiB",
-        peak_rss_kib() / 1024
+        "  median {:.0} records/s (best {:.0}, worst {:.0}), {:.0} MB/s of event JSON; \
+         {:.1} ms per {RECORDS} records, of which {:.1} ms parsing the event",
+        per_second(median),
+        per_second(times[0]),
+        per_second(times[ROUNDS - 1]),
+        input.len() as f64 / median.as_secs_f64() / 1e6,
+        median.as_secs_f64() * 1e3,
+        parse_times[ROUNDS / 2].as_secs_f64() * 1e3,
     );
+}
+
+fn main() {
+    let item_bytes = serde_json::to_vec(&image(1, "DELIVERED")).map_or(0, |v| v.len());
+    println!(
+        "{RECORDS} records per batch, items of 20 attributes ({item_bytes} bytes as DynamoDB JSON), one core, median of {ROUNDS}"
+    );
+    let seed_view = event_json(RECORDS, false);
+    measure("INSERT, NEW_IMAGE (the seed's stream)", &seed_view);
+    let both = event_json(RECORDS, true);
+    measure(
+        "MODIFY, NEW_AND_OLD_IMAGES (two images and the diff)",
+        &both,
+    );
+    println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => panic!("tokio: {e}"),
     };
-    runtime.block_on(put_against_moto(&input));
+    runtime.block_on(put_against_moto(&both));
 }
 
 async fn put_against_moto(input: &[u8]) {

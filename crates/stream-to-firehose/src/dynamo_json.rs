@@ -34,15 +34,23 @@ pub struct RawAttribute {
 /// Rewrites one item (`{"name": {"T": v}, ...}`) as plain JSON onto `out`, and returns its
 /// top-level attributes.
 pub fn transcode_item(raw: &str, out: &mut Vec<u8>) -> Result<Vec<RawAttribute>, TranscodeError> {
+    let mut attributes = Vec::with_capacity(32);
+    transcode_item_into(raw, out, &mut attributes)?;
+    Ok(attributes)
+}
+
+/// [`transcode_item`] appending the attributes to a vector the caller reuses.
+pub fn transcode_item_into(
+    raw: &str,
+    out: &mut Vec<u8>,
+    attributes: &mut Vec<RawAttribute>,
+) -> Result<(), TranscodeError> {
     let mut parser = Parser {
         bytes: raw.as_bytes(),
         at: 0,
         out,
     };
-    let mut attributes = Vec::with_capacity(32);
-    parser
-        .item(Some(&mut attributes))
-        .map_err(|e| e.into_error())?;
+    parser.item(Some(attributes)).map_err(|e| e.into_error())?;
     parser.ws();
     if parser.at != parser.bytes.len() {
         return Err(TranscodeError {
@@ -50,7 +58,7 @@ pub fn transcode_item(raw: &str, out: &mut Vec<u8>) -> Result<Vec<RawAttribute>,
             message: "text after the item".into(),
         });
     }
-    Ok(attributes)
+    Ok(())
 }
 
 /// An error on its way up, collecting the path.
@@ -95,6 +103,11 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn expect(&mut self, byte: u8) -> Step {
+        // Lambda's events are compact JSON: the byte is usually right here.
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            return Ok(());
+        }
         self.ws();
         if self.bytes.get(self.at) == Some(&byte) {
             self.at += 1;
@@ -109,6 +122,10 @@ impl<'a> Parser<'a, '_> {
 
     /// Consumes `byte` if it comes next (after whitespace).
     fn eat(&mut self, byte: u8) -> bool {
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            return true;
+        }
         self.ws();
         if self.bytes.get(self.at) == Some(&byte) {
             self.at += 1;
@@ -122,6 +139,19 @@ impl<'a> Parser<'a, '_> {
     fn string(&mut self) -> Result<Range<usize>, Failure> {
         self.expect(b'"')?;
         let start = self.at;
+        // Most strings (names, type tags, short values) end within a few bytes, where a plain
+        // loop beats memchr's setup; longer ones go to memchr.
+        let short_end = (start + 16).min(self.bytes.len());
+        for at in start..short_end {
+            match self.bytes[at] {
+                b'"' => {
+                    self.at = at + 1;
+                    return Ok(start..at);
+                }
+                b'\\' => break,
+                _ => {}
+            }
+        }
         loop {
             match memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]) {
                 Some(offset) => {

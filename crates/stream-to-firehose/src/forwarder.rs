@@ -2,7 +2,7 @@
 
 use crate::Config;
 use crate::delivery::{DeliveryReport, deliver};
-use crate::record::{AuditLine, RecordError, StreamEvent, StreamRecord, audit_line};
+use crate::record::{AuditLine, RecordError, Scratch, StreamEvent, StreamRecord, audit_line_with};
 use audit_core::FunctionError;
 use audit_core::batch::stream_response;
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -42,8 +42,9 @@ impl audit_core::Classify for ForwardError {
 /// Lambda retries from the bad record, so they come again.
 pub fn transform(records: &[StreamRecord]) -> (Vec<AuditLine>, Option<(usize, RecordError)>) {
     let mut lines = Vec::with_capacity(records.len());
+    let mut scratch = Scratch::default();
     for (i, record) in records.iter().enumerate() {
-        match audit_line(record) {
+        match audit_line_with(record, &mut scratch) {
             Ok(line) => lines.push(line),
             Err(error) => return (lines, Some((i, error))),
         }

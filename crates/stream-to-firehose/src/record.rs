@@ -5,11 +5,12 @@
 //! must reach the line exactly as stored (a `Value` would take it through `f64`), and the
 //! transform is the hot path of the function (see `benches/transform.rs`).
 
-use crate::dynamo_json::{RawAttribute, TranscodeError, transcode_item};
+use crate::dynamo_json::{RawAttribute, TranscodeError, transcode_item_into};
 use serde::Deserialize;
 use serde_dynamo::AttributeValue;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// A DynamoDB stream batch as Lambda delivers it. Only what the audit line needs is read; the
 /// images stay raw JSON text until [`audit_line`] rewrites them.
@@ -178,29 +179,40 @@ pub fn is_ttl_deletion(record: &StreamRecord) -> bool {
         })
 }
 
-/// An image rewritten as plain JSON, with its top-level attributes.
-struct Image<'a> {
-    raw: &'a str,
+/// Buffers one batch reuses from record to record, so a line costs one allocation of its own.
+#[derive(Debug, Default)]
+pub struct Scratch {
     plain: Vec<u8>,
-    attributes: Vec<RawAttribute>,
+    new_attributes: Vec<RawAttribute>,
+    old_attributes: Vec<RawAttribute>,
 }
 
-fn image<'a>(raw: Option<&'a RawValue>) -> Result<Option<Image<'a>>, TranscodeError> {
-    let Some(raw) = raw.map(RawValue::get) else {
+/// Rewrites `raw` onto `plain`; the range written, or `None` when there is no image (absent,
+/// or empty: every item has at least its keys).
+fn image_into(
+    raw: Option<&RawValue>,
+    plain: &mut Vec<u8>,
+    attributes: &mut Vec<RawAttribute>,
+) -> Result<Option<Range<usize>>, TranscodeError> {
+    attributes.clear();
+    let Some(raw) = raw else {
         return Ok(None);
     };
-    let mut plain = Vec::with_capacity(raw.len());
-    let attributes = transcode_item(raw, &mut plain)?;
-    // An empty image is no image: every item has at least its keys.
-    Ok((!attributes.is_empty()).then_some(Image {
-        raw,
-        plain,
-        attributes,
-    }))
+    let start = plain.len();
+    transcode_item_into(raw.get(), plain, attributes)?;
+    Ok((!attributes.is_empty()).then_some(start..plain.len()))
 }
 
 /// The audit line for one stream record.
 pub fn audit_line(record: &StreamRecord) -> Result<AuditLine, RecordError> {
+    audit_line_with(record, &mut Scratch::default())
+}
+
+/// [`audit_line`] with buffers reused across the records of a batch.
+pub fn audit_line_with(
+    record: &StreamRecord,
+    scratch: &mut Scratch,
+) -> Result<AuditLine, RecordError> {
     let event_id = record.event_id.as_str();
     let event_name =
         EventName::parse(&record.event_name).ok_or_else(|| RecordError::EventName {
@@ -230,21 +242,36 @@ pub fn audit_line(record: &StreamRecord) -> Result<AuditLine, RecordError> {
         message: e.message,
     };
 
-    let keys = image(change.keys.as_deref()).map_err(|e| image_error("Keys", e))?;
-    let keys = keys.map_or_else(|| b"{}".to_vec(), |k| k.plain);
-    let new_image = image(change.new_image.as_deref()).map_err(|e| image_error("NewImage", e))?;
-    let old_image = image(change.old_image.as_deref()).map_err(|e| image_error("OldImage", e))?;
-    let changed = match (event_name, &new_image, &old_image) {
-        (EventName::Modify, Some(new), Some(old)) => Some(changed_attributes(new, old)),
+    let Scratch {
+        plain,
+        new_attributes,
+        old_attributes,
+    } = scratch;
+    plain.clear();
+    let keys = image_into(change.keys.as_deref(), plain, new_attributes)
+        .map_err(|e| image_error("Keys", e))?;
+    let new_image = image_into(change.new_image.as_deref(), plain, new_attributes)
+        .map_err(|e| image_error("NewImage", e))?;
+    let old_image = image_into(change.old_image.as_deref(), plain, old_attributes)
+        .map_err(|e| image_error("OldImage", e))?;
+    let changed = match (event_name, &change.new_image, &change.old_image) {
+        (EventName::Modify, Some(new), Some(old)) if new_image.is_some() && old_image.is_some() => {
+            Some(changed_attributes(
+                (new.get(), new_attributes),
+                (old.get(), old_attributes),
+            ))
+        }
         _ => None,
     };
+    let plain: &[u8] = plain;
+    let keys: &[u8] = keys.map_or(b"{}", |k| &plain[k]);
     let created = change.approximate_creation_date_time.and_then(rfc3339);
 
     let parts = LineParts {
         event_id,
         event_name: event_name.as_str(),
         table,
-        keys: &keys,
+        keys,
         sequence_number,
         created: created.as_deref(),
         view_type: change.stream_view_type.as_deref(),
@@ -254,10 +281,7 @@ pub fn audit_line(record: &StreamRecord) -> Result<AuditLine, RecordError> {
     // Too large for Firehose: leave out the old image, then the new one, then (only for a
     // pathological item whose escaped attribute names alone fill a record) the diff. Keys
     // and metadata are bounded by DynamoDB's key size, so the loop ends within four writes.
-    let mut images = (
-        new_image.as_ref().map(|i| i.plain.as_slice()),
-        old_image.as_ref().map(|i| i.plain.as_slice()),
-    );
+    let mut images = (new_image.map(|r| &plain[r]), old_image.map(|r| &plain[r]));
     let mut changed = changed.as_ref();
     let mut left_out: Vec<&str> = Vec::new();
     let mut full_size = None;
@@ -354,14 +378,30 @@ impl LineParts<'_> {
     }
 }
 
-/// Epoch seconds as RFC 3339 UTC, to the microsecond when there is a fraction.
+/// Epoch seconds as RFC 3339 UTC (`2026-11-22T10:00:00Z`), with milli- or microseconds when
+/// the time has a fraction.
 fn rfc3339(epoch_seconds: f64) -> Option<String> {
+    use chrono::{Datelike, Timelike};
     if !epoch_seconds.is_finite() || epoch_seconds <= 0.0 {
         return None;
     }
     let micros = (epoch_seconds * 1e6).round() as i64;
-    let time = chrono::DateTime::from_timestamp_micros(micros)?;
-    Some(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    let t = chrono::DateTime::from_timestamp_micros(micros)?;
+    let date = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let fraction = micros.rem_euclid(1_000_000);
+    Some(match fraction {
+        0 => format!("{date}Z"),
+        f if f % 1000 == 0 => format!("{date}.{:03}Z", f / 1000),
+        f => format!("{date}.{f:06}Z"),
+    })
 }
 
 /// Names as JSON strings; they are already escaped as in the image.
@@ -603,28 +643,67 @@ pub fn same_value(a: &AttributeValue, b: &AttributeValue) -> bool {
 /// Whether two raw attribute values (`{"N": "1.50"}` ...) are the same value. Equal text is
 /// the common case; otherwise both are parsed and compared by value.
 fn same_raw_value(a: &str, b: &str) -> bool {
-    a == b
-        || match (
-            serde_json::from_str::<AttributeValue>(a),
-            serde_json::from_str::<AttributeValue>(b),
-        ) {
-            (Ok(x), Ok(y)) => same_value(&x, &y),
-            _ => false,
-        }
+    if a == b {
+        return true;
+    }
+    // Scalars DynamoDB writes one way only: different text is a different value (a string
+    // with escapes is compared decoded, below).
+    let canonical_scalar = |v: &str| {
+        ["{\"S\":", "{\"B\":", "{\"BOOL\":", "{\"NULL\":"]
+            .iter()
+            .any(|tag| v.starts_with(tag))
+            && !v.contains('\\')
+    };
+    if canonical_scalar(a) && canonical_scalar(b) {
+        return false;
+    }
+    match (
+        serde_json::from_str::<AttributeValue>(a),
+        serde_json::from_str::<AttributeValue>(b),
+    ) {
+        (Ok(x), Ok(y)) => same_value(&x, &y),
+        _ => false,
+    }
 }
 
 /// Added, removed and modified attribute names between two images.
-fn changed_attributes<'a>(new: &Image<'a>, old: &Image<'a>) -> ChangedAttributes<'a> {
-    let named = |image: &Image<'a>| {
-        let mut attributes: Vec<(&'a str, &'a str)> = image
-            .attributes
+fn changed_attributes<'a>(
+    new: (&'a str, &[RawAttribute]),
+    old: (&'a str, &[RawAttribute]),
+) -> ChangedAttributes<'a> {
+    let (new_raw, new_attributes) = new;
+    let (old_raw, old_attributes) = old;
+    let name = |raw: &'a str, a: &RawAttribute| &raw[a.name.clone()];
+    let value = |raw: &'a str, a: &RawAttribute| &raw[a.value.clone()];
+    // Fast path: both images list the same names in the same order (how DynamoDB writes an
+    // item's two images), so no sorting is needed.
+    if new_attributes.len() == old_attributes.len()
+        && new_attributes
             .iter()
-            .map(|a| (&image.raw[a.name.clone()], &image.raw[a.value.clone()]))
+            .zip(old_attributes)
+            .all(|(n, o)| name(new_raw, n) == name(old_raw, o))
+    {
+        let mut changed = ChangedAttributes::default();
+        for (n, o) in new_attributes.iter().zip(old_attributes) {
+            if !same_raw_value(value(new_raw, n), value(old_raw, o)) {
+                changed.modified.push(name(new_raw, n));
+            }
+        }
+        changed.modified.sort_unstable();
+        return changed;
+    }
+    let named = |raw: &'a str, attributes: &[RawAttribute]| {
+        let mut attributes: Vec<(&'a str, &'a str)> = attributes
+            .iter()
+            .map(|a| (name(raw, a), value(raw, a)))
             .collect();
         attributes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         attributes
     };
-    let (new, old) = (named(new), named(old));
+    let (new, old) = (
+        named(new_raw, new_attributes),
+        named(old_raw, old_attributes),
+    );
     let mut changed = ChangedAttributes::default();
     let (mut i, mut j) = (0, 0);
     while i < new.len() || j < old.len() {

@@ -238,6 +238,20 @@ fn the_diff_names_added_removed_and_modified_attributes() {
         v["changed_attributes"],
         json!({"added": ["reason"], "removed": ["courier"], "modified": ["lines", "state"]})
     );
+
+    // The same names in the same order (the usual shape) take a shorter path to the same answer.
+    let same_order = |state: &str, total: &str, tags: [&str; 2]| json!({"orderId": {"S": "101"}, "total": {"N": total}, "tags": {"SS": tags}, "state": {"S": state}});
+    let v = line(&stream_record(
+        "MODIFY",
+        "NEW_AND_OLD_IMAGES",
+        order_keys(),
+        Some(same_order("RETURNED", "10.50", ["b", "a"])),
+        Some(same_order("DELIVERED", "10.5", ["a", "b"])),
+    ));
+    assert_eq!(
+        v["changed_attributes"],
+        json!({"added": [], "removed": [], "modified": ["state"]})
+    );
 }
 
 #[test]
@@ -513,5 +527,27 @@ fn configuration_names_each_bad_variable() {
         };
         let err = Config::from_env(&audit_core::Env::from_pairs(pairs)).unwrap_err();
         assert_eq!(err.variable(), var, "{value}");
+    }
+}
+
+#[test]
+fn the_creation_time_is_rfc3339_utc_with_its_fraction() {
+    let mut record = stream_record("INSERT", "NEW_IMAGE", order_keys(), None, None);
+    for (epoch, expected) in [
+        (Some(1_763_805_600.0), json!("2025-11-22T10:00:00Z")),
+        (Some(1_763_805_600.5), json!("2025-11-22T10:00:00.500Z")),
+        (
+            Some(1_763_805_600.123_456),
+            json!("2025-11-22T10:00:00.123456Z"),
+        ),
+        (Some(951_782_400.0), json!("2000-02-29T00:00:00Z")),
+        (None, Value::Null), // missing in some records (aws-lambda-rust-runtime#889)
+    ] {
+        record.change.approximate_creation_date_time = epoch;
+        assert_eq!(
+            line(&record)["approximate_creation_time"],
+            expected,
+            "{epoch:?}"
+        );
     }
 }
