@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
-.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy release clean \
+.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform release clean \
 	build-and-push-versioned increment-version deploy-ecr deploy rollback version-info
 
 ENV ?= dev
@@ -29,6 +29,7 @@ help:
 	@echo "make ci                cargo fmt --check, clippy -D warnings, make test"
 	@echo "make bench-coldstart   cold start and size of the release binaries"
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
+	@echo "make bench-transform   stream-to-firehose transform records/s, and PutRecordBatch time on moto"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
 	@echo "make rollback FUNCTION=name|all VERSION=vX.Y.Z  move live aliases back, no deploy"
@@ -60,6 +61,10 @@ ci: fmt-check lint test
 
 FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose
 
+## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
+bench-transform: setup
+	$(CARGO) bench --locked -p stream-to-firehose --bench transform
+
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
 
@@ -71,6 +76,8 @@ bench-coldstart: release
 	"$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/log-detector" TRACKING_TABLE=t
 	"$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/log-downloader" \
 		TRACKING_TABLE=t BACKUP_BUCKET=b
+	"$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/stream-to-firehose" \
+		DELIVERY_STREAM_NAME=changes
 
 ## 256 MiB audit file through the release log-downloader vs `aws s3 cp`, peak RSS included.
 bench-copy: setup release

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use stream_to_firehose::forwarder::transform;
 use stream_to_firehose::record::StreamEvent as Event;
 
+// The allocator the function binary uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORDS: usize = 5_000;
 const ROUNDS: usize = 15;
 
@@ -139,6 +143,15 @@ fn measure(label: &str, input: &[u8]) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary too (without `--bench`): check that the
+    // generated batch transforms, and time nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        let input = event_json(20, true);
+        let event: Event = serde_json::from_slice(&input).unwrap_or_else(|e| panic!("{e}"));
+        let (lines, bad) = transform(&event.records);
+        assert!(bad.is_none() && lines.len() == 20);
+        return;
+    }
     let item_bytes = serde_json::to_vec(&image(1, "DELIVERED")).map_or(0, |v| v.len());
     println!(
         "{RECORDS} records per batch, items of 20 attributes ({item_bytes} bytes as DynamoDB JSON), one core, median of {ROUNDS}"

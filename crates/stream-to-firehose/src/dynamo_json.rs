@@ -169,12 +169,11 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    /// Copies a string literal to the output as it is.
+    /// Copies a string literal to the output as it is, quotes included.
     fn copy_string(&mut self) -> Step {
         let contents = self.string()?;
-        self.out.push(b'"');
-        self.out.extend_from_slice(&self.bytes[contents]);
-        self.out.push(b'"');
+        self.out
+            .extend_from_slice(&self.bytes[contents.start - 1..contents.end + 1]);
         Ok(())
     }
 
@@ -217,10 +216,16 @@ impl<'a> Parser<'a, '_> {
             }
             first = false;
             let name = self.string()?;
-            self.out.push(b'"');
-            self.out.extend_from_slice(&self.bytes[name.clone()]);
-            self.out.extend_from_slice(b"\":");
             self.expect(b':')?;
+            if self.bytes[name.end + 1] == b':' {
+                // Compact `"name":`: copy it whole.
+                self.out
+                    .extend_from_slice(&self.bytes[name.start - 1..name.end + 2]);
+            } else {
+                self.out.push(b'"');
+                self.out.extend_from_slice(&self.bytes[name.clone()]);
+                self.out.extend_from_slice(b"\":");
+            }
             self.ws();
             let value_start = self.at;
             let bytes = self.bytes;

@@ -294,3 +294,19 @@ async fn a_record_that_cannot_be_audited_is_reported_with_everything_after_it() 
         error.message
     );
 }
+
+#[tokio::test]
+async fn no_resend_starts_when_the_invocation_is_about_to_time_out() {
+    // One second left: less than a resend's reserve, so the rejected entry is reported at once
+    // rather than retried into the timeout (which would lose the whole batch's response).
+    let (rule, calls) =
+        fake_put(|call, seq| (call == 1 && seq == "1001").then_some("ServiceUnavailableException"));
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = u64::try_from(audit_core::now_ms()).unwrap() + 1_000;
+    let response = forwarder(&[&rule], 8)
+        .handle(lambda_runtime::LambdaEvent::new(event(3), context))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["1001"]);
+    assert_eq!(calls.lock().unwrap().len(), 1);
+}
