@@ -6,6 +6,16 @@
 //! sequence number past the real failure checkpoints over it), so both shapes are built here.
 
 use aws_lambda_events::sqs::SqsBatchResponse;
+
+/// What a DynamoDB stream event source mapping needs on its function's role: reading the stream,
+/// and sending the batches it gives up on to an SQS on-failure destination.
+pub const DYNAMODB_STREAM_SOURCE_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "sqs:SendMessage",
+];
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::cmp::Ordering;
 

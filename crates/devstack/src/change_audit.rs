@@ -152,19 +152,7 @@ impl ChangeAuditStack {
                 .map_err(|e| format!("ListObjectsV2: {e:?}"))?;
             for object in listed.contents() {
                 let key = object.key().unwrap_or_default().to_owned();
-                let bytes = self
-                    .s3
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| format!("GetObject {key}: {e:?}"))?
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_bytes();
+                let bytes = AwsEnv::object_bytes(&self.s3, &self.bucket, &key).await?;
                 let lines = bytes
                     .split(|b| *b == b'\n')
                     .filter(|l| !l.is_empty())
@@ -181,7 +169,7 @@ impl ChangeAuditStack {
                     key,
                     lines,
                     ends_with_newline: bytes.last() == Some(&b'\n'),
-                    raw: bytes.to_vec(),
+                    raw: bytes,
                 });
             }
             token = listed.next_continuation_token().map(str::to_owned);

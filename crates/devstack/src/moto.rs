@@ -190,6 +190,27 @@ impl AwsEnv {
         Ok(())
     }
 
+    /// An object's bytes.
+    pub async fn object_bytes(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, String> {
+        Ok(s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("GetObject {key}: {e:?}"))?
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("GetObject {key}: {e}"))?
+            .into_bytes()
+            .to_vec())
+    }
+
     /// SDK configuration for the test's own clients (creating fixtures, reading results).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -56,13 +56,7 @@ pub const IAM_ACTIONS: &[&str] = &[
 
 /// What the DynamoDB stream event source mapping needs on the function's role: reading the
 /// stream, and sending records it gave up on to its on-failure queue.
-pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
-    "dynamodb:DescribeStream",
-    "dynamodb:GetRecords",
-    "dynamodb:GetShardIterator",
-    "dynamodb:ListStreams",
-    "sqs:SendMessage",
-];
+pub const EVENT_SOURCE_ACTIONS: &[&str] = audit_core::batch::DYNAMODB_STREAM_SOURCE_ACTIONS;
 
 /// The function's settings, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]

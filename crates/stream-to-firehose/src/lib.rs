@@ -43,13 +43,7 @@ pub const IAM_ACTIONS: &[&str] = &["firehose:PutRecordBatch"];
 
 /// What the DynamoDB stream event source mappings need on the function's role: reading the
 /// audited tables' streams, and sending what they give up on to the on-failure queue.
-pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
-    "dynamodb:DescribeStream",
-    "dynamodb:GetRecords",
-    "dynamodb:GetShardIterator",
-    "dynamodb:ListStreams",
-    "sqs:SendMessage",
-];
+pub const EVENT_SOURCE_ACTIONS: &[&str] = audit_core::batch::DYNAMODB_STREAM_SOURCE_ACTIONS;
 
 /// Firehose's `PutRecordBatch` limits: records per call and bytes per call.
 pub const MAX_BATCH_RECORDS: usize = 500;

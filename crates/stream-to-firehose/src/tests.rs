@@ -400,7 +400,7 @@ fn an_oversize_record_drops_the_old_image_then_the_new_and_is_still_delivered() 
             .starts_with("new_image left out")
     );
 
-    // Both: each image fits, together they do not.
+    // Each image alone is over the limit: both go, and the line says so.
     let new = json!({"orderId": {"S": "101"}, "note": big_string(1_100_000)});
     let old = json!({"orderId": {"S": "101"}, "note": big_string(1_100_000)});
     let record = stream_record(
