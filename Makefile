@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
-.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform release clean \
+.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform bench-plan release clean \
 	build-and-push-versioned increment-version deploy-ecr deploy rollback version-info
 
 ENV ?= dev
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-coldstart   cold start and size of the release binaries"
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
 	@echo "make bench-transform   stream-to-firehose transform records/s, and PutRecordBatch time on moto"
+	@echo "make bench-plan        table-updater: parse, validate and build a 20-attribute update"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
 	@echo "make rollback FUNCTION=name|all VERSION=vX.Y.Z  move live aliases back, no deploy"
@@ -59,11 +60,15 @@ lint:
 
 ci: fmt-check lint test
 
-FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose
+FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater
 
 ## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
 bench-transform: setup
 	$(CARGO) bench --locked -p stream-to-firehose --bench transform
+
+## table-updater: parse, validate and build the update for a 20-attribute request (µs per request).
+bench-plan:
+	$(CARGO) bench --locked -p table-updater --bench plan
 
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))

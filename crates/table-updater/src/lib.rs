@@ -7,24 +7,38 @@
 //! 412 `ConditionalCheckFailed`, 500 `DatabaseError`. The configuration is `TABLE_NAME`,
 //! `ENABLE_AUDIT_LOG`, `AUDIT_LOG_TABLE` (default `audit_logs`) and `LOG_LEVEL`.
 //!
-//! This crate so far holds the pure core:
-//! - [`request::plan`] validates a request against the table's key schema and builds the update.
-//!   Errors name the field. Numbers keep every digit ([`json`]), key attributes cannot be
-//!   updated, and the update must fit an item.
+//! - [`front`] reads a direct invocation, API Gateway REST (1.0), an HTTP API or a function URL
+//!   (2.0), and shapes the response for it.
+//! - [`request::plan`] validates the request against the table's key schema (read once at cold
+//!   start) and builds the update. Errors name the field. Numbers keep every digit ([`json`]),
+//!   key attributes cannot be updated, and the update must fit an item.
 //! - [`condition`] parses the caller's condition against DynamoDB's grammar and re-emits it with
-//!   placeholders.
-//! - [`UpdateError`] carries the seed's error types and statuses.
+//!   placeholders: caller text never reaches DynamoDB.
+//! - [`updater::Updater`] applies it. A missing item is 404 and a failed caller condition 412,
+//!   told apart by `ReturnValuesOnConditionCheckFailure`. With audit on, the update and the audit
+//!   record are one transaction. An idempotency key makes a retry a replay.
 //!
-//! The DynamoDB adapter (a transaction with the audit record, 404 told from 412 by
-//! `ReturnValuesOnConditionCheckFailure`), the HTTP front ends, `main.rs` and the stack are the
-//! rest of issue 6.
+//! Contract: bad input changes nothing and gets a 400 naming the field. Internal details
+//! (SDK errors) are logged, never returned.
 
 pub mod condition;
+pub mod front;
 pub mod json;
 pub mod request;
+pub mod updater;
 
 use audit_core::{ConfigError, Env};
 use serde_json::{Value, json};
+
+/// Every IAM action the code calls. A transaction is authorised by its parts' actions
+/// (`UpdateItem` on the table, `PutItem` on the audit table); `GetItem` on the audit table tells a
+/// retry from another request that reuses an idempotency key.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeTable",
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+];
 
 /// Every environment variable the function reads besides the `AWS_*` ones.
 pub const ENVIRONMENT: &[&str] = &[
@@ -152,6 +166,66 @@ impl UpdateError {
         }
         body
     }
+}
+
+/// RFC 3339 UTC with milliseconds, as the seed writes timestamps.
+pub fn timestamp(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The Lambda entry point. Every outcome is an answer in the caller's shape (the seed's
+/// contract: a direct caller reads `success`/`error` from the body; HTTP callers get the
+/// status), so the invocation itself does not fail.
+pub async fn handle(
+    updater: &updater::Updater,
+    event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>,
+) -> Result<Value, audit_core::FunctionError> {
+    let now = timestamp(audit_core::now_ms());
+    let incoming = match front::read(&event.payload) {
+        Ok(incoming) => incoming,
+        Err((front_end, error)) => {
+            tracing::warn!(error = error.error_type(), message = %error, "request refused");
+            return Ok(front::respond(front_end, error.status(), &error.body(&now)));
+        }
+    };
+    let outcome = match request::plan(
+        &incoming.body,
+        &updater.schema,
+        updater.config.audit_by_default,
+        incoming.idempotency_key.as_deref(),
+    ) {
+        Ok(plan) => {
+            let caller = updater::Caller {
+                user_agent: incoming.user_agent.clone(),
+            };
+            updater
+                .apply(&plan, &now, &caller)
+                .await
+                .map(|applied| (plan, applied))
+        }
+        Err(error) => Err(error),
+    };
+    let (status, body) = match outcome {
+        Ok((plan, applied)) => {
+            tracing::info!(record_id = %plan.record_id, attributes = plan.attributes.len(),
+                audit = plan.audit, replayed = applied == updater::Applied::Replayed, "record updated");
+            (
+                200,
+                success_body(&plan.record_id, &plan.updated_names(), &now),
+            )
+        }
+        Err(error) => {
+            if error.status() >= 500 {
+                tracing::error!(error = error.error_type(), "update failed");
+            } else {
+                tracing::warn!(error = error.error_type(), message = %error, "update refused");
+            }
+            (error.status(), error.body(&now))
+        }
+    };
+    Ok(front::respond(incoming.front_end, status, &body))
 }
 
 /// The seed's success body.

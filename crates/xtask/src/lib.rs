@@ -62,6 +62,15 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             event_source_actions: stream_to_firehose::EVENT_SOURCE_ACTIONS,
             load: |env| stream_to_firehose::Config::from_env(env).map(|_| ()),
         },
+        FunctionContract {
+            name: "table-updater",
+            function_logical_id: "TableUpdaterFunction",
+            role_logical_id: "TableUpdaterRole",
+            environment: table_updater::ENVIRONMENT,
+            iam_actions: table_updater::IAM_ACTIONS,
+            event_source_actions: &[],
+            load: |env| table_updater::Config::from_env(env).map(|_| ()),
+        },
     ]
 }
 

@@ -1,0 +1,377 @@
+//! Adapter over DynamoDB: the key schema at cold start, then one update per request.
+//!
+//! - Without an audit record or idempotency key: `UpdateItem`, conditional on the item existing
+//!   (and on the caller's condition).
+//! - With either: `TransactWriteItems`. It holds the same update plus, with audit on, the audit
+//!   record: both are written or neither. The idempotency key becomes the `ClientRequestToken`.
+//!   With audit on it also names the audit record (`log_id`), so a retry is recognised after
+//!   DynamoDB's 10-minute token window too.
+//! - A failed condition returns the current item (`ReturnValuesOnConditionCheckFailure`): no
+//!   item means 404, an item means the caller's condition failed (412). No extra read is needed.
+//! - A failed attempt with audit on leaves a `status: failed` audit record, best effort and
+//!   outside the transaction.
+
+use crate::request::UpdatePlan;
+use crate::{Config, KeyAttribute, KeyKind, KeySchema, UpdateError};
+use audit_core::aws::describe;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TransactWriteItem, Update,
+};
+use sha2::Digest;
+use std::collections::HashMap;
+
+/// The table's key schema (`DescribeTable`), read once at cold start.
+pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, String> {
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
+    let table_description = described.table.ok_or("DescribeTable returned no table")?;
+    let kind_of = |name: &str| {
+        table_description
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == name)
+            .map(|d| match d.attribute_type() {
+                ScalarAttributeType::N => KeyKind::N,
+                ScalarAttributeType::B => KeyKind::B,
+                _ => KeyKind::S,
+            })
+            .unwrap_or(KeyKind::S)
+    };
+    let mut partition = None;
+    let mut sort = None;
+    for element in table_description.key_schema() {
+        let attribute = KeyAttribute {
+            name: element.attribute_name().to_owned(),
+            kind: kind_of(element.attribute_name()),
+        };
+        match element.key_type() {
+            KeyType::Hash => partition = Some(attribute),
+            _ => sort = Some(attribute),
+        }
+    }
+    Ok(KeySchema {
+        partition: partition.ok_or("the table has no partition key")?,
+        sort,
+    })
+}
+
+/// What an applied request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Updated,
+    /// A retry of a request already applied (same idempotency key, same request).
+    Replayed,
+}
+
+/// Who asked, for the audit record's `user_agent`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub user_agent: Option<String>,
+}
+
+/// The function: settings, the table's key schema and the client, built once.
+#[derive(Debug, Clone)]
+pub struct Updater {
+    pub config: Config,
+    pub schema: KeySchema,
+    pub dynamodb: Client,
+}
+
+/// A request's fingerprint: a retry with the same idempotency key must carry the same update.
+fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
+    let mut hash = sha2::Sha256::new();
+    let mut names: Vec<_> = plan.names.iter().collect();
+    names.sort();
+    let mut values: Vec<_> = plan.values.iter().collect();
+    values.sort_by(|a, b| a.0.cmp(b.0));
+    let mut keys: Vec<_> = plan.key.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    hash.update(
+        format!(
+            "{table}\n{keys:?}\n{}\n{}\n{names:?}\n{values:?}",
+            plan.update_expression, plan.condition_expression
+        )
+        .as_bytes(),
+    );
+    hex::encode(hash.finalize())
+}
+
+/// The audit record's id: derived from the idempotency key (so a retry finds it), else random.
+fn log_id(table: &str, plan: &UpdatePlan) -> String {
+    match &plan.idempotency_key {
+        Some(key) => {
+            let digest = sha2::Sha256::digest(format!("{table}\n{key}").as_bytes());
+            format!("idem-{}", &hex::encode(digest)[..32])
+        }
+        None => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+impl Updater {
+    /// The seed's audit record, plus `previous_values` when known and the request fingerprint.
+    fn audit_record(
+        &self,
+        plan: &UpdatePlan,
+        log_id: String,
+        timestamp: &str,
+        caller: &Caller,
+        failure: Option<(&UpdateError, Option<&HashMap<String, AttributeValue>>)>,
+    ) -> HashMap<String, AttributeValue> {
+        let updated: HashMap<String, AttributeValue> = plan
+            .updated_values()
+            .map(|(name, value)| (name.to_owned(), value.clone()))
+            .collect();
+        let mut record = HashMap::from([
+            ("log_id".to_owned(), s(&log_id)),
+            ("timestamp".to_owned(), s(timestamp)),
+            ("table_name".to_owned(), s(&self.config.table_name)),
+            ("record_id".to_owned(), s(&plan.record_id)),
+            ("updated_attributes".to_owned(), AttributeValue::M(updated)),
+            (
+                "user_agent".to_owned(),
+                s(caller.user_agent.as_deref().unwrap_or("lambda-function")),
+            ),
+            (
+                "request_fingerprint".to_owned(),
+                s(&fingerprint(&self.config.table_name, plan)),
+            ),
+        ]);
+        if let Some(key) = &plan.idempotency_key {
+            record.insert("idempotency_key".into(), s(key));
+        }
+        match failure {
+            None => {
+                record.insert("status".into(), s("success"));
+            }
+            Some((error, current)) => {
+                record.insert("status".into(), s("failed"));
+                record.insert("error".into(), s(error.error_type()));
+                if let Some(current) = current {
+                    let previous: HashMap<String, AttributeValue> = plan
+                        .attributes
+                        .iter()
+                        .filter_map(|name| Some((name.clone(), current.get(name)?.clone())))
+                        .collect();
+                    record.insert("previous_values".into(), AttributeValue::M(previous));
+                }
+            }
+        }
+        record
+    }
+
+    /// Applies `plan`; `timestamp` is the request's time (RFC 3339).
+    pub async fn apply(
+        &self,
+        plan: &UpdatePlan,
+        timestamp: &str,
+        caller: &Caller,
+    ) -> Result<Applied, UpdateError> {
+        let outcome = if plan.audit || plan.idempotency_key.is_some() {
+            self.transact(plan, timestamp, caller).await
+        } else {
+            self.update(plan).await.map(|()| Applied::Updated)
+        };
+        if let Err((error, current)) = &outcome
+            && plan.audit
+        {
+            self.record_failure(plan, timestamp, caller, error, current.as_ref())
+                .await;
+        }
+        outcome.map_err(|(error, _)| error)
+    }
+
+    async fn update(
+        &self,
+        plan: &UpdatePlan,
+    ) -> Result<(), (UpdateError, Option<HashMap<String, AttributeValue>>)> {
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.config.table_name)
+            .set_key(Some(plan.key.clone()))
+            .update_expression(&plan.update_expression)
+            .condition_expression(&plan.condition_expression)
+            .set_expression_attribute_names(Some(plan.names.clone()))
+            .set_expression_attribute_values(Some(plan.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(condition_failed(failed.item().cloned()))
+                }
+                _ => {
+                    tracing::error!(error = %describe(&error), "UpdateItem failed");
+                    Err((UpdateError::Database, None))
+                }
+            },
+        }
+    }
+
+    async fn transact(
+        &self,
+        plan: &UpdatePlan,
+        timestamp: &str,
+        caller: &Caller,
+    ) -> Result<Applied, (UpdateError, Option<HashMap<String, AttributeValue>>)> {
+        let database = |what: &str| {
+            tracing::error!(error = what, "TransactWriteItems failed");
+            (UpdateError::Database, None)
+        };
+        let update = Update::builder()
+            .table_name(&self.config.table_name)
+            .set_key(Some(plan.key.clone()))
+            .update_expression(&plan.update_expression)
+            .condition_expression(&plan.condition_expression)
+            .set_expression_attribute_names(Some(plan.names.clone()))
+            .set_expression_attribute_values(Some(plan.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| database(&e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let id = log_id(&self.config.table_name, plan);
+        if plan.audit {
+            let record = self.audit_record(plan, id.clone(), timestamp, caller, None);
+            let put = Put::builder()
+                .table_name(&self.config.audit_table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(log_id)")
+                .build()
+                .map_err(|e| database(&e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let result = self
+            .dynamodb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .set_client_request_token(plan.idempotency_key.clone())
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(Applied::Updated),
+            Err(error) => error,
+        };
+        match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let reasons = cancelled.cancellation_reasons();
+                let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+                if code(0) == "ConditionalCheckFailed" {
+                    return Err(condition_failed(reasons[0].item().cloned()));
+                }
+                if code(1) == "ConditionalCheckFailed" && plan.idempotency_key.is_some() {
+                    // The audit record of this idempotency key exists: applied before.
+                    return self.replay(plan, &id).await;
+                }
+                Err(database(&describe(&error)))
+            }
+            Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
+                // Within DynamoDB's 10 minutes, a retry differs at least in the audit record's
+                // timestamp: the stored record tells a retry from another request.
+                if plan.audit {
+                    self.replay(plan, &id).await
+                } else {
+                    Err((
+                        UpdateError::validation(
+                            "idempotency_key was used for a different request in the last 10 minutes",
+                            "idempotency_key",
+                        ),
+                        None,
+                    ))
+                }
+            }
+            _ => Err(database(&describe(&error))),
+        }
+    }
+
+    /// A retry: the same request (by fingerprint) is a replay; another request with the same
+    /// key is refused.
+    async fn replay(
+        &self,
+        plan: &UpdatePlan,
+        log_id: &str,
+    ) -> Result<Applied, (UpdateError, Option<HashMap<String, AttributeValue>>)> {
+        let stored = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.config.audit_table)
+            .key("log_id", s(log_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %describe(&e), "reading the audit record of a retry failed");
+                (UpdateError::Database, None)
+            })?;
+        let same = stored
+            .item()
+            .and_then(|item| item.get("request_fingerprint"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|f| *f == fingerprint(&self.config.table_name, plan));
+        if same {
+            tracing::info!(log_id, "retry of an applied request; not applied again");
+            Ok(Applied::Replayed)
+        } else {
+            Err((
+                UpdateError::validation(
+                    "idempotency_key was already used for a different request",
+                    "idempotency_key",
+                ),
+                None,
+            ))
+        }
+    }
+
+    /// The `status: failed` audit record: best effort, outside the transaction (which did not
+    /// happen). Its own failure is logged, never returned: the caller's error is the answer.
+    async fn record_failure(
+        &self,
+        plan: &UpdatePlan,
+        timestamp: &str,
+        caller: &Caller,
+        error: &UpdateError,
+        current: Option<&HashMap<String, AttributeValue>>,
+    ) {
+        let mut failed_plan = plan.clone();
+        failed_plan.idempotency_key = None; // a random id: never mistaken for an applied retry
+        let id = log_id(&self.config.table_name, &failed_plan);
+        let mut record =
+            self.audit_record(&failed_plan, id, timestamp, caller, Some((error, current)));
+        if let Some(key) = &plan.idempotency_key {
+            record.insert("idempotency_key".into(), s(key));
+        }
+        if let Err(e) = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.config.audit_table)
+            .set_item(Some(record))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %describe(&e), "the failed attempt's audit record was not written");
+        }
+    }
+}
+
+/// 404 when the item is missing (no old item came back), 412 when the caller's condition failed.
+fn condition_failed(
+    current: Option<HashMap<String, AttributeValue>>,
+) -> (UpdateError, Option<HashMap<String, AttributeValue>>) {
+    match current {
+        Some(item) if !item.is_empty() => (UpdateError::ConditionalCheckFailed, Some(item)),
+        _ => (UpdateError::RecordNotFound, None),
+    }
+}
