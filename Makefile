@@ -73,7 +73,7 @@ bench-plan:
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
 
-bench-coldstart: release
+bench-coldstart: setup release
 	@# The harness itself need not be optimised: it only waits for the child's first request.
 	$(CARGO) build --locked -p devstack --bin coldstart
 	"$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/db-scanner" \
@@ -83,6 +83,9 @@ bench-coldstart: release
 		TRACKING_TABLE=t BACKUP_BUCKET=b
 	"$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/stream-to-firehose" \
 		DELIVERY_STREAM_NAME=changes
+	@# table-updater reads the table's key schema (DescribeTable) before its first request.
+	MOTO_TABLE=users "$(CARGO_TARGET_DIR)/debug/coldstart" "$(CARGO_TARGET_DIR)/release/table-updater" \
+		TABLE_NAME=users
 
 ## 256 MiB audit file through the release log-downloader vs `aws s3 cp`, peak RSS included.
 bench-copy: setup release

@@ -3,6 +3,9 @@
 //! covers loading the binary, tracing and configuration, and building the SDK clients.
 //!
 //! usage: coldstart <binary> [KEY=VALUE ...]   (the KEY=VALUEs are the function's configuration)
+//!
+//! With `MOTO_TABLE=<name>` the function runs against moto, where a table of that name (key `id`)
+//! exists: for functions that read it at cold start (table-updater's `DescribeTable`).
 
 use devstack::LocalLambda;
 use std::time::Duration;
@@ -24,15 +27,52 @@ async fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(30);
+    let mut aws_vars: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    if let Ok(table) = std::env::var("MOTO_TABLE") {
+        let aws = devstack::moto().isolated();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk_config().await);
+        let key = |name: &str| {
+            (
+                aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                    .build(),
+                aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                    .build(),
+            )
+        };
+        let (Ok(schema), Ok(definition)) = key("id") else {
+            eprintln!("building the table's key");
+            std::process::exit(1);
+        };
+        if let Err(e) = dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+            .key_schema(schema)
+            .attribute_definitions(definition)
+            .send()
+            .await
+        {
+            eprintln!("CreateTable {table}: {e:?}");
+            std::process::exit(1);
+        }
+        aws_vars = aws.vars();
+    }
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let function = LocalLambda::builder(&binary)
-            .envs([
-                ("AWS_ACCESS_KEY_ID", "bench"),
-                ("AWS_SECRET_ACCESS_KEY", "bench"),
-                ("AWS_REGION", "us-east-1"),
-                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-            ])
+            .envs(aws_vars.iter().cloned())
             .envs(config.iter().cloned())
             .start()
             .await
