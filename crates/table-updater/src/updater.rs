@@ -86,7 +86,7 @@ pub struct Updater {
 }
 
 /// A request's fingerprint: a retry with the same idempotency key must carry the same update.
-fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
+pub fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
     let mut hash = sha2::Sha256::new();
     let mut names: Vec<_> = plan.names.iter().collect();
     names.sort();
@@ -105,7 +105,7 @@ fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
 }
 
 /// The audit record's id: derived from the idempotency key (so a retry finds it), else random.
-fn log_id(table: &str, plan: &UpdatePlan) -> String {
+pub fn log_id(table: &str, plan: &UpdatePlan) -> String {
     match &plan.idempotency_key {
         Some(key) => {
             let digest = sha2::Sha256::digest(format!("{table}\n{key}").as_bytes());

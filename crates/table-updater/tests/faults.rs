@@ -109,3 +109,63 @@ async fn a_transaction_cancelled_for_throttling_is_a_database_error_and_is_audit
         "the failed attempt left its audit record"
     );
 }
+
+/// Within DynamoDB's 10 minutes, a retry reuses the `ClientRequestToken` but its audit record
+/// carries a new timestamp: DynamoDB answers IdempotentParameterMismatch. The stored audit record
+/// then decides: the same request is a replay, another request with the key is refused.
+#[tokio::test]
+async fn a_token_mismatch_is_a_replay_only_when_the_stored_request_is_the_same() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_sdk_dynamodb::types::error::IdempotentParameterMismatchException;
+    use table_updater::updater::{fingerprint, log_id};
+
+    let request = json!({"id": "u", "attributes": {"plan": "pro"}, "enable_logging": true, "idempotency_key": "req-42"});
+    let schema = updater(&[]).schema;
+    let plan = table_updater::request::plan(&request.to_string(), &schema, false, None).unwrap();
+    for (stored_fingerprint, expected) in [
+        (fingerprint("users", &plan), json!(true)),
+        ("another request".to_owned(), json!(false)),
+    ] {
+        let mismatch = mock!(Dynamo::transact_write_items).then_error(|| {
+            TransactWriteItemsError::IdempotentParameterMismatchException(
+                IdempotentParameterMismatchException::builder()
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("IdempotentParameterMismatchException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let expected_id = log_id("users", &plan);
+        let stored = mock!(Dynamo::get_item)
+            .match_requests(move |r| {
+                r.table_name() == Some("audit_logs")
+                    && r.key().and_then(|k| k.get("log_id"))
+                        == Some(&AttributeValue::S(expected_id.clone()))
+            })
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .item(
+                        "request_fingerprint",
+                        AttributeValue::S(stored_fingerprint.clone()),
+                    )
+                    .build()
+            });
+        let failed_record = mock!(Dynamo::put_item).then_output(|| {
+            aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+        });
+        let body = call(
+            &updater(&[&mismatch, &stored, &failed_record]),
+            request.clone(),
+        )
+        .await;
+        assert_eq!(body["success"], expected, "{body}");
+        assert_eq!(stored.num_calls(), 1);
+        if expected == json!(false) {
+            assert_eq!(body["error"], "ValidationError");
+            assert_eq!(body["details"]["field"], "idempotency_key");
+        }
+    }
+}
