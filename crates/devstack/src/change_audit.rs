@@ -8,10 +8,7 @@ use crate::function_binary;
 use crate::moto::AwsEnv;
 use crate::runtime_api::LocalLambda;
 use crate::unique_name;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
-};
+use aws_sdk_dynamodb::types::StreamViewType;
 use aws_sdk_firehose::types::{
     CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
 };
@@ -84,40 +81,8 @@ impl ChangeAuditStack {
         key: &str,
         view: StreamViewType,
     ) -> Result<String, String> {
-        let e = |e: &dyn std::fmt::Debug| format!("CreateTable {table}: {e:?}");
-        let created = self
-            .dynamodb
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|x| e(&x))?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|x| e(&x))?,
-            )
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(view)
-                    .build()
-                    .map_err(|x| e(&x))?,
-            )
-            .send()
-            .await
-            .map_err(|x| e(&x))?;
-        created
-            .table_description()
-            .and_then(|t| t.latest_stream_arn())
-            .map(str::to_owned)
+        AwsEnv::create_table(&self.dynamodb, table, key, Some(view))
+            .await?
             .ok_or_else(|| format!("{table}: no stream ARN"))
     }
 

@@ -190,6 +190,53 @@ impl AwsEnv {
         Ok(())
     }
 
+    /// Creates an on-demand table with a string partition key `key`, and a stream of `stream`
+    /// when given; returns the stream ARN, if any.
+    pub async fn create_table(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        table: &str,
+        key: &str,
+        stream: Option<aws_sdk_dynamodb::types::StreamViewType>,
+    ) -> Result<Option<String>, String> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            StreamSpecification,
+        };
+        let e = |e: &dyn std::fmt::Debug| format!("CreateTable {table}: {e:?}");
+        let mut request = dynamodb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            );
+        if let Some(view) = stream {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(view)
+                    .build()
+                    .map_err(|x| e(&x))?,
+            );
+        }
+        let created = request.send().await.map_err(|x| e(&x))?;
+        Ok(created
+            .table_description()
+            .and_then(|t| t.latest_stream_arn())
+            .map(str::to_owned))
+    }
+
     /// An object's bytes.
     pub async fn object_bytes(
         s3: &aws_sdk_s3::Client,

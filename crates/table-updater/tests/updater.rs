@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use devstack::{AwsEnv, LocalLambda};
 use serde_json::{Value, json};
 
@@ -19,25 +16,7 @@ struct Stack {
 }
 
 async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
-    dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key)
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .send()
+    AwsEnv::create_table(dynamodb, name, key, None)
         .await
         .unwrap();
 }

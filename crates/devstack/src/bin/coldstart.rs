@@ -39,32 +39,8 @@ async fn main() {
     if let Ok(table) = std::env::var("MOTO_TABLE") {
         let aws = devstack::moto().isolated();
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk_config().await);
-        let key = |name: &str| {
-            (
-                aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                    .build(),
-                aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                    .build(),
-            )
-        };
-        let (Ok(schema), Ok(definition)) = key("id") else {
-            eprintln!("building the table's key");
-            std::process::exit(1);
-        };
-        if let Err(e) = dynamodb
-            .create_table()
-            .table_name(&table)
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .key_schema(schema)
-            .attribute_definitions(definition)
-            .send()
-            .await
-        {
-            eprintln!("CreateTable {table}: {e:?}");
+        if let Err(e) = devstack::AwsEnv::create_table(&dynamodb, &table, "id", None).await {
+            eprintln!("{e}");
             std::process::exit(1);
         }
         aws_vars = aws.vars();

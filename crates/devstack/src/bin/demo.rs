@@ -404,34 +404,12 @@ async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
 
 /// The seed's table-updater example, and the answers a caller can get.
 async fn safe_record_updates(aws: &devstack::AwsEnv) -> Result<(), String> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
-        ScalarAttributeType,
-    };
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
     println!("\n== Safe record updates: table-updater\n");
     let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
     let db = aws_sdk_dynamodb::Client::new(&aws.sdk_config().await);
     for (table, key) in [("users", "id"), ("audit_logs", "log_id")] {
-        db.create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|x| e(&x))?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|x| e(&x))?,
-            )
-            .send()
-            .await
-            .map_err(|x| e(&x))?;
+        devstack::AwsEnv::create_table(&db, table, key, None).await?;
     }
     db.put_item()
         .table_name("users")
