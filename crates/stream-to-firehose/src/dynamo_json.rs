@@ -249,6 +249,24 @@ impl<'a> Parser<'a, '_> {
 
     /// `{"T": v}` → the plain value.
     fn attribute_value(&mut self) -> Step {
+        // Fast path for the common compact `{"S":"..."}` and `{"N":"..."}`: one prefix check
+        // instead of the general token steps.
+        let rest = &self.bytes[self.at..];
+        if rest.len() > 6 && rest.starts_with(b"{\"") && rest[3] == b'"' && rest[4] == b':' {
+            match rest[2] {
+                b'S' | b'B' if rest[5] == b'"' => {
+                    self.at += 5;
+                    self.copy_string()?;
+                    return self.expect(b'}');
+                }
+                b'N' if rest[5] == b'"' => {
+                    self.at += 5;
+                    self.number()?;
+                    return self.expect(b'}');
+                }
+                _ => {}
+            }
+        }
         self.expect(b'{')?;
         let tag = self.string()?;
         self.expect(b':')?;
