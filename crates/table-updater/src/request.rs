@@ -93,7 +93,7 @@ fn present(raw: &Option<Box<RawValue>>) -> Option<&RawValue> {
 }
 
 fn is_null(raw: &Option<Box<RawValue>>) -> bool {
-    raw.as_ref().is_none_or(|r| r.get() == "null")
+    present(raw).is_none()
 }
 
 fn string_field(raw: &RawValue, field: &str) -> Result<String, UpdateError> {

@@ -106,7 +106,11 @@ pub fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
 
 /// The audit record's id: derived from the idempotency key (so a retry finds it), else random.
 pub fn log_id(table: &str, plan: &UpdatePlan) -> String {
-    match &plan.idempotency_key {
+    record_id_for(table, plan.idempotency_key.as_deref())
+}
+
+fn record_id_for(table: &str, idempotency_key: Option<&str>) -> String {
+    match idempotency_key {
         Some(key) => {
             let digest = sha2::Sha256::digest(format!("{table}\n{key}").as_bytes());
             format!("idem-{}", &hex::encode(digest)[..32])
@@ -345,14 +349,9 @@ impl Updater {
         error: &UpdateError,
         current: Option<&HashMap<String, AttributeValue>>,
     ) {
-        let mut failed_plan = plan.clone();
-        failed_plan.idempotency_key = None; // a random id: never mistaken for an applied retry
-        let id = log_id(&self.config.table_name, &failed_plan);
-        let mut record =
-            self.audit_record(&failed_plan, id, timestamp, caller, Some((error, current)));
-        if let Some(key) = &plan.idempotency_key {
-            record.insert("idempotency_key".into(), s(key));
-        }
+        // A random id, never the key's: a failed attempt must not look like an applied retry.
+        let id = record_id_for(&self.config.table_name, None);
+        let record = self.audit_record(plan, id, timestamp, caller, Some((error, current)));
         if let Err(e) = self
             .dynamodb
             .put_item()
