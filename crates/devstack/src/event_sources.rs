@@ -35,6 +35,18 @@ fn reported_failures(response: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The sequence numbers a stream handler reported as failed, in the order reported (an empty
+/// identifier, which fails the whole batch, stays visible as "").
+pub fn stream_failures(
+    response: &aws_lambda_events::streams::DynamoDbEventResponse,
+) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap_or_default())
+        .collect()
+}
+
 /// An SQS queue feeding a function.
 #[derive(Debug, Clone)]
 pub struct SqsSource {

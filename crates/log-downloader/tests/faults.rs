@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+use devstack::event_sources::stream_failures;
+
 mod common;
 use common::copier;
 
@@ -36,14 +38,6 @@ fn event(records: Vec<Value>) -> LambdaEvent<Event> {
     LambdaEvent::new(payload, Context::default())
 }
 
-fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().unwrap())
-        .collect()
-}
-
 fn source(stack: &BackupStack, instance: &str, size: usize) -> (i64, i64) {
     let path = stack.rds_logs.instance_dir(instance).join(FILE);
     write_exact(&path, instance, size).unwrap();
@@ -66,8 +60,8 @@ async fn replaying_a_stream_batch_creates_no_duplicate_objects() {
         )])
     };
 
-    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
-    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    assert!(stream_failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    assert!(stream_failures(&copier.handle(batch()).await.unwrap()).is_empty());
     let objects = stack.objects().await.unwrap();
     assert_eq!(
         objects.len(),
@@ -112,7 +106,7 @@ async fn throttled_s3_is_reported_by_sequence_number_never_as_done() {
     }
     let response = copier.handle(event(records)).await.unwrap();
     // Both failed; the lowest sequence number comes first (Lambda checkpoints there).
-    assert_eq!(failures(&response), ["900", "2000"]);
+    assert_eq!(stream_failures(&response), ["900", "2000"]);
     assert_eq!(
         rule.num_calls(),
         4,
@@ -151,12 +145,15 @@ async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succe
         .await
         .unwrap();
     let batch = || event(vec![record.clone()]);
-    assert_eq!(failures(&copier.handle(batch()).await.unwrap()), ["555"]);
+    assert_eq!(
+        stream_failures(&copier.handle(batch()).await.unwrap()),
+        ["555"]
+    );
 
     // The object is in S3 but unrecorded; Lambda retries the record, which finds the object
     // and records it without copying again.
     copier.dynamodb = real_dynamodb;
-    assert!(failures(&copier.handle(batch()).await.unwrap()).is_empty());
+    assert!(stream_failures(&copier.handle(batch()).await.unwrap()).is_empty());
     assert_eq!(stack.objects().await.unwrap().len(), 1);
     let rows = stack.rows().await.unwrap();
     assert_eq!(rows[0]["state"], "copied", "{rows:?}");
@@ -189,7 +186,7 @@ async fn no_retry_starts_when_the_invocation_is_about_to_time_out() {
     late.context.deadline = (now.as_millis() + 30_000) as u64;
 
     let response = copier.handle(late).await.unwrap();
-    assert_eq!(failures(&response), ["7"]);
+    assert_eq!(stream_failures(&response), ["7"]);
     assert_eq!(
         put.num_calls(),
         1,

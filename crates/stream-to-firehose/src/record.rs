@@ -426,7 +426,7 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// A JSON string literal (RFC 8259 escaping: quote, backslash and control characters).
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
+fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;

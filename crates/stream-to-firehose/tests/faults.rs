@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+use devstack::event_sources::stream_failures;
+
 use audit_core::backoff::Backoff;
 use aws_sdk_firehose::Client as Firehose;
 use aws_sdk_firehose::operation::put_record_batch::{
@@ -104,14 +106,6 @@ fn invoke_event(event: StreamEvent) -> lambda_runtime::LambdaEvent<StreamEvent> 
     lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default())
 }
 
-fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn rejected_entries_are_resent_alone_until_accepted() {
     // First call: Firehose rejects two entries; the retry carries only those two.
@@ -123,7 +117,7 @@ async fn rejected_entries_are_resent_alone_until_accepted() {
         .await
         .unwrap();
     assert!(
-        failures(&response).is_empty(),
+        stream_failures(&response).is_empty(),
         "everything was delivered in the end"
     );
     let calls = calls.lock().unwrap();
@@ -148,7 +142,7 @@ async fn entries_that_keep_failing_are_reported_lowest_first_and_later_chunks_ar
         .handle(invoke_event(event(600)))
         .await
         .unwrap();
-    let failed = failures(&response);
+    let failed = stream_failures(&response);
     // 1003 was never accepted; 1500..1599 were never sent (the chunk after the failure).
     let mut expected = vec!["1003".to_owned()];
     expected.extend((1500..1600).map(|s| s.to_string()));
@@ -200,7 +194,7 @@ async fn a_response_without_an_entry_for_a_record_does_not_count_it_delivered() 
         .handle(invoke_event(event(3)))
         .await
         .unwrap();
-    assert!(failures(&response).is_empty());
+    assert!(stream_failures(&response).is_empty());
     assert_eq!(
         *calls.lock().unwrap(),
         [vec!["3".to_owned()], vec!["1".to_owned()]]
@@ -222,7 +216,7 @@ async fn a_response_without_an_entry_for_a_record_does_not_count_it_delivered() 
         .handle(invoke_event(event(2)))
         .await
         .unwrap();
-    assert_eq!(failures(&response), ["1001"]);
+    assert_eq!(stream_failures(&response), ["1001"]);
 }
 
 #[tokio::test]
@@ -271,7 +265,7 @@ async fn a_record_that_cannot_be_audited_is_reported_with_everything_after_it() 
         .await
         .unwrap();
     // 1000 and 1001 are delivered; Lambda retries from 1002, so 1003 comes again then.
-    assert_eq!(failures(&response), ["1002", "1003"]);
+    assert_eq!(stream_failures(&response), ["1002", "1003"]);
     assert_eq!(
         *calls.lock().unwrap(),
         [vec!["1000".to_owned(), "1001".to_owned()]]
@@ -307,6 +301,6 @@ async fn no_resend_starts_when_the_invocation_is_about_to_time_out() {
         .handle(lambda_runtime::LambdaEvent::new(event(3), context))
         .await
         .unwrap();
-    assert_eq!(failures(&response), ["1001"]);
+    assert_eq!(stream_failures(&response), ["1001"]);
     assert_eq!(calls.lock().unwrap().len(), 1);
 }
