@@ -1,0 +1,167 @@
+//! The command line: `pg-auditor --database-url URL --out ./reports`. Every flag is the
+//! lower-case, dashed name of an environment variable the Lambda reads (`--count-mode` is
+//! `COUNT_MODE`), so both run with the same configuration code.
+
+use crate::{Clients, Config, audit, connect, output, report};
+use audit_core::Env;
+
+pub const USAGE: &str = "\
+usage: pg-auditor [--database-url URL | --db-secret-arn ARN] [--out DIR] [--s3-bucket BUCKET]
+                  [--count-mode auto|exact|estimate] [--exact-count-threshold ROWS]
+                  [--include-schemas a,b] [--exclude-schemas a,b] [--default-schema public]
+                  [--expected-versioned-tables t1,t2] [--expected-seed-tables t1,s.t2]
+                  [--audit-trigger-function NAME] [--sample-rows N] [--sensitive-column-patterns p1,p2]
+                  [--statement-timeout-ms MS] [--lock-timeout-ms MS] [--parallelism N]
+                  [--db-sslmode MODE] [--db-iam-auth true] [--report-prefix P]
+Every flag may instead be set as its environment variable (--count-mode: COUNT_MODE).
+Writes audit_<stamp>.json, tables_summary_<stamp>.csv and audit_<stamp>.html to --out
+(default ./reports) and, with --s3-bucket, to s3://BUCKET/<prefix>.";
+
+/// The environment with the flags laid over it. `--out` is `OUTPUT_DIR`.
+pub fn env_with_flags(base: Vec<(String, String)>, args: &[String]) -> Result<Env, String> {
+    let known = crate::config_variables();
+    let mut vars = base;
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
+        let (name, inline) = match flag.strip_prefix("--") {
+            Some(rest) => match rest.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_owned())),
+                None => (rest, None),
+            },
+            None => return Err(format!("unexpected argument {flag:?}\n{USAGE}")),
+        };
+        let variable = match name {
+            "out" => "OUTPUT_DIR".to_owned(),
+            "bucket" => "S3_BUCKET".to_owned(),
+            other => other.to_ascii_uppercase().replace('-', "_"),
+        };
+        if !known.contains(&variable.as_str()) {
+            return Err(format!("unknown flag --{name}\n{USAGE}"));
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("--{name} needs a value"))?,
+        };
+        vars.push((variable, value));
+    }
+    Ok(Env::from_pairs(vars))
+}
+
+/// Runs one audit from the command line; returns the process exit code.
+pub async fn main(args: Vec<String>) -> i32 {
+    let env = match env_with_flags(std::env::vars().collect(), &args) {
+        Ok(env) => env,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
+        }
+    };
+    let mut config = match Config::from_env(&env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pg-auditor: {e}");
+            return 2;
+        }
+    };
+    if config.output_dir.is_none() {
+        config.output_dir = Some("reports".into());
+    }
+    match run(&config).await {
+        Ok(0) => 0,
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("pg-auditor: {e}");
+            1
+        }
+    }
+}
+
+async fn run(config: &Config) -> Result<usize, String> {
+    let clients = if config.needs_aws(None) {
+        Some(Clients::new(audit_core::aws::sdk_config().await))
+    } else {
+        None
+    };
+    let target = crate::resolve_target(config, clients.as_ref()).await?;
+    let tls = connect::tls_config(&target).map_err(|e| e.to_string())?;
+    let (timestamp, stamp) = crate::timestamps(chrono::Utc::now());
+    let report = audit::run(&target, &tls, &config.settings, timestamp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let files = output::render(&report, &stamp)?;
+    let mut written = Vec::new();
+    if let Some(dir) = &config.output_dir {
+        written.push(output::write_dir(dir, &files)?);
+    }
+    if let (Some(bucket), Some(clients)) = (&config.bucket, &clients) {
+        written.push(output::write_s3(&clients.s3, bucket, &config.prefix, &files).await?);
+    }
+    print_summary(&report);
+    for locations in &written {
+        println!("  report  {}", locations.detailed_json);
+        println!("  csv     {}", locations.tables_csv);
+        println!("  html    {}", locations.html);
+    }
+    Ok(report.summary.tables_with_errors)
+}
+
+fn print_summary(report: &report::AuditReport) {
+    let s = &report.summary;
+    let settings = &report.audit_settings;
+    println!(
+        "pg-auditor: {} on {} ({} mode, {} connection(s), {} ms)",
+        report.database_info.database_name,
+        report.audit_timestamp,
+        settings.count_mode,
+        settings.connections,
+        settings.duration_ms
+    );
+    println!(
+        "  {} tables, {} records ({} exact, {} estimated, {} unavailable counts), {} empty",
+        s.total_tables,
+        s.total_records,
+        s.exact_counts,
+        s.estimated_counts,
+        s.unavailable_counts,
+        s.empty_tables
+    );
+    println!(
+        "  audit fields on {} tables, audit trigger on {}; versioning tables found: {}/4",
+        s.tables_with_audit_fields, s.tables_with_audit_trigger, s.versioning_tables_found
+    );
+    let v = &report.validation;
+    println!(
+        "  validation: {} missing the audit trigger, {} attributed to the system user only",
+        v.tables_missing_audit_trigger.len(),
+        v.tables_attributed_to_system_only.len()
+    );
+    let vv = &report.versioning_system.validation;
+    println!(
+        "  versioning: {} families without an active version, {} with several; domain map: {} missing, {} unexpected",
+        vv.families_without_active_version.len(),
+        vv.families_with_multiple_active_versions.len(),
+        vv.domain_map_missing_tables.len(),
+        vv.domain_map_unexpected_tables.len()
+    );
+    for seed in &report.seed_tables {
+        println!(
+            "  seed table {}.{}: {:?} ({})",
+            seed.schema,
+            seed.table,
+            seed.status,
+            seed.record_count.map_or("?".to_owned(), |n| n.to_string())
+        );
+    }
+    if s.tables_with_errors > 0 {
+        eprintln!(
+            "pg-auditor: warning: {} table(s) could not be read in full; see their `errors`",
+            s.tables_with_errors
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! Where the database is and how to reach it: a `DATABASE_URL`, a Secrets Manager secret in
+//! the RDS shape, or IAM authentication tokens; TLS with libpq's `sslmode` semantics, verified
+//! against the RDS CA bundle compiled into the binary (or `sslrootcert`).
+//!
+//! tokio-postgres only knows `disable`/`prefer`/`require` and never checks certificates
+//! itself, so the TLS modes are read here and enforced by the rustls verifier.
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::Arc;
+use tokio_postgres::config::SslMode as WireSslMode;
+
+/// The RDS CA bundle (every region, 2019 and 2024 roots): see `certs/README.md`.
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            // `allow` tries without TLS first; we try with it first, which is never weaker.
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    fn wire(self) -> WireSslMode {
+        wire_mode(self)
+    }
+}
+
+/// What tokio-postgres is told: whether to ask for TLS and whether to insist on it.
+pub fn wire_mode(mode: SslMode) -> WireSslMode {
+    match mode {
+        SslMode::Disable => WireSslMode::Disable,
+        SslMode::Prefer => WireSslMode::Prefer,
+        _ => WireSslMode::Require,
+    }
+}
+
+/// Replaces the password with an IAM authentication token (SigV4-presigned, valid 15
+/// minutes, enough to open this run's connections) and insists on verified TLS, which RDS
+/// requires for IAM authentication.
+pub async fn use_iam_token(
+    target: &mut Target,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(), TargetError> {
+    let host = match target.config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => {
+            return Err(TargetError(
+                "IAM authentication needs a TCP host name".to_owned(),
+            ));
+        }
+    };
+    let port = target.config.get_ports().first().copied().unwrap_or(5432);
+    let user = target
+        .config
+        .get_user()
+        .ok_or_else(|| TargetError("IAM authentication needs a user name".to_owned()))?
+        .to_owned();
+    let generator = aws_sdk_rds::auth_token::AuthTokenGenerator::new(
+        aws_sdk_rds::auth_token::Config::builder()
+            .hostname(&host)
+            .port(u64::from(port))
+            .username(&user)
+            .build()
+            .map_err(|e| TargetError(format!("IAM token: {e}")))?,
+    );
+    let token = generator
+        .auth_token(sdk)
+        .await
+        .map_err(|e| TargetError(format!("IAM token: {e}")))?;
+    target.config.password(token.as_str());
+    if target.ssl_mode < SslMode::Require {
+        target.ssl_mode = SslMode::VerifyFull;
+        target.config.ssl_mode(wire_mode(SslMode::VerifyFull));
+    }
+    Ok(())
+}
+
+/// A database to connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub ssl_mode: SslMode,
+    /// PEM roots from `sslrootcert`; the RDS bundle when `None`.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+/// A connection string that cannot be used. Never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+/// Parses a libpq URL (`postgresql://user:pass@host:port/db?sslmode=verify-full`) or
+/// key/value string (`host=... sslmode=...`), taking out the TLS settings tokio-postgres
+/// does not understand.
+pub fn parse_target(connection: &str) -> Result<Target, TargetError> {
+    let connection = connection.trim();
+    let mut ssl_mode = None;
+    let mut root_cert = None;
+    let mut take = |key: &str, value: &str| -> Result<bool, TargetError> {
+        match key {
+            "sslmode" => {
+                ssl_mode = Some(SslMode::parse(value).ok_or_else(|| {
+                    TargetError(format!(
+                        "sslmode={value:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                    ))
+                })?);
+                Ok(true)
+            }
+            "sslrootcert" => {
+                root_cert = Some(std::path::PathBuf::from(value));
+                Ok(true)
+            }
+            "sslcert" | "sslkey" | "sslpassword" => Err(TargetError(format!(
+                "{key}: client certificates are not supported"
+            ))),
+            _ => Ok(false),
+        }
+    };
+    let rest = if let Some((base, query)) = connection
+        .starts_with("postgres")
+        .then(|| connection.split_once('?'))
+        .flatten()
+    {
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = percent_decode(value);
+            if !take(key, &decoded)? {
+                kept.push(pair);
+            }
+        }
+        if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        }
+    } else if connection.starts_with("postgres") {
+        connection.to_owned()
+    } else {
+        let mut kept = Vec::new();
+        for pair in connection.split_whitespace() {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if !take(key, value.trim_matches('\''))? {
+                kept.push(pair);
+            }
+        }
+        kept.join(" ")
+    };
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| {
+        // tokio-postgres's parse errors name the part, never echo the input.
+        TargetError(format!("not a PostgreSQL connection string: {e}"))
+    })?;
+    let ssl_mode = ssl_mode.unwrap_or(SslMode::Prefer);
+    config.ssl_mode(ssl_mode.wire());
+    if config.get_application_name().is_none() {
+        config.application_name("pg-auditor");
+    }
+    Ok(Target {
+        config,
+        ssl_mode,
+        root_cert,
+    })
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The fields of an RDS-managed (or RDS-shaped) Secrets Manager secret.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RdsSecret {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub host: String,
+    #[serde(default, deserialize_with = "port_number")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub dbname: Option<String>,
+}
+
+fn port_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u16),
+        Text(String),
+    }
+    Ok(match Option::<Port>::deserialize(d)? {
+        None => None,
+        Some(Port::Number(n)) => Some(n),
+        Some(Port::Text(s)) => Some(s.parse().map_err(serde::de::Error::custom)?),
+    })
+}
+use serde::Deserialize as _;
+
+/// A target from a secret's JSON. TLS defaults to `verify-full`: a secret means AWS, and AWS
+/// means the RDS CA.
+pub fn target_from_secret(json: &str, ssl_mode: Option<SslMode>) -> Result<Target, TargetError> {
+    let secret: RdsSecret = serde_json::from_str(json).map_err(|e| {
+        TargetError(format!(
+            "the secret is not RDS-shaped JSON ({{username, password, host, port, dbname}}): {}",
+            // serde_json's message names the field, never the value.
+            e
+        ))
+    })?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&secret.host)
+        .port(secret.port.unwrap_or(5432))
+        .user(&secret.username)
+        .dbname(secret.dbname.as_deref().unwrap_or("postgres"))
+        .application_name("pg-auditor");
+    if let Some(password) = &secret.password {
+        config.password(password);
+    }
+    let ssl_mode = ssl_mode.unwrap_or(SslMode::VerifyFull);
+    config.ssl_mode(ssl_mode.wire());
+    Ok(Target {
+        config,
+        ssl_mode,
+        root_cert: None,
+    })
+}
+
+/// The rustls configuration for a mode. `Prefer`/`Require` without a root file encrypt
+/// without verifying, as libpq does; `Require` with `sslrootcert` verifies the chain (libpq:
+/// "if a root CA file exists, behaves like verify-ca").
+pub fn tls_config(target: &Target) -> Result<rustls::ClientConfig, TargetError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = root_store(target)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError(format!("TLS: {e}")))?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TargetError(format!("TLS roots: {e}")))?;
+    let check = match (target.ssl_mode, &target.root_cert) {
+        (SslMode::VerifyFull, _) => Check::Full,
+        (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => Check::ChainOnly,
+        _ => Check::None,
+    };
+    let verifier = Arc::new(Verifier {
+        webpki,
+        check,
+        provider,
+    });
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+fn root_store(target: &Target) -> Result<RootCertStore, TargetError> {
+    let pem = match &target.root_cert {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| TargetError(format!("sslrootcert {}: {e}", path.display())))?,
+        None => RDS_CA_BUNDLE.to_vec(),
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| TargetError(format!("sslrootcert: not PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| TargetError(format!("sslrootcert: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(TargetError("sslrootcert: no certificates".to_owned()));
+    }
+    Ok(roots)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    ChainOnly,
+    Full,
+}
+
+#[derive(Debug)]
+struct Verifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    check: Check,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.check == Check::None {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if self.check == Check::ChainOnly => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Opens one connection; its driver task runs on the runtime until the client is dropped.
+pub async fn connect(
+    target: &Target,
+    tls: &rustls::ClientConfig,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    if target.ssl_mode == SslMode::Disable {
+        let (client, connection) = target.config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(drive(connection));
+        Ok(client)
+    } else {
+        let make = tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone());
+        let (client, connection) = target.config.connect(make).await?;
+        tokio::spawn(drive(connection));
+        Ok(client)
+    }
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::warn!("database connection closed: {e}");
+    }
+}

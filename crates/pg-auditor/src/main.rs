@@ -1,0 +1,20 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use pg_auditor::{Clients, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // The same binary is the CLI outside Lambda.
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let code = pg_auditor::cli::main(std::env::args().skip(1).collect()).await;
+        std::process::exit(code);
+    }
+    let config = audit_core::startup::init(Config::from_env).await;
+    let clients = Clients::new(audit_core::aws::sdk_config().await);
+    let (config, clients) = (&config, &clients);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            pg_auditor::handle(config, clients, event.payload).await
+        },
+    ))
+    .await
+}

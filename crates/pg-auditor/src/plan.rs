@@ -1,0 +1,362 @@
+//! Pure decisions: how each table is counted, which statements read it, and how their
+//! answers become figures. No I/O; every SQL text here is built from identifiers PostgreSQL
+//! quoted itself ([`crate::catalog`]), never from names quoted or escaped here.
+
+use crate::catalog::{CatalogColumn, CatalogTable, ColumnStatistics};
+use crate::settings::{CountMode, Settings, TableName};
+
+/// The audit columns the original looks for.
+pub const AUDIT_COLUMNS: [&str; 4] = ["created_by", "created_at", "updated_by", "updated_at"];
+
+/// What a redacted value reads in every row the report copies.
+pub const REDACTED: &str = "[redacted]";
+
+/// Where an estimated row count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimateSource {
+    /// `pg_class.reltuples` (as of the last VACUUM/ANALYZE), scaled to the current size.
+    Planner,
+    /// `pg_stat_all_tables.n_live_tup`: the statistics collector's hint, for tables never
+    /// analyzed.
+    Statistics,
+}
+
+/// How a table's record count is obtained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CountPlan {
+    Exact,
+    Estimate {
+        rows: f64,
+        source: EstimateSource,
+    },
+    /// `estimate` mode on a table with no statistics at all.
+    Unknown,
+}
+
+/// The catalog's estimate of a table's rows, without touching the table.
+pub fn catalog_estimate(table: &CatalogTable) -> Option<(f64, EstimateSource)> {
+    if table.is_partitioned {
+        // A partitioned table has no rows of its own: the sum of its leaves.
+        let leaves = table.leaves.as_deref().unwrap_or_default();
+        if leaves.iter().any(|leaf| leaf.reltuples < 0.0) {
+            return None;
+        }
+        return Some((
+            leaves.iter().map(|leaf| leaf.reltuples).sum(),
+            EstimateSource::Planner,
+        ));
+    }
+    if table.reltuples >= 0.0 {
+        Some((table.reltuples, EstimateSource::Planner))
+    } else {
+        table
+            .live_tuples_hint
+            .filter(|&hint| hint > 0)
+            .map(|hint| (hint as f64, EstimateSource::Statistics))
+    }
+}
+
+/// `auto`: exact up to the threshold and whenever nothing is known (a table never analyzed
+/// may hold anything; the statement timeout bounds the cost); estimates above it.
+pub fn count_plan(table: &CatalogTable, mode: CountMode, threshold: u64) -> CountPlan {
+    let estimate = catalog_estimate(table);
+    match (mode, estimate) {
+        (CountMode::Exact, _) => CountPlan::Exact,
+        (CountMode::Auto, None) => CountPlan::Exact,
+        (CountMode::Auto, Some((rows, _))) if rows <= threshold as f64 => CountPlan::Exact,
+        (_, Some((rows, source))) => CountPlan::Estimate { rows, source },
+        (CountMode::Estimate, None) => CountPlan::Unknown,
+    }
+}
+
+/// The planner's own scaling: rows per page at the last ANALYZE times the pages now.
+pub fn scaled_estimate(
+    reltuples: f64,
+    relpages: i64,
+    current_bytes: Option<i64>,
+    block_size: i64,
+) -> f64 {
+    match current_bytes {
+        Some(bytes) if relpages > 0 && block_size > 0 => {
+            (reltuples / relpages as f64 * (bytes as f64 / block_size as f64)).round()
+        }
+        _ => reltuples.max(0.0).round(),
+    }
+}
+
+/// Whether a column name matches one of the sensitive patterns (case-insensitive substring).
+pub fn is_sensitive(column: &str, patterns: &[String]) -> bool {
+    let column = column.to_lowercase();
+    patterns
+        .iter()
+        .any(|pattern| !pattern.is_empty() && column.contains(pattern.as_str()))
+}
+
+/// The select list that copies a row with sensitive columns replaced in the database, so
+/// their values never reach the auditor.
+pub fn redacted_select_list(columns: &[&CatalogColumn], patterns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|column| {
+            if is_sensitive(&column.column_name, patterns) {
+                format!("'{REDACTED}'::text AS {}", column.quoted)
+            } else {
+                column.quoted.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statements that read one table; each runs under its own savepoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableProbe {
+    /// `count(*)` plus, in the same scan, the creators and the creation range.
+    pub exact: Option<String>,
+    /// Current size (for scaling estimates) and the redacted sample rows.
+    pub sample: String,
+    /// `EXISTS`: loaded or empty, for a seed table whose count is not exact.
+    pub emptiness: Option<String>,
+}
+
+/// Which audit columns a table has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditColumns {
+    pub created_by: bool,
+    pub created_at: bool,
+    pub updated_by: bool,
+    pub updated_at: bool,
+}
+
+impl AuditColumns {
+    pub fn of(columns: &[&CatalogColumn]) -> Self {
+        let has = |name: &str| columns.iter().any(|c| c.column_name == name);
+        AuditColumns {
+            created_by: has("created_by"),
+            created_at: has("created_at"),
+            updated_by: has("updated_by"),
+            updated_at: has("updated_at"),
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self.created_by || self.created_at || self.updated_by || self.updated_at
+    }
+}
+
+/// The statements for one table.
+pub fn probe(
+    table: &CatalogTable,
+    columns: &[&CatalogColumn],
+    plan: CountPlan,
+    is_seed_table: bool,
+    settings: &Settings,
+) -> TableProbe {
+    let audit = AuditColumns::of(columns);
+    let target = &table.qualified;
+    let exact = (plan == CountPlan::Exact).then(|| {
+        let range = if audit.created_at {
+            "CASE WHEN count(created_at) = 0 THEN NULL \
+             ELSE json_build_object('min', min(created_at), 'max', max(created_at))::text END"
+        } else {
+            "NULL"
+        };
+        let creators = if audit.created_by {
+            // One more than the cap tells whether the list was cut.
+            format!(
+                "to_json((array_agg(DISTINCT created_by) FILTER (WHERE created_by IS NOT NULL))[1:{}])::text",
+                settings.max_created_by_values + 1
+            )
+        } else {
+            "NULL".to_owned()
+        };
+        format!("SELECT count(*), {range}, {creators} FROM {target}")
+    });
+    let rows = if settings.sample_rows == 0 {
+        "'[]'".to_owned()
+    } else {
+        format!(
+            "(SELECT coalesce(json_agg(r), '[]') FROM (SELECT {} FROM {target} LIMIT {}) r)::text",
+            redacted_select_list(columns, &settings.sensitive_column_patterns),
+            settings.sample_rows
+        )
+    };
+    let size = if table.is_partitioned {
+        "NULL".to_owned()
+    } else {
+        format!("pg_relation_size({}::oid)", table.oid)
+    };
+    TableProbe {
+        exact,
+        sample: format!("SELECT {size}, {rows}"),
+        emptiness: (is_seed_table && plan != CountPlan::Exact)
+            .then(|| format!("SELECT EXISTS (SELECT 1 FROM {target})")),
+    }
+}
+
+/// The statement that copies a whole (small) table, redacted, capped at `limit` rows, with its
+/// exact count.
+pub fn contents_sql(
+    table: &CatalogTable,
+    columns: &[&CatalogColumn],
+    settings: &Settings,
+) -> String {
+    let first = columns
+        .first()
+        .map(|c| format!(" ORDER BY {}", c.quoted))
+        .unwrap_or_default();
+    format!(
+        "SELECT (SELECT count(*) FROM {t}), (SELECT coalesce(json_agg(r), '[]') FROM \
+         (SELECT {list} FROM {t}{first} LIMIT {limit}) r)::text",
+        t = table.qualified,
+        list = redacted_select_list(columns, &settings.sensitive_column_patterns),
+        limit = settings.max_versioning_rows
+    )
+}
+
+/// Whether `table` is one of the configured names.
+pub fn is_listed(table: &CatalogTable, names: &[TableName]) -> bool {
+    names
+        .iter()
+        .any(|n| n.schema == table.schema && n.table == table.table)
+}
+
+/// Elements of a PostgreSQL array literal (`{a,"b c",NULL}`), as text; `NULL` elements are
+/// skipped. Handles the quoting `array_out` produces.
+pub fn parse_array_literal(literal: &str) -> Vec<String> {
+    let inner = literal
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while chars.peek().is_some() {
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => item.extend(chars.next()),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            // Skip to the separator.
+            for c in chars.by_ref() {
+                if c == ',' {
+                    break;
+                }
+            }
+        } else {
+            for c in chars.by_ref() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+            }
+        }
+        if quoted || item != "NULL" {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// Creators and creation range estimated from `pg_stats`, for a table too large to scan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EstimatedAuditFields {
+    /// The most common `created_by` values; complete only when `n_distinct` says so.
+    pub created_by_values: Vec<String>,
+    pub created_by_complete: bool,
+    pub created_at_range: Option<(String, String)>,
+}
+
+pub fn estimated_audit_fields(statistics: &[&ColumnStatistics]) -> EstimatedAuditFields {
+    let mut fields = EstimatedAuditFields::default();
+    for stats in statistics {
+        match stats.column_name.as_str() {
+            "created_by" => {
+                let mut values = stats
+                    .most_common_vals
+                    .as_deref()
+                    .map(parse_array_literal)
+                    .unwrap_or_default();
+                // n_distinct > 0 is a count; < 0 a fraction of the rows (many values).
+                fields.created_by_complete =
+                    stats.n_distinct > 0.0 && values.len() as f64 >= stats.n_distinct;
+                sort_values(&mut values);
+                fields.created_by_values = values;
+            }
+            "created_at" => {
+                let bounds = stats
+                    .histogram_bounds
+                    .as_deref()
+                    .map(parse_array_literal)
+                    .unwrap_or_default();
+                let mut common = stats
+                    .most_common_vals
+                    .as_deref()
+                    .map(parse_array_literal)
+                    .unwrap_or_default();
+                // Histogram bounds are in the type's order; common values are not, but
+                // timestamps in ISO output order the same way as text within one zone.
+                common.extend(bounds);
+                common.sort();
+                if let (Some(first), Some(last)) = (common.first(), common.last()) {
+                    fields.created_at_range = Some((first.clone(), last.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    fields
+}
+
+/// Numbers in numeric order, everything else as text.
+pub fn sort_values(values: &mut [String]) {
+    values.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    });
+}
+
+/// Tables are read largest first so the slow ones start early and the connections finish
+/// together.
+pub fn read_order(estimates: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..estimates.len()).collect();
+    order.sort_by(|&a, &b| estimates[b].total_cmp(&estimates[a]));
+    order
+}
+
+/// A timestamp as PostgreSQL's text output writes it (`2025-09-22 21:56:26.5+00`) in the
+/// ISO 8601 form its JSON output uses (`2025-09-22T21:56:26.5+00:00`), so estimated and exact
+/// ranges read alike. Anything else is returned as it is.
+pub fn iso_timestamp(text: &str) -> String {
+    let bytes = text.as_bytes();
+    if bytes.len() < 19
+        || bytes[10] != b' '
+        || !bytes[..10].iter().all(|b| b.is_ascii_digit() || *b == b'-')
+    {
+        return text.to_owned();
+    }
+    let mut iso = format!("{}T{}", &text[..10], &text[11..]);
+    // A zone offset of whole hours (`+00`) gains its minutes (`+00:00`).
+    let len = iso.len();
+    if len > 3 {
+        let tail = &iso.as_bytes()[len - 3..];
+        if (tail[0] == b'+' || tail[0] == b'-')
+            && tail[1].is_ascii_digit()
+            && tail[2].is_ascii_digit()
+        {
+            iso.push_str(":00");
+        }
+    }
+    iso
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

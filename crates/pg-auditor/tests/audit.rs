@@ -1,0 +1,774 @@
+//! pg-auditor against a real PostgreSQL (devstack's throwaway cluster): the report contract,
+//! the versioning checks, the three count modes, awkward names, a table that times out, the
+//! read-only guarantee, redaction; and the Lambda handler writing to S3 on moto.
+
+use devstack::{postgres, unique_name};
+use pg_auditor::audit::{self, open_session};
+use pg_auditor::connect::{Target, parse_target, tls_config};
+use pg_auditor::report::{AuditReport, Method, TableEntry};
+use pg_auditor::{CountMode, Settings, settings::TableName};
+use std::time::Duration;
+
+/// A fresh database on the shared cluster, set up with `sql`.
+fn database(sql: &str) -> (String, Target) {
+    let pg = postgres();
+    let name = unique_name("audit").replace('-', "_");
+    pg.psql("postgres", &format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    pg.psql(&name, sql).expect("fixture");
+    let url = format!("{}?sslmode=disable", pg.url(&name));
+    let target = parse_target(&url).expect("url");
+    (name, target)
+}
+
+async fn run(target: &Target, settings: &Settings) -> AuditReport {
+    let tls = tls_config(target).expect("tls");
+    audit::run(
+        target,
+        &tls,
+        settings,
+        "2026-01-01T00:00:00+00:00".to_owned(),
+    )
+    .await
+    .expect("audit")
+}
+
+fn entry<'a>(report: &'a AuditReport, schema: &str, table: &str) -> &'a TableEntry {
+    report
+        .tables
+        .iter()
+        .find(|t| t.schema == schema && t.table == table)
+        .unwrap_or_else(|| panic!("{schema}.{table} not in the report"))
+}
+
+const VERSIONED_SCHEMA: &str = r#"
+CREATE FUNCTION set_audit_fields() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+CREATE TABLE developer (id serial PRIMARY KEY, email text, display_name text,
+  created_at timestamptz DEFAULT now(), updated_at timestamptz, created_by int, updated_by int);
+CREATE TABLE version_family (id serial PRIMARY KEY, short_code text UNIQUE, label text,
+  description text, is_active boolean DEFAULT true, created_at timestamptz DEFAULT now(),
+  updated_at timestamptz, created_by int, updated_by int);
+CREATE TABLE version (id serial PRIMARY KEY, version_family_id int REFERENCES version_family(id)
+  ON DELETE CASCADE, version_number text, is_active boolean, created_at timestamptz DEFAULT now(),
+  updated_at timestamptz, created_by int, updated_by int);
+CREATE TABLE domain_family_map (schema_name text DEFAULT 'public', table_name text,
+  version_family_id int, created_at timestamptz DEFAULT now(), updated_at timestamptz,
+  created_by int, updated_by int, PRIMARY KEY (schema_name, table_name));
+INSERT INTO developer (email, display_name, created_by) VALUES ('system@example.org', 'System', 1);
+INSERT INTO version_family (short_code, label) VALUES ('theme', 'Themes'), ('scenario', 'Scenarios'), ('geo', 'Geography');
+INSERT INTO version (version_family_id, version_number, is_active) VALUES
+  (1, '1.0', true), (2, '1.0', true), (2, '2.0', true), (3, '0.9', false);
+INSERT INTO domain_family_map (table_name, version_family_id) VALUES ('theme', 1), ('stray', 2);
+CREATE TABLE theme (id serial PRIMARY KEY, name text NOT NULL CHECK (name <> ''), amount numeric(12,2),
+  created_at timestamptz DEFAULT now(), updated_at timestamptz, created_by int, updated_by int,
+  UNIQUE (name, amount));
+CREATE TRIGGER theme_audit BEFORE INSERT OR UPDATE ON theme FOR EACH ROW EXECUTE FUNCTION set_audit_fields();
+INSERT INTO theme (name, amount, created_by) SELECT 'n' || g, g, 1 + g % 2 FROM generate_series(1, 50) g;
+CREATE TABLE system_rows (id int, created_by int);
+INSERT INTO system_rows SELECT g, 1 FROM generate_series(1, 5) g;
+CREATE SCHEMA geo;
+CREATE TABLE geo.region (id int PRIMARY KEY, created_by int);
+CREATE INDEX region_created_by ON geo.region (created_by);
+CREATE FUNCTION geo.area(r int) RETURNS numeric LANGUAGE sql AS 'SELECT 1.0';
+"#;
+
+#[tokio::test]
+async fn the_report_keeps_the_contract_of_keys_and_columns() {
+    let (_, target) = database(VERSIONED_SCHEMA);
+    let settings = Settings {
+        expected_seed_tables: vec![
+            TableName::parse("theme", "public"),
+            TableName::parse("absent", "public"),
+        ],
+        ..Settings::default()
+    };
+    let report = run(&target, &settings).await;
+    let files = pg_auditor::output::render(&report, "20260101_000000").expect("render");
+    assert_eq!(files.json_name, "audit_20260101_000000.json");
+    assert_eq!(files.csv_name, "tables_summary_20260101_000000.csv");
+    let json: serde_json::Value = serde_json::from_slice(&files.json).expect("json");
+    let keys = |value: &serde_json::Value| -> Vec<String> {
+        value.as_object().expect("object").keys().cloned().collect()
+    };
+    let has_all = |value: &serde_json::Value, expected: &[&str]| {
+        let present = keys(value);
+        for key in expected {
+            assert!(
+                present.iter().any(|k| k == key),
+                "missing {key} in {present:?}"
+            );
+        }
+    };
+    has_all(
+        &json,
+        &[
+            "audit_timestamp",
+            "database_info",
+            "versioning_system",
+            "indexes",
+            "foreign_keys",
+            "check_constraints",
+            "unique_constraints",
+            "triggers",
+            "functions",
+            "tables",
+            "validation",
+        ],
+    );
+    has_all(
+        &json["database_info"],
+        &[
+            "database_name",
+            "current_user",
+            "session_user",
+            "postgresql_version",
+        ],
+    );
+    let versioning = &json["versioning_system"];
+    has_all(
+        versioning,
+        &[
+            "versioning_tables_exist",
+            "version_families",
+            "versions",
+            "domain_mappings",
+            "developers",
+            "active_versions",
+            "validation",
+        ],
+    );
+    has_all(
+        &versioning["versioning_tables_exist"],
+        &[
+            "version_family",
+            "version",
+            "domain_family_map",
+            "developer",
+        ],
+    );
+    has_all(
+        &versioning["versioning_tables_exist"]["version"],
+        &["exists", "count"],
+    );
+    has_all(
+        &versioning["validation"],
+        &[
+            "families_without_active_version",
+            "families_with_multiple_active_versions",
+            "domain_map_missing_tables",
+            "domain_map_unexpected_tables",
+        ],
+    );
+    has_all(
+        &versioning["version_families"][0],
+        &[
+            "id",
+            "short_code",
+            "label",
+            "description",
+            "is_active",
+            "created_at",
+        ],
+    );
+    has_all(
+        &versioning["active_versions"][0],
+        &["version_family_id", "active_version_ids"],
+    );
+    let table = json["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == "theme")
+        .expect("theme");
+    has_all(
+        table,
+        &[
+            "schema",
+            "table",
+            "owner",
+            "has_indexes",
+            "has_rules",
+            "has_triggers",
+            "has_audit_trigger",
+            "record_count",
+            "column_count",
+            "columns",
+            "audit_fields",
+        ],
+    );
+    has_all(
+        &table["columns"][0],
+        &[
+            "column_name",
+            "data_type",
+            "is_nullable",
+            "column_default",
+            "character_maximum_length",
+            "numeric_precision",
+            "numeric_scale",
+        ],
+    );
+    has_all(
+        &table["audit_fields"],
+        &[
+            "has_created_by",
+            "has_created_at",
+            "has_updated_by",
+            "has_updated_at",
+            "created_by_values",
+            "created_at_range",
+            "sample_records",
+        ],
+    );
+    has_all(&table["audit_fields"]["created_at_range"], &["min", "max"]);
+    assert_eq!(table["record_count"], 50);
+    assert_eq!(
+        table["audit_fields"]["created_by_values"],
+        serde_json::json!([1, 2])
+    );
+    assert_eq!(
+        table["audit_fields"]["sample_records"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(table["columns"][2]["data_type"], "numeric");
+    assert_eq!(table["columns"][2]["numeric_precision"], 12);
+    assert_eq!(table["columns"][2]["numeric_scale"], 2);
+    assert_eq!(table["columns"][1]["is_nullable"], "NO");
+    has_all(
+        &json["indexes"][0],
+        &["table_name", "index_name", "definition"],
+    );
+    has_all(
+        &json["foreign_keys"][0],
+        &[
+            "table_name",
+            "constraint_name",
+            "column_name",
+            "ref_table",
+            "ref_column",
+            "delete_rule",
+            "update_rule",
+        ],
+    );
+    assert_eq!(json["foreign_keys"][0]["delete_rule"], "CASCADE");
+    has_all(
+        &json["check_constraints"][0],
+        &["table_name", "constraint_name", "check_clause"],
+    );
+    assert!(
+        json["check_constraints"][0]["check_clause"]
+            .as_str()
+            .expect("clause")
+            .starts_with("((name <>")
+    );
+    let unique = json["unique_constraints"]
+        .as_array()
+        .expect("unique")
+        .iter()
+        .find(|u| u["table_name"] == "theme")
+        .expect("theme unique");
+    assert_eq!(unique["columns"], serde_json::json!(["name", "amount"]));
+    has_all(
+        &json["triggers"][0],
+        &[
+            "table_name",
+            "trigger_name",
+            "timing",
+            "events",
+            "function_name",
+            "is_enabled",
+        ],
+    );
+    assert_eq!(
+        json["triggers"][0]["events"],
+        serde_json::json!(["INSERT", "UPDATE"])
+    );
+    has_all(
+        &json["functions"][0],
+        &[
+            "function_name",
+            "argument_types",
+            "return_type",
+            "language",
+            "security_definer",
+            "owner",
+        ],
+    );
+    has_all(
+        &json["validation"],
+        &[
+            "tables_missing_audit_trigger",
+            "tables_attributed_to_system_only",
+        ],
+    );
+
+    // Every schema, not only public.
+    assert!(
+        json["indexes"]
+            .as_array()
+            .expect("indexes")
+            .iter()
+            .any(|i| i["index_name"] == "region_created_by")
+    );
+    assert!(
+        json["functions"]
+            .as_array()
+            .expect("functions")
+            .iter()
+            .any(|f| f["function_name"] == "area")
+    );
+    assert!(report.tables.iter().any(|t| t.schema == "geo"));
+
+    // The cross-table validations.
+    assert!(
+        report
+            .validation
+            .tables_missing_audit_trigger
+            .contains(&"system_rows".to_owned())
+    );
+    assert!(
+        !report
+            .validation
+            .tables_missing_audit_trigger
+            .contains(&"theme".to_owned())
+    );
+    assert!(
+        report
+            .validation
+            .tables_missing_audit_trigger
+            .contains(&"geo.region".to_owned())
+    );
+    assert_eq!(
+        report.validation.tables_attributed_to_system_only,
+        ["system_rows"],
+        "developer is exempt"
+    );
+
+    // Seed tables.
+    let statuses: Vec<_> = report
+        .seed_tables
+        .iter()
+        .map(|s| (s.table.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("theme", pg_auditor::report::SeedStatus::Loaded),
+            ("absent", pg_auditor::report::SeedStatus::Missing)
+        ]
+    );
+
+    let csv = String::from_utf8(files.csv).expect("utf-8");
+    let mut lines = csv.lines();
+    assert!(lines.next().expect("header").starts_with(
+        "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,has_audit_trigger,created_by_values,owner"
+    ));
+    assert!(csv.lines().any(|l| l.starts_with("public,theme,50,7,True,True,True,True,True,1;2,postgres,exact")), "{csv}");
+    let html = String::from_utf8(files.html).expect("utf-8");
+    assert!(
+        html.contains("<table class=sortable>") && !html.contains("http"),
+        "self-contained HTML"
+    );
+}
+
+#[tokio::test]
+async fn versioning_checks_run_on_crafted_data_and_a_database_without_them_is_still_audited() {
+    let (_, target) = database(VERSIONED_SCHEMA);
+    let settings = Settings {
+        expected_versioned_tables: Some(vec![
+            TableName::parse("theme", "public"),
+            TableName::parse("scenario_data", "public"),
+        ]),
+        ..Settings::default()
+    };
+    let report = run(&target, &settings).await;
+    let v = &report.versioning_system.validation;
+    assert_eq!(
+        v.families_without_active_version,
+        [serde_json::json!({"id": 3, "short_code": "geo"})]
+    );
+    assert_eq!(v.families_with_multiple_active_versions.len(), 1);
+    assert_eq!(
+        v.families_with_multiple_active_versions[0].version_family_id,
+        2
+    );
+    assert_eq!(v.domain_map_missing_tables, ["scenario_data"]);
+    assert_eq!(v.domain_map_unexpected_tables, ["stray"]);
+
+    // The original aborted here: its failed query poisoned the transaction.
+    let (_, plain) = database("CREATE TABLE things (id int); INSERT INTO things VALUES (1), (2);");
+    let report = run(&plain, &settings).await;
+    let exist =
+        serde_json::to_value(&report.versioning_system.versioning_tables_exist).expect("json");
+    assert_eq!(exist["version"]["exists"], false);
+    assert!(
+        exist["version"]["error"]
+            .as_str()
+            .expect("error")
+            .contains("does not exist")
+    );
+    assert_eq!(entry(&report, "public", "things").record_count, Some(2));
+    assert_eq!(report.versioning_system.validation.unavailable.len(), 3);
+}
+
+const COUNTING: &str = r#"
+CREATE TABLE big (id int, created_by int, created_at timestamptz);
+INSERT INTO big SELECT g, g % 4, timestamptz '2025-01-01' + g * interval '1 minute' FROM generate_series(1, 5000) g;
+CREATE TABLE small (id int);
+INSERT INTO small SELECT generate_series(1, 7);
+CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO events SELECT g, date '2025-06-01' + (g % 400) FROM generate_series(1, 3000) g;
+CREATE TABLE empty_seed (id int);
+ANALYZE;
+CREATE TABLE loaded_since_analyze (id int);
+"#;
+
+#[tokio::test]
+async fn counts_in_auto_exact_and_estimate_modes_including_a_partitioned_table() {
+    let (name, target) = database(COUNTING);
+    // Filled after ANALYZE: statistics still say 0 rows.
+    postgres().psql(&name, "ANALYZE loaded_since_analyze; INSERT INTO loaded_since_analyze SELECT generate_series(1, 20);").expect("fill");
+    let expected = [
+        ("big", 5000),
+        ("small", 7),
+        ("events", 3000),
+        ("empty_seed", 0),
+        ("loaded_since_analyze", 20),
+    ];
+    let seeds = vec![
+        TableName::parse("empty_seed", "public"),
+        TableName::parse("loaded_since_analyze", "public"),
+    ];
+
+    let exact = run(
+        &target,
+        &Settings {
+            count_mode: CountMode::Exact,
+            ..Settings::default()
+        },
+    )
+    .await;
+    for (table, rows) in expected {
+        let e = entry(&exact, "public", table);
+        assert_eq!(
+            (e.record_count, e.record_count_method),
+            (Some(rows), Method::Exact),
+            "{table}"
+        );
+    }
+    let partitions: u64 = ["events_2025", "events_2026"]
+        .iter()
+        .map(|p| entry(&exact, "public", p).record_count.expect("count"))
+        .sum();
+    assert_eq!(
+        partitions, 3000,
+        "the partitioned table counts its partitions"
+    );
+    assert_eq!(
+        entry(&exact, "public", "events_2025")
+            .partition_of
+            .as_deref(),
+        Some("public.events")
+    );
+    assert_eq!(
+        exact.summary.total_records,
+        5000 + 7 + 3000 + 20,
+        "partitions are not counted twice"
+    );
+
+    let auto = run(
+        &target,
+        &Settings {
+            exact_count_threshold: 1000,
+            expected_seed_tables: seeds.clone(),
+            ..Settings::default()
+        },
+    )
+    .await;
+    let big = entry(&auto, "public", "big");
+    assert_eq!(big.record_count_method, Method::Estimate);
+    assert_eq!(
+        big.record_count,
+        Some(5000),
+        "ANALYZE read every row of a small table"
+    );
+    assert_eq!(big.audit_fields.method, Method::Estimate);
+    assert_eq!(
+        big.audit_fields
+            .created_by_values
+            .iter()
+            .map(|v| v.get())
+            .collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+    let events = entry(&auto, "public", "events");
+    assert_eq!(
+        (events.record_count, events.record_count_method),
+        (Some(3000), Method::Estimate)
+    );
+    assert_eq!(
+        entry(&auto, "public", "small").record_count_method,
+        Method::Exact
+    );
+    let seed = |report: &AuditReport, table: &str| {
+        report
+            .seed_tables
+            .iter()
+            .find(|s| s.table == table)
+            .map(|s| s.status)
+            .expect("seed")
+    };
+    assert_eq!(
+        seed(&auto, "empty_seed"),
+        pg_auditor::report::SeedStatus::Empty
+    );
+    assert_eq!(
+        seed(&auto, "loaded_since_analyze"),
+        pg_auditor::report::SeedStatus::Loaded
+    );
+
+    let estimate = run(
+        &target,
+        &Settings {
+            count_mode: CountMode::Estimate,
+            expected_seed_tables: seeds,
+            ..Settings::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        entry(&estimate, "public", "small").record_count_method,
+        Method::Estimate
+    );
+    assert_eq!(entry(&estimate, "public", "small").record_count, Some(7));
+    // The estimate says empty; the emptiness check knows better.
+    assert_eq!(
+        seed(&estimate, "loaded_since_analyze"),
+        pg_auditor::report::SeedStatus::Loaded
+    );
+    assert_eq!(
+        seed(&estimate, "empty_seed"),
+        pg_auditor::report::SeedStatus::Empty
+    );
+    assert_eq!(
+        entry(&estimate, "public", "empty_seed").record_count_method,
+        Method::Exact
+    );
+}
+
+#[tokio::test]
+async fn tables_named_with_quotes_semicolons_capitals_and_reserved_words_are_audited() {
+    let (name, target) = database(
+        r#"CREATE TABLE "we""ird; DROP TABLE victim; --" (id int, "Created_By" int, created_by int);
+           INSERT INTO "we""ird; DROP TABLE victim; --" VALUES (1, 1, 7), (2, 2, 7);
+           CREATE TABLE "Select" ("from" int); INSERT INTO "Select" VALUES (1);
+           CREATE SCHEMA "My Schema"; CREATE TABLE "My Schema"."Table Name" (x int); INSERT INTO "My Schema"."Table Name" VALUES (1), (2), (3);
+           CREATE TABLE victim (id int);"#,
+    );
+    let report = run(&target, &Settings::default()).await;
+    let weird = entry(&report, "public", "we\"ird; DROP TABLE victim; --");
+    assert_eq!(weird.record_count, Some(2));
+    assert!(weird.errors.is_empty(), "{:?}", weird.errors);
+    assert_eq!(
+        weird
+            .audit_fields
+            .created_by_values
+            .iter()
+            .map(|v| v.get())
+            .collect::<Vec<_>>(),
+        ["7"]
+    );
+    assert_eq!(entry(&report, "public", "Select").record_count, Some(1));
+    assert_eq!(
+        entry(&report, "My Schema", "Table Name").record_count,
+        Some(3)
+    );
+    assert_eq!(report.summary.tables_with_errors, 0);
+    assert_eq!(
+        postgres()
+            .psql(&name, "SELECT count(*) FROM victim")
+            .expect("victim"),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_table_whose_count_times_out_is_recorded_and_the_rest_is_complete() {
+    let (name, target) = database(
+        "CREATE TABLE locked (id int, created_by int); INSERT INTO locked VALUES (1, 1);
+         CREATE TABLE fine_a (id int); INSERT INTO fine_a VALUES (1);
+         CREATE TABLE fine_b (id int); INSERT INTO fine_b VALUES (1), (2);",
+    );
+    // Another session holds an exclusive lock: every read of `locked` waits.
+    let (holder, connection) =
+        tokio_postgres::connect(&postgres().url(&name), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let settings = Settings {
+        statement_timeout: Duration::from_millis(300),
+        lock_timeout: Duration::from_secs(30),
+        ..Settings::default()
+    };
+    let report = run(&target, &settings).await;
+    let locked = entry(&report, "public", "locked");
+    assert_eq!(locked.record_count, None);
+    assert_eq!(locked.record_count_method, Method::Unavailable);
+    let count_error = locked
+        .errors
+        .iter()
+        .find(|e| e.step == "count")
+        .expect("count error");
+    assert_eq!(
+        count_error.sqlstate.as_deref(),
+        Some("57014"),
+        "{count_error:?}"
+    );
+    assert!(
+        count_error.message.contains("statement timeout"),
+        "{count_error:?}"
+    );
+    assert_eq!(entry(&report, "public", "fine_a").record_count, Some(1));
+    assert_eq!(entry(&report, "public", "fine_b").record_count, Some(2));
+    assert_eq!(report.summary.tables_with_errors, 1);
+    assert_eq!(
+        report
+            .tables
+            .iter()
+            .find(|t| t.table == "locked")
+            .map(|t| t.column_count),
+        Some(2),
+        "catalog facts are complete"
+    );
+    let csv =
+        String::from_utf8(pg_auditor::report::tables_csv(&report).expect("csv")).expect("utf-8");
+    assert!(
+        csv.contains("public,locked,,2,"),
+        "an unavailable count is blank, not 0: {csv}"
+    );
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
+#[tokio::test]
+async fn nothing_can_be_written_through_the_auditors_sessions() {
+    let (name, target) =
+        database("CREATE TABLE t (id serial, v int); INSERT INTO t (v) VALUES (1);");
+    let settings = Settings::default();
+    let tls = tls_config(&target).expect("tls");
+    let main = open_session(&target, &tls, &settings, None)
+        .await
+        .expect("session");
+    let snapshot: String = main
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .expect("export")
+        .get(0);
+    let worker = open_session(&target, &tls, &settings, Some(&snapshot))
+        .await
+        .expect("worker");
+    for session in [&main, &worker] {
+        for write in [
+            "INSERT INTO t (v) VALUES (2)",
+            "UPDATE t SET v = 3",
+            "DELETE FROM t",
+            "CREATE TABLE sneaky (id int)",
+            "SELECT nextval('t_id_seq')",
+            "TRUNCATE t",
+        ] {
+            session
+                .batch_execute("SAVEPOINT w")
+                .await
+                .expect("savepoint");
+            let error = session.batch_execute(write).await.expect_err(write);
+            assert_eq!(
+                error.code().map(|c| c.code()),
+                Some("25006"),
+                "{write}: {error}"
+            );
+            session
+                .batch_execute("ROLLBACK TO SAVEPOINT w")
+                .await
+                .expect("rollback to");
+        }
+        let error = session
+            .batch_execute("SET TRANSACTION READ WRITE")
+            .await
+            .expect_err("read write");
+        assert!(
+            error.to_string().contains("read-write") || error.code().is_some(),
+            "{error}"
+        );
+    }
+    drop((main, worker));
+    assert_eq!(
+        postgres()
+            .psql(&name, "SELECT count(*) || ':' || max(v) FROM t")
+            .expect("t"),
+        "1:1"
+    );
+}
+
+#[tokio::test]
+async fn sensitive_columns_are_redacted_in_samples_and_versioning_contents() {
+    let (_, target) = database(
+        "CREATE TABLE users (id int, user_email text, password_hash text, api_token text, nickname text);
+         INSERT INTO users VALUES (1, 'ada@example.org', 'x1', 't1', 'ada'), (2, 'bob@example.org', 'x2', 't2', 'bob');
+         CREATE TABLE developer (id int, email text, created_by int); INSERT INTO developer VALUES (1, 'dev@example.org', 1);",
+    );
+    let report = run(&target, &Settings::default()).await;
+    let json = serde_json::to_string(&report).expect("json");
+    for secret in ["ada@example.org", "x1", "t1", "dev@example.org"] {
+        assert!(!json.contains(secret), "{secret} leaked into the report");
+    }
+    let users = entry(&report, "public", "users");
+    let rows: serde_json::Value =
+        serde_json::from_str(users.audit_fields.sample_records.get()).expect("rows");
+    assert_eq!(rows[0]["user_email"], "[redacted]");
+    assert_eq!(rows[0]["nickname"], "ada");
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    assert!(
+        report
+            .versioning_system
+            .developers
+            .get()
+            .contains("[redacted]")
+    );
+
+    let off = run(
+        &target,
+        &Settings {
+            sample_rows: 0,
+            ..Settings::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        entry(&off, "public", "users")
+            .audit_fields
+            .sample_records
+            .get(),
+        "[]"
+    );
+    let unredacted = run(
+        &target,
+        &Settings {
+            sensitive_column_patterns: Vec::new(),
+            ..Settings::default()
+        },
+    )
+    .await;
+    assert!(
+        serde_json::to_string(&unredacted)
+            .expect("json")
+            .contains("ada@example.org")
+    );
+}
