@@ -57,17 +57,55 @@ pub struct Config {
     pub output_dir: Option<std::path::PathBuf>,
 }
 
+/// What the function's role must allow: the reports, the secret (when `DB_SECRET_ARN` is
+/// used) and IAM database authentication (when `DB_IAM_AUTH` is on).
+pub const IAM_ACTIONS: &[&str] = &[
+    "s3:PutObject",
+    "secretsmanager:GetSecretValue",
+    "rds-db:connect",
+];
+
+/// The variables the function reads besides [`settings::SETTINGS_VARIABLES`].
+pub const CONNECTION_VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "DB_SECRET_ARN",
+    "DB_SSLMODE",
+    "DB_IAM_AUTH",
+    "S3_BUCKET",
+    "REPORT_PREFIX",
+    "OUTPUT_DIR",
+];
+
+/// Every variable the function may be given (logging included).
+pub const ENVIRONMENT: &[&str] = &[
+    "DATABASE_URL",
+    "DB_SECRET_ARN",
+    "DB_SSLMODE",
+    "DB_IAM_AUTH",
+    "S3_BUCKET",
+    "REPORT_PREFIX",
+    "OUTPUT_DIR",
+    "COUNT_MODE",
+    "EXACT_COUNT_THRESHOLD",
+    "INCLUDE_SCHEMAS",
+    "EXCLUDE_SCHEMAS",
+    "DEFAULT_SCHEMA",
+    "EXPECTED_VERSIONED_TABLES",
+    "EXPECTED_SEED_TABLES",
+    "AUDIT_TRIGGER_FUNCTION",
+    "SYSTEM_USER_ID",
+    "SAMPLE_ROWS",
+    "SENSITIVE_COLUMN_PATTERNS",
+    "STATEMENT_TIMEOUT_MS",
+    "LOCK_TIMEOUT_MS",
+    "PARALLELISM",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
 /// Every variable [`Config::from_env`] reads.
 pub fn config_variables() -> Vec<&'static str> {
-    let mut names = vec![
-        "DATABASE_URL",
-        "DB_SECRET_ARN",
-        "DB_SSLMODE",
-        "DB_IAM_AUTH",
-        "S3_BUCKET",
-        "REPORT_PREFIX",
-        "OUTPUT_DIR",
-    ];
+    let mut names = CONNECTION_VARIABLES.to_vec();
     names.extend_from_slice(settings::SETTINGS_VARIABLES);
     names
 }

@@ -475,6 +475,12 @@ fn every_variable_read_is_declared() {
         .map(str::to_owned)
         .collect();
     assert_eq!(env.names_read(), declared);
+    for name in &declared {
+        assert!(
+            crate::ENVIRONMENT.contains(&name.as_str()),
+            "{name} missing from ENVIRONMENT"
+        );
+    }
 }
 
 #[test]

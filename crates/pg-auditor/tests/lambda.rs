@@ -1,0 +1,184 @@
+//! The Lambda handler end to end: a Secrets Manager secret (moto) in the RDS shape pointing
+//! at the real PostgreSQL, reports written to S3 (moto) under the original's key names, the
+//! original's response body; and the failure answers.
+
+use devstack::{moto, postgres, unique_name};
+use pg_auditor::{Clients, Config, handle};
+use serde_json::json;
+
+async fn clients(aws: &devstack::AwsEnv) -> Clients {
+    let sdk = aws.sdk_config().await;
+    Clients {
+        s3: aws.s3_client().await,
+        secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        sdk,
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_run_reads_the_secret_and_writes_the_three_reports_to_s3() {
+    let pg = postgres();
+    let name = unique_name("lambda").replace('-', "_");
+    pg.psql("postgres", &format!("CREATE DATABASE {name}"))
+        .expect("db");
+    pg.psql(
+        &name,
+        "CREATE TABLE orders (id int, created_by int); INSERT INTO orders VALUES (1, 1), (2, 2);",
+    )
+    .expect("fixture");
+    let aws = moto().isolated();
+    let clients = clients(&aws).await;
+    let bucket = unique_name("reports");
+    aws.create_bucket(&clients.s3, &bucket)
+        .await
+        .expect("bucket");
+    let secret = clients
+        .secrets
+        .create_secret()
+        .name(unique_name("db"))
+        .secret_string(
+            json!({"engine": "postgres", "username": "postgres", "password": "unused",
+                   "host": "127.0.0.1", "port": pg.port(), "dbname": name})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("secret");
+    let env = audit_core::Env::from_pairs([
+        ("DB_SECRET_ARN", secret.arn().expect("arn")),
+        ("DB_SSLMODE", "disable"),
+        ("S3_BUCKET", bucket.as_str()),
+    ]);
+    let config = Config::from_env(&env).expect("config");
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let response = handle(&config, &clients, scheduled).await.expect("handled");
+    assert_eq!(response["statusCode"], 200);
+    let body = &response["body"];
+    for key in [
+        "message",
+        "timestamp",
+        "database",
+        "session_user",
+        "summary",
+        "validation",
+        "reports",
+    ] {
+        assert!(body.get(key).is_some(), "body lacks {key}: {body}");
+    }
+    assert_eq!(body["database"], name.as_str());
+    assert_eq!(body["summary"]["total_tables"], 1);
+    assert_eq!(body["summary"]["total_records"], 2);
+    let json_url = body["reports"]["detailed_json"].as_str().expect("url");
+    let stamp = json_url
+        .rsplit("audit_")
+        .next()
+        .and_then(|s| s.strip_suffix(".json"))
+        .expect("stamp");
+    assert!(
+        stamp.len() == 15 && stamp.as_bytes()[8] == b'_',
+        "YYYYMMDD_HHMMSS: {stamp}"
+    );
+    assert_eq!(
+        json_url,
+        format!("s3://{bucket}/database_audits/audit_{stamp}.json")
+    );
+    assert_eq!(
+        body["reports"]["tables_csv"],
+        format!("s3://{bucket}/database_audits/tables_summary_{stamp}.csv")
+    );
+
+    let report = devstack::AwsEnv::object_bytes(
+        &clients.s3,
+        &bucket,
+        &format!("database_audits/audit_{stamp}.json"),
+    )
+    .await
+    .expect("json");
+    let report: serde_json::Value = serde_json::from_slice(&report).expect("report");
+    assert_eq!(report["tables"][0]["table"], "orders");
+    let csv = devstack::AwsEnv::object_bytes(
+        &clients.s3,
+        &bucket,
+        &format!("database_audits/tables_summary_{stamp}.csv"),
+    )
+    .await
+    .expect("csv");
+    assert!(String::from_utf8_lossy(&csv).contains("public,orders,2,2,True,"));
+    let html = devstack::AwsEnv::object_bytes(
+        &clients.s3,
+        &bucket,
+        &format!("database_audits/audit_{stamp}.html"),
+    )
+    .await
+    .expect("html");
+    assert!(String::from_utf8_lossy(&html).starts_with("<!doctype html>"));
+
+    // A report is never replaced: the same stamp cannot be written twice.
+    let files = pg_auditor::output::ReportFiles {
+        json_name: format!("audit_{stamp}.json"),
+        csv_name: "x.csv".into(),
+        html_name: "x.html".into(),
+        json: b"{}".to_vec(),
+        csv: Vec::new(),
+        html: Vec::new(),
+    };
+    let refused =
+        pg_auditor::output::write_s3(&clients.s3, &bucket, "database_audits/", &files).await;
+    assert!(
+        refused
+            .expect_err("overwrite")
+            .contains(&format!("audit_{stamp}.json"))
+    );
+    let unchanged = devstack::AwsEnv::object_bytes(
+        &clients.s3,
+        &bucket,
+        &format!("database_audits/audit_{stamp}.json"),
+    )
+    .await
+    .expect("json");
+    assert_ne!(unchanged, b"{}");
+}
+
+#[tokio::test]
+async fn failures_answer_as_the_original_when_invoked_and_fail_the_invocation_when_scheduled() {
+    let aws = moto().isolated();
+    let clients = clients(&aws).await;
+    // Nothing listens on port 1.
+    let env = audit_core::Env::from_pairs([
+        (
+            "DATABASE_URL",
+            "postgresql://postgres@127.0.0.1:1/none?sslmode=disable",
+        ),
+        ("S3_BUCKET", "unused"),
+    ]);
+    let config = Config::from_env(&env).expect("config");
+    let response = handle(&config, &clients, json!({}))
+        .await
+        .expect("answered");
+    assert_eq!(response["statusCode"], 500);
+    assert!(
+        response["body"]["error"]
+            .as_str()
+            .expect("error")
+            .contains("cannot connect")
+    );
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+    let error = handle(&config, &clients, scheduled)
+        .await
+        .expect_err("scheduled failure");
+    assert_eq!(error.error_type(), "Retryable.AuditFailed");
+
+    let error = handle(&config, &clients, json!({"count_mode": "fast"}))
+        .await
+        .expect_err("bad event");
+    assert!(error.message.contains("count_mode"), "{error}");
+    let no_bucket = Config::from_env(&audit_core::Env::from_pairs([(
+        "DATABASE_URL",
+        "postgresql://h/db",
+    )]))
+    .expect("config");
+    let error = handle(&no_bucket, &clients, json!({}))
+        .await
+        .expect_err("no bucket");
+    assert!(error.message.contains("S3_BUCKET"), "{error}");
+}
