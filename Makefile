@@ -60,7 +60,7 @@ lint:
 
 ci: fmt-check lint test
 
-FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater
+FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater pg-auditor
 
 ## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
 bench-transform: setup

@@ -71,6 +71,29 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             event_source_actions: &[],
             load: |env| table_updater::Config::from_env(env).map(|_| ()),
         },
+        FunctionContract {
+            name: "pg-auditor",
+            function_logical_id: "PgAuditorFunction",
+            role_logical_id: "PgAuditorRole",
+            environment: pg_auditor::ENVIRONMENT,
+            iam_actions: pg_auditor::IAM_ACTIONS,
+            event_source_actions: &[],
+            // Deployed only when DbSecretArn is set (condition AuditsDatabase), and that
+            // parameter's default is empty: load as a deployment with a secret would.
+            load: |env| {
+                let mut pairs: Vec<(String, String)> = pg_auditor::ENVIRONMENT
+                    .iter()
+                    .filter_map(|name| env.get(name).map(|v| ((*name).to_owned(), v.to_owned())))
+                    .collect();
+                if env.get("DB_SECRET_ARN").is_none() {
+                    pairs.push((
+                        "DB_SECRET_ARN".to_owned(),
+                        "arn:aws:secretsmanager:us-east-1:000000000000:secret:db".to_owned(),
+                    ));
+                }
+                pg_auditor::Config::from_env(&Env::from_pairs(pairs)).map(|_| ())
+            },
+        },
     ]
 }
 

@@ -47,6 +47,8 @@ fn digests(config: &std::path::Path) -> Vec<String> {
         "LogDetector",
         "LogDownloader",
         "StreamToFirehose",
+        "TableUpdater",
+        "PgAuditor",
     ]
     .iter()
     .map(|f| {
@@ -82,6 +84,8 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
         "LogDetector",
         "LogDownloader",
         "StreamToFirehose",
+        "TableUpdater",
+        "PgAuditor",
     ] {
         assert_eq!(
             recorded["Parameters"][format!("{function}ImageTag")],
