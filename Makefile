@@ -31,6 +31,7 @@ help:
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
 	@echo "make bench-transform   stream-to-firehose transform records/s, and PutRecordBatch time on moto"
 	@echo "make bench-plan        table-updater: parse, validate and build a 20-attribute update"
+	@echo "make bench-pg-auditor  pg-auditor on the 1,004-table benchmark database (auto and exact)"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
 	@echo "make rollback FUNCTION=name|all VERSION=vX.Y.Z  move live aliases back, no deploy"
@@ -69,6 +70,10 @@ bench-transform: setup
 ## table-updater: parse, validate and build the update for a 20-attribute request (µs per request).
 bench-plan:
 	$(CARGO) bench --locked -p table-updater --bench plan
+
+## pg-auditor on the issue's 1,004-table, 9.1M-row database: wall time and peak RSS, auto and exact.
+bench-pg-auditor:
+	CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)" bench/pg-auditor.sh $(DATABASE_URL)
 
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
