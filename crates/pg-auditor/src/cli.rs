@@ -3,6 +3,15 @@
 //! `COUNT_MODE`), so both run with the same configuration code.
 
 use crate::{Clients, Config, audit, connect, output, report};
+
+/// `println!` that ignores a closed stdout (`pg-auditor ... | head`): the reports are already
+/// written, and the summary is only a courtesy.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use audit_core::Env;
 
 pub const USAGE: &str = "\
@@ -104,9 +113,9 @@ async fn run(config: &Config) -> Result<usize, String> {
     }
     print_summary(&report);
     for locations in &written {
-        println!("  report  {}", locations.detailed_json);
-        println!("  csv     {}", locations.tables_csv);
-        println!("  html    {}", locations.html);
+        say!("  report  {}", locations.detailed_json);
+        say!("  csv     {}", locations.tables_csv);
+        say!("  html    {}", locations.html);
     }
     Ok(report.summary.tables_with_errors)
 }
@@ -114,7 +123,7 @@ async fn run(config: &Config) -> Result<usize, String> {
 fn print_summary(report: &report::AuditReport) {
     let s = &report.summary;
     let settings = &report.audit_settings;
-    println!(
+    say!(
         "pg-auditor: {} on {} ({} mode, {} connection(s), {} ms)",
         report.database_info.database_name,
         report.audit_timestamp,
@@ -122,7 +131,7 @@ fn print_summary(report: &report::AuditReport) {
         settings.connections,
         settings.duration_ms
     );
-    println!(
+    say!(
         "  {} tables, {} records ({} exact, {} estimated, {} unavailable counts), {} empty",
         s.total_tables,
         s.total_records,
@@ -131,18 +140,20 @@ fn print_summary(report: &report::AuditReport) {
         s.unavailable_counts,
         s.empty_tables
     );
-    println!(
+    say!(
         "  audit fields on {} tables, audit trigger on {}; versioning tables found: {}/4",
-        s.tables_with_audit_fields, s.tables_with_audit_trigger, s.versioning_tables_found
+        s.tables_with_audit_fields,
+        s.tables_with_audit_trigger,
+        s.versioning_tables_found
     );
     let v = &report.validation;
-    println!(
+    say!(
         "  validation: {} missing the audit trigger, {} attributed to the system user only",
         v.tables_missing_audit_trigger.len(),
         v.tables_attributed_to_system_only.len()
     );
     let vv = &report.versioning_system.validation;
-    println!(
+    say!(
         "  versioning: {} families without an active version, {} with several; domain map: {} missing, {} unexpected",
         vv.families_without_active_version.len(),
         vv.families_with_multiple_active_versions.len(),
@@ -150,7 +161,7 @@ fn print_summary(report: &report::AuditReport) {
         vv.domain_map_unexpected_tables.len()
     );
     for seed in &report.seed_tables {
-        println!(
+        say!(
             "  seed table {}.{}: {:?} ({})",
             seed.schema,
             seed.table,

@@ -76,32 +76,12 @@ pub const CONNECTION_VARIABLES: &[&str] = &[
     "OUTPUT_DIR",
 ];
 
-/// Every variable the function may be given (logging included).
-pub const ENVIRONMENT: &[&str] = &[
-    "DATABASE_URL",
-    "DB_SECRET_ARN",
-    "DB_SSLMODE",
-    "DB_IAM_AUTH",
-    "S3_BUCKET",
-    "REPORT_PREFIX",
-    "OUTPUT_DIR",
-    "COUNT_MODE",
-    "EXACT_COUNT_THRESHOLD",
-    "INCLUDE_SCHEMAS",
-    "EXCLUDE_SCHEMAS",
-    "DEFAULT_SCHEMA",
-    "EXPECTED_VERSIONED_TABLES",
-    "EXPECTED_SEED_TABLES",
-    "AUDIT_TRIGGER_FUNCTION",
-    "SYSTEM_USER_ID",
-    "SAMPLE_ROWS",
-    "SENSITIVE_COLUMN_PATTERNS",
-    "STATEMENT_TIMEOUT_MS",
-    "LOCK_TIMEOUT_MS",
-    "PARALLELISM",
-    "LOG_LEVEL",
-    "RUST_LOG",
-];
+/// Every variable the function may be given: what [`Config::from_env`] reads, and logging.
+pub static ENVIRONMENT: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut names = config_variables();
+    names.extend_from_slice(&["LOG_LEVEL", "RUST_LOG"]);
+    names
+});
 
 /// Every variable [`Config::from_env`] reads.
 pub fn config_variables() -> Vec<&'static str> {

@@ -600,26 +600,19 @@ fn versioning_system(readings: Vec<VersioningReading>, settings: &Settings) -> V
                 parsed.push(serde_json::from_str(&rows).ok());
                 contents.push(raw(&rows));
             }
-            VersioningReading::Missing => {
+            VersioningReading::Missing | VersioningReading::Failed(_) => {
+                let error = match reading {
+                    VersioningReading::Failed(failure) => failure.message,
+                    _ => format!(
+                        "relation \"{}.{name}\" does not exist",
+                        settings.default_schema
+                    ),
+                };
                 exist.insert(
                     *name,
                     TableExistence::Absent {
                         exists: false,
-                        error: format!(
-                            "relation \"{}.{name}\" does not exist",
-                            settings.default_schema
-                        ),
-                    },
-                );
-                parsed.push(None);
-                contents.push(raw("[]"));
-            }
-            VersioningReading::Failed(failure) => {
-                exist.insert(
-                    *name,
-                    TableExistence::Absent {
-                        exists: false,
-                        error: failure.message,
+                        error,
                     },
                 );
                 parsed.push(None);

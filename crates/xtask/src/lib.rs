@@ -75,7 +75,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             name: "pg-auditor",
             function_logical_id: "PgAuditorFunction",
             role_logical_id: "PgAuditorRole",
-            environment: pg_auditor::ENVIRONMENT,
+            environment: pg_auditor::ENVIRONMENT.as_slice(),
             iam_actions: pg_auditor::IAM_ACTIONS,
             event_source_actions: &[],
             // Deployed only when DbSecretArn is set (condition AuditsDatabase), and that
