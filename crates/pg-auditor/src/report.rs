@@ -420,22 +420,8 @@ fn table_entry(
     let audit = AuditColumns::of(column_refs);
     let plan = plan::count_plan(table, settings.count_mode, settings.exact_count_threshold);
     let mut errors = Vec::new();
-    let sample = match reading.sample {
-        Some(Ok(sample)) => Some(sample),
-        Some(Err(failure)) => {
-            errors.push(failure);
-            None
-        }
-        None => None,
-    };
-    let exact = match reading.exact {
-        Some(Ok(figures)) => Some(figures),
-        Some(Err(failure)) => {
-            errors.push(failure);
-            None
-        }
-        None => None,
-    };
+    let sample = figures_or_error(reading.sample, &mut errors);
+    let exact = figures_or_error(reading.exact, &mut errors);
     let (record_count, method, source) = match (&exact, plan) {
         (Some(figures), _) => (Some(figures.count), Method::Exact, Some("count(*)")),
         (None, CountPlan::Estimate { rows, source }) => {
@@ -553,6 +539,20 @@ fn table_entry(
         None => {}
     }
     entry
+}
+
+/// What a statement read, its failure moved into the table's errors.
+fn figures_or_error<T>(
+    outcome: Option<Result<T, QueryFailure>>,
+    errors: &mut Vec<QueryFailure>,
+) -> Option<T> {
+    match outcome? {
+        Ok(figures) => Some(figures),
+        Err(failure) => {
+            errors.push(failure);
+            None
+        }
+    }
 }
 
 fn seed_status(entry: &TableEntry) -> SeedTableStatus {
