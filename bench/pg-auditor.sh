@@ -5,7 +5,8 @@
 #
 # Usage: bench/pg-auditor.sh [DATABASE_URL]
 # Without a URL it builds the database with ../shared/bench/pg_bench_db.sh (PostgreSQL 15 on
-# port 55432, data in /tmp/pgbench-anchor; ~45 s), or reuses one already listening there.
+# port 55432, data in /tmp/pgbench-anchor; ~45 s and several GB of disk: stop it and delete the
+# folder afterwards), or reuses one already listening there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
