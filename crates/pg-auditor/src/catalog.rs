@@ -213,6 +213,13 @@ pub struct Catalog {
     pub database_info: DatabaseInfo,
     pub tables: Vec<CatalogTable>,
     pub columns: Vec<CatalogColumn>,
+    #[serde(flatten)]
+    pub objects: SchemaObjects,
+}
+
+/// Indexes, constraints, triggers and functions: copied into the report as read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchemaObjects {
     pub indexes: Vec<IndexInfo>,
     pub foreign_keys: Vec<ForeignKey>,
     pub check_constraints: Vec<CheckConstraint>,

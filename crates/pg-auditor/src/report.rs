@@ -3,8 +3,7 @@
 //! Assembled from the catalog and the per-table figures without I/O.
 
 use crate::catalog::{
-    Catalog, CatalogColumn, CatalogTable, CheckConstraint, ColumnStatistics, DatabaseInfo,
-    ForeignKey, FunctionInfo, IndexInfo, TriggerInfo, UniqueConstraint,
+    Catalog, CatalogColumn, CatalogTable, ColumnStatistics, DatabaseInfo, SchemaObjects,
 };
 use crate::plan::{self, AuditColumns, CountPlan, EstimateSource};
 use crate::settings::{Settings, TableName};
@@ -72,12 +71,10 @@ pub struct AuditReport {
     pub audit_timestamp: String,
     pub database_info: DatabaseInfo,
     pub versioning_system: VersioningSystem,
-    pub indexes: Vec<IndexInfo>,
-    pub foreign_keys: Vec<ForeignKey>,
-    pub check_constraints: Vec<CheckConstraint>,
-    pub unique_constraints: Vec<UniqueConstraint>,
-    pub triggers: Vec<TriggerInfo>,
-    pub functions: Vec<FunctionInfo>,
+    /// `indexes`, `foreign_keys`, `check_constraints`, `unique_constraints`, `triggers`,
+    /// `functions`, at the top level as in the original.
+    #[serde(flatten)]
+    pub objects: SchemaObjects,
     pub tables: Vec<TableEntry>,
     pub validation: Validation,
     // Additions to the original's shape.
@@ -279,12 +276,7 @@ pub fn assemble(
         database_info,
         tables,
         columns,
-        indexes,
-        foreign_keys,
-        check_constraints,
-        unique_constraints,
-        triggers,
-        functions,
+        objects,
     } = catalog;
     let mut columns_of: HashMap<u32, Vec<CatalogColumn>> = HashMap::new();
     for column in columns {
@@ -297,7 +289,8 @@ pub fn assemble(
             .or_default()
             .push(stats);
     }
-    let audit_triggered: std::collections::HashSet<u32> = triggers
+    let audit_triggered: std::collections::HashSet<u32> = objects
+        .triggers
         .iter()
         .filter(|t| t.function_name == settings.audit_trigger_function)
         .map(|t| t.table_oid)
@@ -370,10 +363,10 @@ pub fn assemble(
         &seed_tables,
         &versioning_system,
         [
-            indexes.len(),
-            foreign_keys.len(),
-            triggers.len(),
-            functions.len(),
+            objects.indexes.len(),
+            objects.foreign_keys.len(),
+            objects.triggers.len(),
+            objects.functions.len(),
         ],
     );
     let mut schemas_audited: Vec<String> = tables.iter().map(|t| t.schema.clone()).collect();
@@ -382,12 +375,7 @@ pub fn assemble(
         audit_timestamp,
         database_info,
         versioning_system,
-        indexes,
-        foreign_keys,
-        check_constraints,
-        unique_constraints,
-        triggers,
-        functions,
+        objects,
         tables: entries,
         validation,
         seed_tables,

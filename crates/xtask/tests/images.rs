@@ -40,24 +40,25 @@ fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::p
         .unwrap()
 }
 
+/// `DbScanner`, `LogDetector`, ...: the config parameter prefix of every function in the stack.
+fn stack_parameter_prefixes() -> Vec<String> {
+    xtask::functions_in_stack()
+        .iter()
+        .map(|f| xtask::parameter_prefix(f.name))
+        .collect()
+}
+
 fn digests(config: &std::path::Path) -> Vec<String> {
     let config: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
-    [
-        "DbScanner",
-        "LogDetector",
-        "LogDownloader",
-        "StreamToFirehose",
-        "TableUpdater",
-        "PgAuditor",
-    ]
-    .iter()
-    .map(|f| {
-        config["Parameters"][format!("{f}ImageDigest")]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    })
-    .collect()
+    stack_parameter_prefixes()
+        .iter()
+        .map(|f| {
+            config["Parameters"][format!("{f}ImageDigest")]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -79,14 +80,7 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
     );
     assert!(String::from_utf8_lossy(&first.stdout).contains("next: make deploy ENV=dev"));
     let recorded: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    for function in [
-        "DbScanner",
-        "LogDetector",
-        "LogDownloader",
-        "StreamToFirehose",
-        "TableUpdater",
-        "PgAuditor",
-    ] {
+    for function in stack_parameter_prefixes() {
         assert_eq!(
             recorded["Parameters"][format!("{function}ImageTag")],
             "v0.0.1"
