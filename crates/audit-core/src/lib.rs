@@ -7,7 +7,8 @@
 //! configuration once; handlers return [`error::FunctionError`], whose Lambda `errorType`
 //! says whether a retry can help; batch handlers report partial failures through [`batch`].
 //! [`messages`] holds the payloads that travel between functions and [`tracking`] the
-//! log-file tracking table's item, which two functions read and write. A piece of code belongs
+//! log-file tracking table's item, which two functions read and write; [`postgres`] (feature
+//! `postgres`) how `pg-auditor` and `audit-api` reach PostgreSQL (URLs, RDS secrets, IAM tokens, TLS). A piece of code belongs
 //! here only when two or more functions use it.
 
 pub mod aws;
@@ -16,6 +17,8 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod messages;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod startup;
 pub mod telemetry;
 pub mod tracking;

@@ -17,7 +17,8 @@
 pub mod audit;
 pub mod catalog;
 pub mod cli;
-pub mod connect;
+/// The connection layer, shared with `audit-api`: see [`audit_core::postgres`].
+pub use audit_core::postgres as connect;
 pub mod html;
 pub mod output;
 pub mod plan;
@@ -25,29 +26,15 @@ pub mod report;
 pub mod settings;
 
 use audit_core::{ConfigError, Env};
-use connect::{SslMode, Target, TargetError};
+use connect::{DatabaseConfig, Target};
 use serde_json::{Value, json};
 pub use settings::{CountMode, Settings};
-
-/// Where the database credentials come from.
-#[derive(Debug, Clone)]
-pub enum ConnectionSource {
-    /// `DATABASE_URL`: a libpq URL or key/value string.
-    Url(Box<Target>),
-    /// `DB_SECRET_ARN`: a Secrets Manager secret in the RDS shape, read on every run (so a
-    /// rotated password is picked up).
-    Secret {
-        arn: String,
-        ssl_mode: Option<SslMode>,
-    },
-}
 
 /// The function's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub source: ConnectionSource,
-    /// `DB_IAM_AUTH`: connect with a 15-minute IAM token instead of a password.
-    pub iam_auth: bool,
+    /// `DATABASE_URL` or `DB_SECRET_ARN`, `DB_SSLMODE`, `DB_IAM_AUTH`.
+    pub database: DatabaseConfig,
     pub settings: Settings,
     /// `S3_BUCKET`; an event's `bucket` overrides it.
     pub bucket: Option<String>,
@@ -67,10 +54,10 @@ pub const IAM_ACTIONS: &[&str] = &[
 
 /// The variables the function reads besides [`settings::SETTINGS_VARIABLES`].
 pub const CONNECTION_VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "DB_SECRET_ARN",
-    "DB_SSLMODE",
-    "DB_IAM_AUTH",
+    connect::DATABASE_VARIABLES[0],
+    connect::DATABASE_VARIABLES[1],
+    connect::DATABASE_VARIABLES[2],
+    connect::DATABASE_VARIABLES[3],
     "S3_BUCKET",
     "REPORT_PREFIX",
     "OUTPUT_DIR",
@@ -92,64 +79,8 @@ pub fn config_variables() -> Vec<&'static str> {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let ssl_mode = match env.get("DB_SSLMODE") {
-            None => None,
-            Some(value) => Some(SslMode::parse(value).ok_or_else(|| {
-                ConfigError::invalid(
-                    "DB_SSLMODE",
-                    value,
-                    "disable, allow, prefer, require, verify-ca or verify-full",
-                )
-            })?),
-        };
-        let source = match (env.get("DATABASE_URL"), env.get("DB_SECRET_ARN")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "DB_SECRET_ARN",
-                    "(set)",
-                    "only one of DATABASE_URL and DB_SECRET_ARN",
-                ));
-            }
-            (None, None) => {
-                return Err(ConfigError::Missing {
-                    variable: "DATABASE_URL".to_owned(),
-                    expected: "a PostgreSQL connection URL, or DB_SECRET_ARN naming an RDS secret"
-                        .to_owned(),
-                });
-            }
-            (Some(url), None) => {
-                let mut target = connect::parse_target(url).map_err(|TargetError(why)| {
-                    // The value may hold a password: never echo it.
-                    ConfigError::invalid("DATABASE_URL", "(hidden)", why)
-                })?;
-                if let Some(mode) = ssl_mode {
-                    target.ssl_mode = mode;
-                    target.config.ssl_mode(connect::wire_mode(mode));
-                }
-                ConnectionSource::Url(Box::new(target))
-            }
-            (None, Some(arn)) => ConnectionSource::Secret {
-                arn: arn.to_owned(),
-                ssl_mode,
-            },
-        };
-        let iam_auth = env.bool_or("DB_IAM_AUTH", false)?;
-        if iam_auth {
-            let mode = match &source {
-                ConnectionSource::Url(target) => Some(target.ssl_mode),
-                ConnectionSource::Secret { ssl_mode, .. } => *ssl_mode,
-            };
-            if mode.is_some_and(|m| m < SslMode::Require) && env.get("DB_SSLMODE").is_some() {
-                return Err(ConfigError::invalid(
-                    "DB_SSLMODE",
-                    env.get("DB_SSLMODE").unwrap_or_default(),
-                    "require, verify-ca or verify-full: IAM authentication needs TLS",
-                ));
-            }
-        }
         Ok(Config {
-            source,
-            iam_auth,
+            database: DatabaseConfig::from_env(env)?,
             settings: Settings::from_env(env)?,
             bucket: env.get("S3_BUCKET").map(str::to_owned),
             prefix: output::normalise_prefix(
@@ -161,10 +92,7 @@ impl Config {
 
     /// Whether this configuration needs the AWS SDK (secret, IAM token or S3).
     pub fn needs_aws(&self, bucket: Option<&str>) -> bool {
-        matches!(self.source, ConnectionSource::Secret { .. })
-            || self.iam_auth
-            || bucket.is_some()
-            || self.bucket.is_some()
+        self.database.needs_aws() || bucket.is_some() || self.bucket.is_some()
     }
 }
 
@@ -188,36 +116,10 @@ impl Clients {
 
 /// The connection target for this run: the secret read now, an IAM token made now.
 pub async fn resolve_target(config: &Config, clients: Option<&Clients>) -> Result<Target, String> {
-    let mut target = match &config.source {
-        ConnectionSource::Url(target) => (**target).clone(),
-        ConnectionSource::Secret { arn, ssl_mode } => {
-            let clients = clients.ok_or("DB_SECRET_ARN needs AWS clients")?;
-            let secret = clients
-                .secrets
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot read DB_SECRET_ARN: {}",
-                        audit_core::aws::describe(&e)
-                    )
-                })?;
-            let json = secret
-                .secret_string()
-                .ok_or("DB_SECRET_ARN: the secret has no SecretString")?;
-            connect::target_from_secret(json, *ssl_mode)
-                .map_err(|e| format!("DB_SECRET_ARN: {e}"))?
-        }
-    };
-    if config.iam_auth {
-        let clients = clients.ok_or("DB_IAM_AUTH needs AWS clients")?;
-        connect::use_iam_token(&mut target, &clients.sdk)
-            .await
-            .map_err(|e| format!("DB_IAM_AUTH: {e}"))?;
-    }
-    Ok(target)
+    config
+        .database
+        .resolve(clients.map(|c| (&c.sdk, &c.secrets)))
+        .await
 }
 
 /// The audit's timestamps: the report's `audit_timestamp` and the file-name stamp.

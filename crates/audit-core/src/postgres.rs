@@ -5,6 +5,7 @@
 //! tokio-postgres only knows `disable`/`prefer`/`require` and never checks certificates
 //! itself, so the TLS modes are read here and enforced by the rustls verifier.
 
+use crate::{ConfigError, Env};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -401,5 +402,124 @@ pub async fn connect(
 async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
     if let Err(e) = connection.await {
         tracing::warn!("database connection closed: {e}");
+    }
+}
+
+/// The variables [`DatabaseConfig::from_env`] reads.
+pub const DATABASE_VARIABLES: [&str; 4] =
+    ["DATABASE_URL", "DB_SECRET_ARN", "DB_SSLMODE", "DB_IAM_AUTH"];
+
+/// Where the database credentials come from.
+#[derive(Debug, Clone)]
+pub enum ConnectionSource {
+    /// `DATABASE_URL`: a libpq URL or key/value string.
+    Url(Box<Target>),
+    /// `DB_SECRET_ARN`: a Secrets Manager secret in the RDS shape, read whenever a connection
+    /// target is resolved (so a rotated password is picked up).
+    Secret {
+        arn: String,
+        ssl_mode: Option<SslMode>,
+    },
+}
+
+/// How a function reaches its database: `DATABASE_URL` or `DB_SECRET_ARN`, `DB_SSLMODE`,
+/// `DB_IAM_AUTH`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub source: ConnectionSource,
+    /// `DB_IAM_AUTH`: connect with a 15-minute IAM token instead of a password.
+    pub iam_auth: bool,
+}
+
+impl DatabaseConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let ssl_mode = match env.get("DB_SSLMODE") {
+            None => None,
+            Some(value) => Some(SslMode::parse(value).ok_or_else(|| {
+                ConfigError::invalid(
+                    "DB_SSLMODE",
+                    value,
+                    "disable, allow, prefer, require, verify-ca or verify-full",
+                )
+            })?),
+        };
+        let source = match (env.get("DATABASE_URL"), env.get("DB_SECRET_ARN")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "DB_SECRET_ARN",
+                    "(set)",
+                    "only one of DATABASE_URL and DB_SECRET_ARN",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    variable: "DATABASE_URL".to_owned(),
+                    expected: "a PostgreSQL connection URL, or DB_SECRET_ARN naming an RDS secret"
+                        .to_owned(),
+                });
+            }
+            (Some(url), None) => {
+                let mut target = parse_target(url).map_err(|TargetError(why)| {
+                    // The value may hold a password: never echo it.
+                    ConfigError::invalid("DATABASE_URL", "(hidden)", why)
+                })?;
+                if let Some(mode) = ssl_mode {
+                    target.ssl_mode = mode;
+                    target.config.ssl_mode(wire_mode(mode));
+                }
+                ConnectionSource::Url(Box::new(target))
+            }
+            (None, Some(arn)) => ConnectionSource::Secret {
+                arn: arn.to_owned(),
+                ssl_mode,
+            },
+        };
+        let iam_auth = env.bool_or("DB_IAM_AUTH", false)?;
+        if iam_auth && ssl_mode.is_some_and(|m| m < SslMode::Require) {
+            return Err(ConfigError::invalid(
+                "DB_SSLMODE",
+                env.get("DB_SSLMODE").unwrap_or_default(),
+                "require, verify-ca or verify-full: IAM authentication needs TLS",
+            ));
+        }
+        Ok(DatabaseConfig { source, iam_auth })
+    }
+
+    /// Whether resolving a target needs the AWS SDK (a secret or an IAM token).
+    pub fn needs_aws(&self) -> bool {
+        matches!(self.source, ConnectionSource::Secret { .. }) || self.iam_auth
+    }
+
+    /// The connection target now: the secret read now, an IAM token made now. `aws` is the
+    /// SDK configuration and Secrets Manager client, needed when [`Self::needs_aws`].
+    pub async fn resolve(
+        &self,
+        aws: Option<(&aws_config::SdkConfig, &aws_sdk_secretsmanager::Client)>,
+    ) -> Result<Target, String> {
+        let mut target = match &self.source {
+            ConnectionSource::Url(target) => (**target).clone(),
+            ConnectionSource::Secret { arn, ssl_mode } => {
+                let (_, secrets) = aws.ok_or("DB_SECRET_ARN needs AWS clients")?;
+                let secret = secrets
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!("cannot read DB_SECRET_ARN: {}", crate::aws::describe(&e))
+                    })?;
+                let json = secret
+                    .secret_string()
+                    .ok_or("DB_SECRET_ARN: the secret has no SecretString")?;
+                target_from_secret(json, *ssl_mode).map_err(|e| format!("DB_SECRET_ARN: {e}"))?
+            }
+        };
+        if self.iam_auth {
+            let (sdk, _) = aws.ok_or("DB_IAM_AUTH needs AWS clients")?;
+            use_iam_token(&mut target, sdk)
+                .await
+                .map_err(|e| format!("DB_IAM_AUTH: {e}"))?;
+        }
+        Ok(target)
     }
 }

@@ -1,0 +1,107 @@
+//! The command line: `audit-api serve [--bind ADDR]`, `audit-api migrate`,
+//! `audit-api maintain`. Configuration comes from the same variables as the Lambda.
+
+use crate::{Clients, Config};
+use std::sync::Arc;
+
+const USAGE: &str = "usage: audit-api serve [--bind 127.0.0.1:8080] | migrate | maintain
+configuration: DATABASE_URL (or DB_SECRET_ARN), API_KEYS (or API_KEYS_SECRET_ARN), see README";
+
+/// Runs a command and returns the process exit code.
+pub async fn main(args: Vec<String>) -> i32 {
+    let command = args.first().map(String::as_str).unwrap_or("");
+    let bind = match args.iter().position(|a| a == "--bind") {
+        Some(i) => match args.get(i + 1) {
+            Some(addr) => addr.clone(),
+            None => {
+                eprintln!("--bind needs an address\n{USAGE}");
+                return 2;
+            }
+        },
+        None => "127.0.0.1:8080".to_owned(),
+    };
+    if !matches!(command, "serve" | "migrate" | "maintain") {
+        eprintln!("{USAGE}");
+        return 2;
+    }
+    let config = audit_core::startup::init(Config::from_env).await;
+    let clients = if config.needs_aws() {
+        Some(Clients::new(audit_core::aws::sdk_config().await))
+    } else {
+        None
+    };
+    match run(command, &bind, &config, clients.as_ref()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("audit-api {command}: {e}");
+            1
+        }
+    }
+}
+
+async fn run(
+    command: &str,
+    bind: &str,
+    config: &Config,
+    clients: Option<&Clients>,
+) -> Result<(), String> {
+    let app = crate::build_app(config, clients)
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        "migrate" => {
+            let applied = crate::db::migrate(&app.db)
+                .await
+                .map_err(|e| e.to_string())?;
+            let created =
+                crate::maintain::ensure_partitions(&app.db, &app.maintenance, chrono::Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            println!("migrations applied: {applied}; partitions created: {created:?}");
+            Ok(())
+        }
+        "maintain" => {
+            app.ensure_ready().await.map_err(|e| format!("{e:?}"))?;
+            let report = crate::maintain::run(&app.db, &app.maintenance, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        _ => {
+            // Pending migrations first: a server that cannot reach its schema does not start.
+            app.ensure_ready()
+                .await
+                .map_err(|e| format!("database not ready: {e:?}"))?;
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| format!("cannot bind {bind}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            let base = app.base_path.clone();
+            let router = crate::http::router(Arc::new(app));
+            println!(
+                "audit-api listening on http://{local}{base} (docs: http://{local}{base}/docs)"
+            );
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,395 @@
+//! The PostgreSQL adapter: the connection pool, embedded migrations, the catalog, inserts and
+//! event queries. Every statement is parameterised; identifiers are never built from input.
+
+use crate::model::{Catalog, EventRecord, NewEvent, Statement};
+use audit_core::postgres::{DatabaseConfig, Target, tls_config};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::BoxFuture;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_postgres::Row;
+
+/// The embedded migrations, applied in order, each once.
+pub const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+
+/// Any two processes migrating or maintaining at once serialise on these advisory locks.
+const MIGRATION_LOCK: i64 = 0x6175_6469_7461_7069; // "auditapi"
+pub const MAINTENANCE_LOCK: i64 = 0x6175_6469_746d_6e74; // "auditmnt"
+pub const PARTITION_LOCK: i64 = 0x6175_6469_7470_7274; // "auditprt"
+
+/// Session settings of every connection.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// `LOCAL_TIMEZONE`: how timestamps without an offset are read.
+    pub local_timezone: String,
+    /// `STATEMENT_TIMEOUT_MS`.
+    pub statement_timeout_ms: u64,
+}
+
+/// A resolved target and its TLS configuration, replaced when credentials are refreshed.
+#[derive(Debug)]
+struct Resolved {
+    target: Target,
+    tls: rustls::ClientConfig,
+}
+
+/// deadpool's connector: connects with the current credentials (a rotated secret or a new
+/// IAM token is picked up without restarting the pool).
+struct CurrentTarget(Arc<RwLock<Arc<Resolved>>>);
+
+impl deadpool_postgres::Connect for CurrentTarget {
+    fn connect(
+        &self,
+        _: &tokio_postgres::Config,
+    ) -> BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let current = self
+            .0
+            .read()
+            .map(|guard| Arc::clone(&guard))
+            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()));
+        Box::pin(async move {
+            let target = &current.target;
+            if target.ssl_mode == audit_core::postgres::SslMode::Disable {
+                let (client, connection) = target.config.connect(tokio_postgres::NoTls).await?;
+                Ok((client, tokio::spawn(drive(connection))))
+            } else {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(current.tls.clone());
+                let (client, connection) = target.config.connect(tls).await?;
+                Ok((client, tokio::spawn(drive(connection))))
+            }
+        })
+    }
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::warn!("database connection closed: {e}");
+    }
+}
+
+/// The pool and what it needs to refresh its credentials.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: Pool,
+    current: Arc<RwLock<Arc<Resolved>>>,
+    settings: SessionSettings,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+fn prepare(mut target: Target, settings: &SessionSettings) -> Result<Resolved, String> {
+    target.config.application_name("audit-api");
+    target.config.options(format!(
+        "-c TimeZone={} -c statement_timeout={}",
+        settings.local_timezone, settings.statement_timeout_ms
+    ));
+    target.config.connect_timeout(Duration::from_secs(5));
+    let tls = tls_config(&target).map_err(|e| e.to_string())?;
+    Ok(Resolved { target, tls })
+}
+
+impl Database {
+    /// A pool of at most `max_size` connections over `target`. Connections open lazily.
+    pub fn new(target: Target, settings: SessionSettings, max_size: usize) -> Result<Self, String> {
+        let current = Arc::new(RwLock::new(Arc::new(prepare(target, &settings)?)));
+        let manager = Manager::from_connect(
+            tokio_postgres::Config::new(),
+            CurrentTarget(Arc::clone(&current)),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Database {
+            pool,
+            current,
+            settings,
+        })
+    }
+
+    /// Every `every`, resolves the credentials again (secret rotation, IAM tokens live 15
+    /// minutes). A failed refresh keeps the previous credentials and says so.
+    pub fn refresh_every(
+        &self,
+        config: DatabaseConfig,
+        aws: Option<(aws_config::SdkConfig, aws_sdk_secretsmanager::Client)>,
+        every: Duration,
+    ) {
+        let current = Arc::clone(&self.current);
+        let settings = self.settings.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let resolved = config
+                    .resolve(aws.as_ref().map(|(sdk, secrets)| (sdk, secrets)))
+                    .await
+                    .and_then(|target| prepare(target, &settings));
+                match resolved {
+                    Ok(resolved) => {
+                        if let Ok(mut guard) = current.write() {
+                            *guard = Arc::new(resolved);
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot refresh database credentials: {e}"),
+                }
+            }
+        });
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+}
+
+/// A database failure, classified for the HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had: 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The event's month has no partition (too old, or beyond the months made ahead).
+    #[error("no partition for the event's month")]
+    NoPartition,
+    #[error(transparent)]
+    Query(#[from] tokio_postgres::Error),
+}
+
+fn classify(e: tokio_postgres::Error) -> DbError {
+    // 23514 is check_violation; routing a row to no partition raises it with this text.
+    if e.as_db_error().is_some_and(|d| {
+        d.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
+            && d.message().starts_with("no partition of relation")
+    }) {
+        return DbError::NoPartition;
+    }
+    if e.is_closed() || e.as_db_error().is_none() {
+        return DbError::Unavailable(e.to_string());
+    }
+    DbError::Query(e)
+}
+
+/// Applies the pending migrations under an advisory lock (two instances starting at once
+/// apply each migration once), then returns how many were applied.
+pub async fn migrate(db: &Database) -> Result<usize, DbError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await.map_err(classify)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(classify)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS audit_api_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(classify)?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM audit_api_migrations", &[])
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut count = 0;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(classify)?;
+        tx.execute(
+            "INSERT INTO audit_api_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await
+        .map_err(classify)?;
+        count += 1;
+    }
+    tx.commit().await.map_err(classify)?;
+    Ok(count)
+}
+
+/// The functionalities and event types.
+pub async fn load_catalog(db: &Database) -> Result<Catalog, DbError> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT f.id, f.name::text, t.id, t.name::text FROM auditfunctionalities f \
+             LEFT JOIN auditeventtypes t ON t.functionalityid = f.id ORDER BY f.id, t.id",
+            &[],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(Catalog::from_rows(rows.iter().map(|r| {
+        let type_id: Option<i32> = r.get(2);
+        let type_name: Option<String> = r.get(3);
+        (r.get(0), r.get(1), type_id.zip(type_name))
+    })))
+}
+
+/// Stores events in one statement (`INSERT ... SELECT FROM unnest`): all or none, one round
+/// trip for a batch. Returns the stored rows in input order.
+pub async fn insert_events(
+    db: &Database,
+    events: &[NewEvent],
+) -> Result<Vec<EventRecord>, DbError> {
+    let mut timestamps = Vec::with_capacity(events.len());
+    let mut functionalities = Vec::with_capacity(events.len());
+    let mut event_types = Vec::with_capacity(events.len());
+    let mut stores = Vec::with_capacity(events.len());
+    let mut companies = Vec::with_capacity(events.len());
+    let mut users = Vec::with_capacity(events.len());
+    let mut messages = Vec::with_capacity(events.len());
+    let mut statuses = Vec::with_capacity(events.len());
+    let mut data = Vec::with_capacity(events.len());
+    for e in events {
+        timestamps.push(e.timestamp.as_ref().map(|t| t.0.as_str()));
+        functionalities.push(e.functionality_id);
+        event_types.push(e.event_type_id);
+        stores.push(e.store_id);
+        companies.push(e.company_id);
+        users.push(e.user.as_deref());
+        messages.push(e.message.as_deref());
+        statuses.push(e.status.as_str());
+        data.push(e.additional_data.as_ref());
+    }
+    let client = db.client().await?;
+    let statement = client
+        .prepare_cached(INSERT_EVENTS)
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &timestamps,
+                &functionalities,
+                &event_types,
+                &stores,
+                &companies,
+                &users,
+                &messages,
+                &statuses,
+                &data,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+    rows.iter().map(event_record).collect()
+}
+
+/// `WITH ORDINALITY` keeps the input order in the answer; names come from the same
+/// statement's joins, so the response shows what was stored.
+const INSERT_EVENTS: &str = "WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::bigint[],
+                         $6::text[], $7::text[], $8::text[], $9::jsonb[])
+        WITH ORDINALITY AS i (ts, functionalityid, eventtypeid, storelocationid, companyid,
+                              username, message, status, additionaldata, n)
+), stored AS (
+    INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid,
+                             companyid, username, message, status, additionaldata)
+    SELECT coalesce(ts::timestamptz, now()), functionalityid, eventtypeid, storelocationid,
+           companyid, username, message, status, additionaldata
+    FROM input ORDER BY n
+    RETURNING id, eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
+              username, message, status, additionaldata
+)
+SELECT s.id, s.eventtimestamp, f.name::text, t.name::text, s.storelocationid, s.companyid,
+       s.username::text, s.message, s.status::text, s.additionaldata
+FROM stored s
+JOIN auditfunctionalities f ON f.id = s.functionalityid
+JOIN auditeventtypes t ON t.id = s.eventtypeid
+ORDER BY s.id";
+
+/// One row of [`crate::model::EVENT_SELECT`] (or the insert's answer).
+pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {
+    Ok(EventRecord {
+        id: row.try_get(0)?,
+        event_timestamp: row.try_get(1)?,
+        functionality: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        store_id: row.try_get(4)?,
+        company_id: row.try_get(5)?,
+        user: row.try_get(6)?,
+        message: row.try_get(7)?,
+        status: row.try_get(8)?,
+        additional_data: row.try_get(9)?,
+    })
+}
+
+/// Runs an event query and returns its rows.
+pub async fn query_events(
+    db: &Database,
+    statement: &Statement,
+) -> Result<Vec<EventRecord>, DbError> {
+    let client = db.client().await?;
+    let prepared = client
+        .prepare_cached(&statement.sql)
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(&prepared, &statement.param_refs())
+        .await
+        .map_err(classify)?;
+    rows.iter().map(event_record).collect()
+}
+
+/// Streams an event query's rows into `sink` as they arrive (the export), without holding
+/// the result. Stops early when `sink` refuses more.
+pub async fn stream_events(
+    db: &Database,
+    statement: &Statement,
+    sink: tokio::sync::mpsc::Sender<EventRecord>,
+) -> Result<u64, DbError> {
+    use futures_util::StreamExt as _;
+    let client = db.client().await?;
+    let prepared = client
+        .prepare_cached(&statement.sql)
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query_raw(&prepared, statement.param_refs())
+        .await
+        .map_err(classify)?;
+    let mut rows = std::pin::pin!(rows);
+    let mut count = 0;
+    while let Some(row) = rows.next().await {
+        let record = event_record(&row.map_err(classify)?)?;
+        if sink.send(record).await.is_err() {
+            break;
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// `SELECT 1` within `timeout`: the healthcheck.
+pub async fn ping(db: &Database, timeout: Duration) -> Result<(), DbError> {
+    let check = async {
+        let client = db.client().await?;
+        client.simple_query("SELECT 1").await.map_err(classify)?;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, check)
+        .await
+        .map_err(|_| DbError::Unavailable(format!("no answer within {timeout:?}")))?
+}

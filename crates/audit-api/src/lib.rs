@@ -1,0 +1,326 @@
+//! `audit-api`: the seed's FastAPI audit-event service (004) rebuilt on axum and PostgreSQL.
+//!
+//! It stands beside the pipelines rather than in them: applications post audit events to it
+//! and people search and export them. Its contract is the seed's HTTP interface, which
+//! existing clients depend on: the paths under `BASE_PATH` (`/pyaudit`), the `CSIQ-APIKEY`
+//! header, the create payload, the search parameters and FastAPI's error bodies (`{"detail":
+//! "..."}`, 422 with `{loc, msg, type}` lists). What it adds keeps that contract: batch
+//! create (all or nothing), keyset paging (`cursor`, `X-Next-Cursor`), CSV export, company-
+//! scoped keys, an OpenAPI document and an offline docs page. Nothing a client sends can
+//! produce a 500: every input problem is a 4xx naming its field, and nothing is stored unless
+//! the whole request is valid.
+//!
+//! Layout: [`model`] (pure: validation, the search statement, cursors, the maintenance plan),
+//! [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
+//! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
+//! archival), [`openapi`].
+
+pub mod cli;
+pub mod db;
+pub mod export;
+pub mod http;
+pub mod keys;
+pub mod lambda;
+pub mod maintain;
+pub mod model;
+pub mod openapi;
+
+use audit_core::postgres::DatabaseConfig;
+use audit_core::{ConfigError, Env};
+use keys::ApiKeys;
+use std::time::Duration;
+
+/// Where the API keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `API_KEYS`.
+    Inline(ApiKeys),
+    /// `API_KEYS_SECRET_ARN`: read once at cold start.
+    Secret(String),
+}
+
+/// The service's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub keys: KeySource,
+    /// `BASE_PATH`: `/pyaudit` as the seed.
+    pub base_path: String,
+    /// `CORS_ALLOWED_ORIGINS`: exact origins; none (no CORS headers) by default.
+    pub cors_origins: Vec<String>,
+    /// `MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `RETENTION_MONTHS` (12): months kept in `auditevents`.
+    pub retention_months: i32,
+    /// `PREMAKE_MONTHS` (5): months created ahead of the current one.
+    pub premake_months: i32,
+    /// `ARCHIVE_BUCKET`, `ARCHIVE_PREFIX`: retired events as gzip JSON lines in S3 instead
+    /// of the archive table.
+    pub archive_bucket: Option<String>,
+    pub archive_prefix: String,
+    /// `LOCAL_TIMEZONE`: how timestamps without an offset are read (the seed stored Central
+    /// Time).
+    pub local_timezone: String,
+    /// `POOL_SIZE`: connections per process.
+    pub pool_size: usize,
+    /// `STATEMENT_TIMEOUT_MS`.
+    pub statement_timeout: Duration,
+    /// `EXPORT_MAX_ROWS`: a larger export is refused (narrow the filters) rather than cut.
+    pub export_max_rows: u64,
+}
+
+/// Every variable [`Config::from_env`] reads, plus logging.
+pub const ENVIRONMENT: &[&str] = &[
+    "DATABASE_URL",
+    "DB_SECRET_ARN",
+    "DB_SSLMODE",
+    "DB_IAM_AUTH",
+    "API_KEYS",
+    "API_KEYS_SECRET_ARN",
+    "BASE_PATH",
+    "CORS_ALLOWED_ORIGINS",
+    "MAX_BODY_BYTES",
+    "RETENTION_MONTHS",
+    "PREMAKE_MONTHS",
+    "ARCHIVE_BUCKET",
+    "ARCHIVE_PREFIX",
+    "LOCAL_TIMEZONE",
+    "POOL_SIZE",
+    "STATEMENT_TIMEOUT_MS",
+    "EXPORT_MAX_ROWS",
+    "LOG_LEVEL",
+    "RUST_LOG",
+];
+
+/// What the function's role must allow: the key and database secrets, IAM database
+/// authentication, and archive uploads (with the existence check of a repeated run).
+pub const IAM_ACTIONS: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "rds-db:connect",
+    "s3:PutObject",
+    "s3:GetObject",
+];
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database = DatabaseConfig::from_env(env)?;
+        let keys = match (env.get("API_KEYS"), env.get("API_KEYS_SECRET_ARN")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "API_KEYS_SECRET_ARN",
+                    "(set)",
+                    "only one of API_KEYS and API_KEYS_SECRET_ARN",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    variable: "API_KEYS".to_owned(),
+                    expected: "comma-separated API keys (key or key:company:company), or \
+                               API_KEYS_SECRET_ARN naming a secret holding them"
+                        .to_owned(),
+                });
+            }
+            (Some(text), None) => KeySource::Inline(
+                // The value is secret: the error names the entry, never its text.
+                ApiKeys::parse(text)
+                    .map_err(|e| ConfigError::invalid("API_KEYS", "(hidden)", e))?,
+            ),
+            (None, Some(arn)) => KeySource::Secret(arn.to_owned()),
+        };
+        let base_path = env.get("BASE_PATH").unwrap_or("/pyaudit").to_owned();
+        let valid_base = base_path.starts_with('/')
+            && !base_path.ends_with('/')
+            && base_path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+        if !valid_base {
+            return Err(ConfigError::invalid(
+                "BASE_PATH",
+                &base_path,
+                "a path like /pyaudit: starts with /, no trailing /",
+            ));
+        }
+        let cors_origins = env.list("CORS_ALLOWED_ORIGINS");
+        for origin in &cors_origins {
+            if origin == "*" || axum::http::HeaderValue::from_str(origin).is_err() {
+                return Err(ConfigError::invalid(
+                    "CORS_ALLOWED_ORIGINS",
+                    origin,
+                    "exact origins such as https://app.example.com (no wildcard)",
+                ));
+            }
+        }
+        let local_timezone = env
+            .get("LOCAL_TIMEZONE")
+            .unwrap_or("America/Chicago")
+            .to_owned();
+        if local_timezone.is_empty()
+            || !local_timezone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+        {
+            return Err(ConfigError::invalid(
+                "LOCAL_TIMEZONE",
+                &local_timezone,
+                "an IANA zone name such as America/Chicago or UTC",
+            ));
+        }
+        Ok(Config {
+            database,
+            keys,
+            base_path,
+            cors_origins,
+            max_body_bytes: env.int_in_range("MAX_BODY_BYTES", 2 << 20, 1024..=(6 << 20))?,
+            retention_months: env.int_in_range("RETENTION_MONTHS", 12, 1..=1200)?,
+            premake_months: env.int_in_range("PREMAKE_MONTHS", 5, 1..=24)?,
+            archive_bucket: env.get("ARCHIVE_BUCKET").map(str::to_owned),
+            archive_prefix: normalise_prefix(
+                env.get("ARCHIVE_PREFIX").unwrap_or("auditevents-archive/"),
+            ),
+            local_timezone,
+            pool_size: env.int_in_range("POOL_SIZE", 10, 1..=200)?,
+            statement_timeout: Duration::from_millis(env.int_in_range(
+                "STATEMENT_TIMEOUT_MS",
+                30_000,
+                100..=900_000,
+            )?),
+            export_max_rows: env.int_in_range("EXPORT_MAX_ROWS", 5_000_000, 1..=100_000_000)?,
+        })
+    }
+
+    /// Whether the AWS SDK is needed (secrets, IAM tokens, the archive bucket).
+    pub fn needs_aws(&self) -> bool {
+        self.database.needs_aws()
+            || matches!(self.keys, KeySource::Secret(_))
+            || self.archive_bucket.is_some()
+    }
+}
+
+fn normalise_prefix(prefix: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// AWS clients, built once when the configuration needs them.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sdk: aws_config::SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: aws_config::SdkConfig) -> Self {
+        Clients {
+            s3: audit_core::aws::s3_client(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Database(String),
+    #[error("API_KEYS_SECRET_ARN: {0}")]
+    Keys(String),
+}
+
+/// Builds what every request shares: the pool (connections open on first use), the keys.
+pub async fn build_app(
+    config: &Config,
+    clients: Option<&Clients>,
+) -> Result<http::App, StartError> {
+    let aws = clients.map(|c| (&c.sdk, &c.secrets));
+    let target = config
+        .database
+        .resolve(aws)
+        .await
+        .map_err(StartError::Database)?;
+    let database = db::Database::new(
+        target,
+        db::SessionSettings {
+            local_timezone: config.local_timezone.clone(),
+            statement_timeout_ms: config.statement_timeout.as_millis() as u64,
+        },
+        config.pool_size,
+    )
+    .map_err(StartError::Database)?;
+    if let (true, Some(c)) = (config.database.needs_aws(), clients) {
+        database.refresh_every(
+            config.database.clone(),
+            Some((c.sdk.clone(), c.secrets.clone())),
+            Duration::from_secs(600),
+        );
+    }
+    let keys = match &config.keys {
+        KeySource::Inline(keys) => keys.clone(),
+        KeySource::Secret(arn) => {
+            let secrets = &clients
+                .ok_or_else(|| StartError::Keys("needs AWS clients".to_owned()))?
+                .secrets;
+            let secret = secrets
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| StartError::Keys(audit_core::aws::describe(&e)))?;
+            let text = secret
+                .secret_string()
+                .ok_or_else(|| StartError::Keys("the secret has no SecretString".to_owned()))?;
+            ApiKeys::parse(text).map_err(|e| StartError::Keys(e.to_string()))?
+        }
+    };
+    Ok(http::App::new(
+        config,
+        database,
+        keys,
+        clients.map(|c| c.s3.clone()),
+    ))
+}
+
+/// The maintenance settings of this configuration.
+pub fn maintenance_settings(
+    config: &Config,
+    s3: Option<aws_sdk_s3::Client>,
+) -> maintain::MaintenanceSettings {
+    maintain::MaintenanceSettings {
+        premake_months: config.premake_months,
+        retention_months: config.retention_months,
+        archive: match (&config.archive_bucket, s3) {
+            (Some(bucket), Some(client)) => maintain::ArchiveTarget::S3 {
+                client,
+                bucket: bucket.clone(),
+                prefix: config.archive_prefix.clone(),
+            },
+            _ => maintain::ArchiveTarget::Table,
+        },
+    }
+}
+
+/// Whether a Lambda event is an EventBridge event (the maintenance schedule) rather than an
+/// HTTP request.
+pub fn is_scheduled(event: &serde_json::Value) -> bool {
+    event.get("source").and_then(serde_json::Value::as_str) == Some("aws.events")
+        || event.get("detail-type").is_some()
+}
+
+/// A failed maintenance invocation: retryable (EventBridge retries, the alarm counts it).
+#[derive(Debug, thiserror::Error)]
+#[error("maintenance failed: {0}")]
+pub struct MaintenanceFailed(pub String);
+
+impl audit_core::Classify for MaintenanceFailed {
+    fn code(&self) -> &'static str {
+        "MaintenanceFailed"
+    }
+    fn retryable(&self) -> bool {
+        true
+    }
+}

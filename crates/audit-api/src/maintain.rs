@@ -1,0 +1,382 @@
+//! Maintenance: partitions made ahead, partitions past retention archived and dropped.
+//!
+//! How it avoids blocking inserts: a new month is created as a plain table with the
+//! partition's bound as a CHECK constraint and then attached (`ATTACH PARTITION` takes only a
+//! SHARE UPDATE EXCLUSIVE lock on the parent, and the constraint spares it a scan); an old
+//! month is detached with `DETACH PARTITION ... CONCURRENTLY` (there is no DEFAULT partition,
+//! which would forbid it), and only then copied and dropped, so no insert or search waits on
+//! the copy. Every step is idempotent and the whole run holds an advisory lock, so two runs
+//! at once serialise and the second finds nothing left to do; a run interrupted between
+//! detach and drop is finished by the next one.
+
+use crate::db::{DbError, MAINTENANCE_LOCK, PARTITION_LOCK};
+use crate::model::{Month, plan_maintenance};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::io::Write as _;
+use tokio_postgres::GenericClient;
+
+/// Where retired events go.
+#[derive(Debug, Clone)]
+pub enum ArchiveTarget {
+    /// The `auditevents_archival` table.
+    Table,
+    /// `s3://bucket/prefix/auditevents_YYYYMM.jsonl.gz`, one JSON object per event.
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub partitions_created: Vec<String>,
+    pub partitions_archived: Vec<ArchivedPartition>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ArchivedPartition {
+    pub partition: String,
+    pub events: u64,
+    /// `auditevents_archival` or the S3 URI.
+    pub destination: String,
+}
+
+/// Settings of a maintenance run.
+#[derive(Debug, Clone)]
+pub struct MaintenanceSettings {
+    pub premake_months: i32,
+    pub retention_months: i32,
+    pub archive: ArchiveTarget,
+}
+
+/// Runs maintenance as of `now`.
+pub async fn run(
+    db: &crate::db::Database,
+    settings: &MaintenanceSettings,
+    now: DateTime<Utc>,
+) -> Result<MaintenanceReport, MaintenanceError> {
+    let mut client = db.client().await?;
+    // Session-level: DETACH ... CONCURRENTLY cannot run inside a transaction.
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MAINTENANCE_LOCK])
+        .await
+        .map_err(DbError::from)?;
+    let outcome = run_locked(&mut client, settings, now).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK])
+        .await;
+    if let Err(e) = unlock {
+        // The connection is unusable; dropping it from the pool releases the lock.
+        let _ = deadpool_postgres::Object::take(client);
+        tracing::warn!("cannot release the maintenance lock: {e}");
+    }
+    outcome
+}
+
+/// Why maintenance failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("partition {partition}: {message}")]
+    Partition { partition: String, message: String },
+}
+
+impl From<tokio_postgres::Error> for MaintenanceError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MaintenanceError::Db(DbError::from(e))
+    }
+}
+
+/// The event partitions: attached months, and months left detached by an interrupted run.
+async fn partitions<C: GenericClient>(
+    client: &C,
+) -> Result<(Vec<Month>, Vec<Month>, Vec<Month>), tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false)
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+                 AND i.inhparent = 'auditevents'::regclass
+             WHERE c.relkind = 'r' AND c.relname ~ '^auditevents_[0-9]{6}$'",
+            &[],
+        )
+        .await?;
+    let (mut attached, mut pending, mut detached) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        let Some(month) = Month::from_partition_name(row.get(0)) else {
+            continue;
+        };
+        match (row.get::<_, bool>(1), row.get::<_, bool>(2)) {
+            (true, false) => attached.push(month),
+            (true, true) => pending.push(month),
+            (false, _) => detached.push(month),
+        }
+    }
+    Ok((attached, pending, detached))
+}
+
+async fn run_locked(
+    client: &mut deadpool_postgres::Object,
+    settings: &MaintenanceSettings,
+    now: DateTime<Utc>,
+) -> Result<MaintenanceReport, MaintenanceError> {
+    let mut report = MaintenanceReport {
+        partitions_created: create_missing(client, settings, now).await?,
+        ..MaintenanceReport::default()
+    };
+    let (attached, pending, detached) = partitions(&***client).await?;
+    let plan = plan_maintenance(
+        now,
+        &attached,
+        settings.premake_months,
+        settings.retention_months,
+    );
+    let oldest_kept = Month::of(now).plus(-settings.retention_months);
+    // An interrupted concurrent detach of a retired month is finished first. (A pending
+    // detach of a month still kept is someone else's operation: left alone.)
+    let pending: Vec<Month> = pending.into_iter().filter(|m| *m < oldest_kept).collect();
+    for month in &pending {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE auditevents DETACH PARTITION {} FINALIZE",
+                month.partition_name()
+            ))
+            .await?;
+    }
+    for month in &plan.retire {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE auditevents DETACH PARTITION {} CONCURRENTLY",
+                month.partition_name()
+            ))
+            .await?;
+    }
+    let mut to_archive: Vec<Month> = plan
+        .retire
+        .iter()
+        .chain(&pending)
+        .chain(&detached)
+        .copied()
+        .filter(|m| *m < oldest_kept)
+        .collect();
+    to_archive.sort();
+    to_archive.dedup();
+    for month in to_archive {
+        let archived = archive_partition(client, &settings.archive, month).await?;
+        report.partitions_archived.push(archived);
+    }
+    Ok(report)
+}
+
+/// Creates the partitions due (this month and the months ahead) that do not exist yet. Cheap
+/// when there are none: one catalog query. Concurrent callers serialise on a lock and the
+/// later ones find the months made.
+pub async fn ensure_partitions(
+    db: &crate::db::Database,
+    settings: &MaintenanceSettings,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, MaintenanceError> {
+    let mut client = db.client().await?;
+    let (attached, _, _) = partitions(&**client).await?;
+    let plan = plan_maintenance(
+        now,
+        &attached,
+        settings.premake_months,
+        settings.retention_months,
+    );
+    if plan.create.is_empty() {
+        return Ok(Vec::new());
+    }
+    create_missing(&mut client, settings, now).await
+}
+
+async fn create_missing(
+    client: &mut deadpool_postgres::Object,
+    settings: &MaintenanceSettings,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, MaintenanceError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+        .await?;
+    let (attached, _, _) = partitions(&*tx).await?;
+    let plan = plan_maintenance(
+        now,
+        &attached,
+        settings.premake_months,
+        settings.retention_months,
+    );
+    for month in &plan.create {
+        create_partition(&*tx, *month).await?;
+    }
+    tx.commit().await?;
+    Ok(plan.create.iter().map(|m| m.partition_name()).collect())
+}
+
+/// Creates one month's partition without blocking inserts (see the module comment), inside
+/// the caller's transaction.
+async fn create_partition<C: GenericClient>(
+    client: &C,
+    month: Month,
+) -> Result<(), tokio_postgres::Error> {
+    let name = month.partition_name();
+    // Literals come from two integers formatted here, never from input.
+    let (from, to) = (
+        month.start().format("%Y-%m-%d 00:00:00+00"),
+        month.plus(1).start().format("%Y-%m-%d 00:00:00+00"),
+    );
+    client
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '10s';
+             CREATE TABLE IF NOT EXISTS {name}
+                 (LIKE auditevents INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+             DO $$ BEGIN
+                 ALTER TABLE {name} ADD CONSTRAINT {name}_bound
+                     CHECK (eventtimestamp >= '{from}' AND eventtimestamp < '{to}');
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             ALTER TABLE auditevents ATTACH PARTITION {name}
+                 FOR VALUES FROM ('{from}') TO ('{to}');
+             ALTER TABLE {name} DROP CONSTRAINT {name}_bound;"
+        ))
+        .await
+}
+
+/// Copies a detached month to the archive, then drops it, each step repeatable.
+async fn archive_partition(
+    client: &mut deadpool_postgres::Object,
+    archive: &ArchiveTarget,
+    month: Month,
+) -> Result<ArchivedPartition, MaintenanceError> {
+    let name = month.partition_name();
+    let columns = "id, eventtimestamp, functionalityid, eventtypeid, storelocationid, \
+                   companyid, username, message, status, additionaldata";
+    match archive {
+        ArchiveTarget::Table => {
+            // Count, copy and drop in one transaction: either all happen or none.
+            let tx = client.transaction().await?;
+            let count: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                .await?
+                .get(0);
+            tx.batch_execute(&format!(
+                "INSERT INTO auditevents_archival ({columns}) \
+                 SELECT {columns} FROM {name} ON CONFLICT DO NOTHING; \
+                 DROP TABLE {name}"
+            ))
+            .await?;
+            tx.commit().await?;
+            Ok(ArchivedPartition {
+                partition: name,
+                events: u64::try_from(count).unwrap_or_default(),
+                destination: "auditevents_archival".to_owned(),
+            })
+        }
+        ArchiveTarget::S3 {
+            client: s3,
+            bucket,
+            prefix,
+        } => {
+            let key = format!("{prefix}{name}.jsonl.gz");
+            let (body, count) = export_jsonl_gz(client, &name, columns).await?;
+            let put = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .content_type("application/x-ndjson")
+                .content_encoding("gzip")
+                .metadata("event-count", count.to_string())
+                .if_none_match("*")
+                .body(body.into())
+                .send()
+                .await;
+            if let Err(e) = put {
+                let already = e.raw_response().is_some_and(|r| r.status().as_u16() == 412);
+                if !already {
+                    return Err(MaintenanceError::Partition {
+                        partition: name,
+                        message: format!(
+                            "cannot write s3://{bucket}/{key}: {}",
+                            audit_core::aws::describe(&e)
+                        ),
+                    });
+                }
+                // A previous run wrote it and stopped before the drop: drop only if that
+                // object holds exactly these events.
+                let head = s3
+                    .head_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| MaintenanceError::Partition {
+                        partition: name.clone(),
+                        message: audit_core::aws::describe(&e),
+                    })?;
+                let recorded = head
+                    .metadata()
+                    .and_then(|m| m.get("event-count"))
+                    .and_then(|c| c.parse::<u64>().ok());
+                if recorded != Some(count) {
+                    return Err(MaintenanceError::Partition {
+                        partition: name,
+                        message: format!(
+                            "s3://{bucket}/{key} exists with {recorded:?} events, the table \
+                             holds {count}: left in place for an operator"
+                        ),
+                    });
+                }
+            }
+            client.batch_execute(&format!("DROP TABLE {name}")).await?;
+            Ok(ArchivedPartition {
+                partition: name,
+                events: count,
+                destination: format!("s3://{bucket}/{key}"),
+            })
+        }
+    }
+}
+
+/// The month's events as gzip JSON lines, in id order, each line the API's event fields
+/// plus the ids.
+async fn export_jsonl_gz(
+    client: &tokio_postgres::Client,
+    name: &str,
+    columns: &str,
+) -> Result<(Vec<u8>, u64), MaintenanceError> {
+    use futures_util::StreamExt as _;
+    let rows = client
+        .query_raw(
+            &format!(
+                "SELECT json_build_object('id', id, 'event_timestamp', eventtimestamp, \
+                 'functionality_id', functionalityid, 'event_type_id', eventtypeid, \
+                 'store_id', storelocationid, 'company_id', companyid, 'user', username, \
+                 'message', message, 'status', status, 'additional_data', additionaldata)::text \
+                 FROM (SELECT {columns} FROM {name} ORDER BY id) e"
+            ),
+            std::iter::empty::<&str>(),
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut count = 0u64;
+    while let Some(row) = rows.next().await {
+        let line: String = row?.get(0);
+        let written = gz
+            .write_all(line.as_bytes())
+            .and_then(|()| gz.write_all(b"\n"));
+        written.map_err(|e| MaintenanceError::Partition {
+            partition: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        count += 1;
+    }
+    let body = gz.finish().map_err(|e| MaintenanceError::Partition {
+        partition: name.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok((body, count))
+}

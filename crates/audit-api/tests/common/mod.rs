@@ -1,0 +1,164 @@
+//! The service in-process against devstack's throwaway PostgreSQL, over real HTTP.
+#![allow(dead_code)]
+
+use audit_api::Config;
+use audit_core::Env;
+use devstack::{postgres, unique_name};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub const KEY: &str = "test-key-0123456789abcdef";
+/// Scoped to companies 7001 and 7002.
+pub const SCOPED_KEY: &str = "scoped-key-0123456789abcdef";
+
+/// A running service on its own database.
+pub struct Service {
+    pub base: String,
+    pub database: String,
+    pub app: Arc<audit_api::http::App>,
+    pub config: Config,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// The seed's example event, dated yesterday at 10:30 UTC (the seed's date ages out of the
+/// retention window as time passes).
+pub fn seed_event() -> Value {
+    json!({
+        "event_timestamp": yesterday_at("10:30:00Z"),
+        "functionality": "Authenticate",
+        "event_type": "Login",
+        "store_id": 101,
+        "company_id": 5001,
+        "user": "jdoe",
+        "message": "User logged in successfully",
+        "status": "Success",
+        "additional_data": {"ip": "192.168.1.10", "browser": "Chrome"}
+    })
+}
+
+/// A fresh, empty database on the shared cluster.
+pub fn fresh_database() -> String {
+    let name = unique_name("api").replace('-', "_");
+    postgres()
+        .psql("postgres", &format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    name
+}
+
+pub fn config(database: &str, extra: &[(&str, &str)]) -> Config {
+    let url = format!("{}?sslmode=disable", postgres().url(database));
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), url),
+        ("API_KEYS".into(), format!("{KEY},{SCOPED_KEY}:7001:7002")),
+        ("POOL_SIZE".into(), "8".into()),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        pairs.push(((*k).into(), (*v).into()));
+    }
+    Config::from_env(&Env::from_pairs(pairs)).expect("config")
+}
+
+impl Service {
+    pub async fn start(extra: &[(&str, &str)]) -> Service {
+        let database = fresh_database();
+        Service::start_on(&database, extra).await
+    }
+
+    pub async fn start_on(database: &str, extra: &[(&str, &str)]) -> Service {
+        let config = config(database, extra);
+        let app = Arc::new(audit_api::build_app(&config, None).await.expect("app"));
+        app.ensure_ready().await.expect("migrations");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = audit_api::http::router(Arc::clone(&app));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        Service {
+            base: format!("http://{addr}{}", config.base_path),
+            database: database.to_owned(),
+            app,
+            config,
+            http: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(key) = key {
+            request = request.header("CSIQ-APIKEY", key);
+        }
+        request.send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(key) = key {
+            request = request.header("CSIQ-APIKEY", key);
+        }
+        request.send().await.expect("POST")
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("CSIQ-APIKEY", KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Status and JSON body.
+    pub async fn json(response: reqwest::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        postgres().psql(&self.database, sql).expect("psql")
+    }
+
+    pub fn count_events(&self) -> i64 {
+        self.sql("SELECT count(*) FROM auditevents")
+            .trim()
+            .parse()
+            .expect("count")
+    }
+}
+
+/// `n` events of company `company`, one second apart, newest at `newest`.
+pub fn events(n: usize, company: i64, newest: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let at = newest - chrono::Duration::seconds(i as i64);
+            json!({
+                "event_timestamp": at.to_rfc3339(),
+                "functionality": if i % 2 == 0 { "Authenticate" } else { "Price Management" },
+                "event_type": if i % 2 == 0 { "Login" } else { "Item updated" },
+                "store_id": 100 + (i % 5) as i64,
+                "company_id": company,
+                "user": format!("user{}", i % 7),
+                "message": format!("event number {i}"),
+                "status": if i % 3 == 0 { "Failed" } else { "Success" },
+            })
+        })
+        .collect()
+}
+
+/// Yesterday's date (UTC) with a time: `2026-11-22T10:30:00Z`.
+pub fn yesterday_at(time: &str) -> String {
+    let day = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    format!("{day}T{time}")
+}

@@ -1,0 +1,547 @@
+//! Every endpoint's success and error shapes, against a real PostgreSQL over real HTTP.
+
+mod common;
+
+use common::{KEY, SCOPED_KEY, Service, events, seed_event, yesterday_at};
+use serde_json::{Value, json};
+
+const CREATE: &str = "/api/audit-events/create";
+const BATCH: &str = "/api/audit-events/create-batch";
+
+#[tokio::test]
+async fn the_seed_example_is_stored_and_returned_as_sent() {
+    let svc = Service::start(&[]).await;
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &seed_event()).await).await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected = seed_event();
+    expected["id"] = body["id"].clone();
+    assert!(body["id"].as_i64().is_some_and(|id| id > 0));
+    assert_eq!(body, expected);
+    assert_eq!(
+        svc.sql("SELECT to_char(eventtimestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), username, additionaldata->>'browser' FROM auditevents"),
+        format!("{}|jdoe|Chrome", yesterday_at("10:30:00Z"))
+    );
+}
+
+#[tokio::test]
+async fn a_timestamp_without_offset_is_central_time_and_answers_are_utc() {
+    let svc = Service::start(&[]).await;
+    let mut event = seed_event();
+    // What Central Time wall clock means in UTC that day, as PostgreSQL's zone data says
+    // (daylight saving included).
+    let expected = |naive: &str, fraction: &str| {
+        svc.sql(&format!(
+            "SELECT to_char(('{naive}'::timestamp AT TIME ZONE 'America/Chicago') AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        )) + fraction + "Z"
+    };
+    let naive = yesterday_at("10:30:00");
+    event["event_timestamp"] = json!(naive);
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["event_timestamp"], expected(&naive, ""));
+    let naive = yesterday_at("23:59:59.250");
+    event["event_timestamp"] = json!(naive);
+    let (_, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+    assert_eq!(body["event_timestamp"], expected(&naive, ".250"));
+    // No timestamp: the time of storing.
+    event.as_object_mut().map(|o| o.remove("event_timestamp"));
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+    assert_eq!(status, 200);
+    let stored: chrono::DateTime<chrono::Utc> = body["event_timestamp"]
+        .as_str()
+        .expect("ts")
+        .parse()
+        .expect("rfc3339");
+    assert!(stored > before);
+}
+
+fn locs(body: &Value) -> Vec<Value> {
+    body["detail"]
+        .as_array()
+        .expect("detail list")
+        .iter()
+        .map(|e| {
+            assert!(e["msg"].is_string() && e["type"].is_string(), "{e}");
+            e["loc"].clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_input_is_a_422_naming_each_field_and_stores_nothing() {
+    let svc = Service::start(&[]).await;
+    let cases: Vec<(Value, Vec<Value>)> = vec![
+        (
+            json!({"functionality": "Nope", "event_type": "Login", "status": "Success"}),
+            vec![json!(["body", "functionality"])],
+        ),
+        (
+            json!({"functionality": "Authenticate", "event_type": "Item updated", "status": "Success"}),
+            vec![json!(["body", "event_type"])],
+        ),
+        (
+            json!({"functionality": "Authenticate", "event_type": "Login", "status": "OK"}),
+            vec![json!(["body", "status"])],
+        ),
+        (
+            json!({"functionality": "Authenticate", "event_type": "Login", "status": "Success",
+                   "user": "a-user-name-of-21-chr"}),
+            vec![json!(["body", "user"])],
+        ),
+        (
+            json!({"functionality": "Authenticate", "event_type": "Login", "status": "Success",
+                   "event_timestamp": "25/09/2025 10:30"}),
+            vec![json!(["body", "event_timestamp"])],
+        ),
+        (
+            json!({"functionality": "Authenticate", "event_type": "Login", "status": "Success",
+                   "store_id": "one", "message": "nul \u{0} here", "additional_data": [1]}),
+            vec![
+                json!(["body", "store_id"]),
+                json!(["body", "message"]),
+                json!(["body", "additional_data"]),
+            ],
+        ),
+        (
+            json!({}),
+            vec![
+                json!(["body", "functionality"]),
+                json!(["body", "event_type"]),
+                json!(["body", "status"]),
+            ],
+        ),
+        (json!([1, 2]), vec![json!(["body"])]),
+    ];
+    for (event, expected) in cases {
+        let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+        assert_eq!(status, 422, "{event} -> {body}");
+        assert_eq!(locs(&body), expected, "{event}");
+    }
+    // Twenty characters is the limit, not over it.
+    let mut event = seed_event();
+    event["user"] = json!("twenty-characters-ok");
+    assert_eq!(svc.post(CREATE, Some(KEY), &event).await.status(), 200);
+    assert_eq!(svc.count_events(), 1);
+
+    let (status, body) =
+        Service::json(svc.post_raw(CREATE, b"{\"functionality\": ".to_vec()).await).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["type"], "json_invalid");
+
+    // A year no partition holds is the client's error too.
+    let mut event = seed_event();
+    event["event_timestamp"] = json!("2031-01-01T00:00:00Z");
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(locs(&body), vec![json!(["body", "event_timestamp"])]);
+    assert_eq!(svc.count_events(), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_with_a_detail() {
+    let svc = Service::start(&[("MAX_BODY_BYTES", "2048")]).await;
+    let mut event = seed_event();
+    event["message"] = json!("x".repeat(4096));
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+    assert_eq!(status, 413);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("2048")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_whole_or_not_at_all() {
+    let svc = Service::start(&[]).await;
+    let now = chrono::Utc::now();
+    let batch = events(250, 5001, now);
+    let (status, body) = Service::json(svc.post(BATCH, Some(KEY), &json!(batch)).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["created"], 250);
+    let ids: Vec<i64> = body["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in input order");
+    // The first id belongs to the first event of the batch.
+    assert_eq!(
+        svc.sql(&format!(
+            "SELECT message FROM auditevents WHERE id = {}",
+            ids[0]
+        )),
+        "event number 0"
+    );
+    assert_eq!(svc.count_events(), 250);
+
+    let mut bad = events(5, 5001, now);
+    bad[3]["status"] = json!("Maybe");
+    bad[1]["functionality"] = json!("Nope");
+    let (status, body) =
+        Service::json(svc.post(BATCH, Some(KEY), &json!({"events": bad})).await).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        locs(&body),
+        vec![
+            json!(["body", "events", 1, "functionality"]),
+            json!(["body", "events", 3, "status"])
+        ]
+    );
+    let (status, _) = Service::json(
+        svc.post(BATCH, Some(KEY), &json!(events(1001, 1, now)))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = Service::json(svc.post(BATCH, Some(KEY), &json!([])).await).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        svc.count_events(),
+        250,
+        "nothing of a rejected batch is stored"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_checked_and_scoped_keys_see_only_their_companies() {
+    let svc = Service::start(&[]).await;
+    let (status, body) = Service::json(svc.get("/api/audit-events/recent", None).await).await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "API Key is missing"}))
+    );
+    let (status, body) = Service::json(
+        svc.get("/api/audit-events/recent", Some("wrong-key-0123456789"))
+            .await,
+    )
+    .await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid API Key"})));
+    let (status, body) = Service::json(svc.post(CREATE, Some("x"), &seed_event()).await).await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid API Key"})));
+    assert_eq!(svc.get("/api/healthcheck", None).await.status(), 200);
+
+    let now = chrono::Utc::now();
+    svc.post(BATCH, Some(KEY), &json!(events(3, 7001, now)))
+        .await;
+    svc.post(BATCH, Some(KEY), &json!(events(4, 9999, now)))
+        .await;
+    // The seed's example is company 5001: not this key's.
+    let (status, _) = Service::json(svc.post(CREATE, Some(SCOPED_KEY), &seed_event()).await).await;
+    assert_eq!(status, 403);
+    let mut own = seed_event();
+    own["company_id"] = json!(7002);
+    own["event_timestamp"] = json!(now.to_rfc3339());
+    assert_eq!(svc.post(CREATE, Some(SCOPED_KEY), &own).await.status(), 200);
+    let (_, recent) =
+        Service::json(svc.get("/api/audit-events/recent", Some(SCOPED_KEY)).await).await;
+    let companies: Vec<i64> = recent
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["company_id"].as_i64().expect("company"))
+        .collect();
+    assert_eq!(companies.len(), 4);
+    assert!(companies.iter().all(|c| *c == 7001 || *c == 7002));
+    let (status, _) = Service::json(
+        svc.get("/api/audit-events/search?company_id=9999", Some(SCOPED_KEY))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, all) = Service::json(svc.get("/api/audit-events/recent", Some(KEY)).await).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(8));
+}
+
+#[tokio::test]
+async fn recent_is_the_500_newest_newest_first() {
+    let svc = Service::start(&[]).await;
+    let now = chrono::Utc::now();
+    for chunk in events(620, 5001, now).chunks(310) {
+        assert_eq!(
+            svc.post(BATCH, Some(KEY), &json!(chunk)).await.status(),
+            200
+        );
+    }
+    let (status, body) = Service::json(svc.get("/api/audit-events/recent", Some(KEY)).await).await;
+    assert_eq!(status, 200);
+    let list = body.as_array().expect("list");
+    assert_eq!(list.len(), 500);
+    assert_eq!(list[0]["message"], "event number 0");
+    assert_eq!(list[499]["message"], "event number 499");
+    let times: Vec<&str> = list
+        .iter()
+        .map(|e| e["event_timestamp"].as_str().expect("ts"))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]));
+}
+
+async fn search(svc: &Service, query: &str) -> Vec<Value> {
+    let response = svc
+        .get(&format!("/api/audit-events/search?{query}"), Some(KEY))
+        .await;
+    let (status, body) = Service::json(response).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body.as_array().expect("list").clone()
+}
+
+#[tokio::test]
+async fn search_filters_page_and_match_messages_literally() {
+    let svc = Service::start(&[]).await;
+    let now = chrono::Utc::now();
+    svc.post(BATCH, Some(KEY), &json!(events(40, 5001, now)))
+        .await;
+    let mut odd = events(4, 6001, now - chrono::Duration::hours(1));
+    odd[0]["message"] = json!("Discount 100% applied");
+    odd[1]["message"] = json!("Discount 1000 applied");
+    odd[2]["message"] = json!("file_name changed");
+    odd[3]["message"] = json!("FILEXNAME changed, path C:\\temp");
+    svc.post(BATCH, Some(KEY), &json!(odd)).await;
+
+    let messages = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        messages(&search(&svc, "message_pattern=100%25").await),
+        ["Discount 100% applied"]
+    );
+    assert_eq!(
+        messages(&search(&svc, "message_pattern=FILE_NAME").await),
+        ["file_name changed"]
+    );
+    assert_eq!(
+        messages(&search(&svc, "message_pattern=c%3A%5Ctemp").await),
+        ["FILEXNAME changed, path C:\\temp"]
+    );
+    assert_eq!(search(&svc, "company_id=6001").await.len(), 4);
+    assert_eq!(search(&svc, "store_id=100&company_id=5001").await.len(), 8);
+    assert_eq!(search(&svc, "user=user3").await.len(), 7);
+    assert_eq!(
+        search(&svc, "functionality=Price%20Management&company_id=5001")
+            .await
+            .len(),
+        20
+    );
+    let from = (now - chrono::Duration::seconds(9)).to_rfc3339();
+    let query = format!("from_date={}", urlencode(&from));
+    assert_eq!(search(&svc, &query).await.len(), 10);
+    let to = (now - chrono::Duration::minutes(30)).to_rfc3339();
+    assert_eq!(
+        search(&svc, &format!("to_date={}", urlencode(&to)))
+            .await
+            .len(),
+        4
+    );
+
+    // Pages by number: disjoint, newest first, covering everything.
+    let mut seen = Vec::new();
+    for page in 1..=5 {
+        let list = search(&svc, &format!("page_size=10&page_number={page}")).await;
+        seen.extend(list.iter().map(|e| e["id"].as_i64().expect("id")));
+    }
+    assert_eq!(seen.len(), 44);
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique, seen);
+
+    let response = svc
+        .get("/api/audit-events/search?page_size=40", Some(KEY))
+        .await;
+    assert_eq!(response.headers()["x-has-more"], "true");
+    let response = svc
+        .get("/api/audit-events/search?page_size=44", Some(KEY))
+        .await;
+    assert_eq!(response.headers()["x-has-more"], "false");
+    assert!(response.headers().get("x-next-cursor").is_none());
+
+    for (query, field) in [
+        ("page_size=0", "page_size"),
+        ("page_size=5001", "page_size"),
+        ("page_number=0", "page_number"),
+        ("store_id=abc", "store_id"),
+        ("from_date=yesterday", "from_date"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("functionality=Nope", "functionality"),
+    ] {
+        let (status, body) = Service::json(
+            svc.get(&format!("/api/audit-events/search?{query}"), Some(KEY))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 422, "{query}");
+        assert_eq!(locs(&body), vec![json!(["query", field])], "{query}");
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)]).expect("encode")[2..].to_owned()
+}
+
+#[tokio::test]
+async fn event_type_names_by_functionality() {
+    let svc = Service::start(&[]).await;
+    let path = "/api/audit-events/get-eventtypenames-by-functionalityname";
+    let (status, body) = Service::json(
+        svc.get(
+            &format!("{path}?functionality_name=Authenticate"),
+            Some(KEY),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!(["Login", "Logout", "Sign up", "Reset Password"])
+    );
+    let (_, body) = Service::json(
+        svc.get(
+            &format!("{path}?functionality_name=Price%20Management"),
+            Some(KEY),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body.as_array().map(Vec::len), Some(4));
+    let (status, body) = Service::json(
+        svc.get(&format!("{path}?functionality_name=Nope"), Some(KEY))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"detail": "Functionality 'Nope' not found"}))
+    );
+    let (status, _) = Service::json(svc.get(path, Some(KEY)).await).await;
+    assert_eq!(status, 422);
+    // A type added in the database is known without a restart.
+    svc.sql("INSERT INTO auditfunctionalities (name) VALUES ('Inventory')");
+    svc.sql("INSERT INTO auditeventtypes (functionalityid, name) SELECT id, 'Counted' FROM auditfunctionalities WHERE name = 'Inventory'");
+    let (status, body) = Service::json(
+        svc.get(&format!("{path}?functionality_name=Inventory"), Some(KEY))
+            .await,
+    )
+    .await;
+    assert_eq!((status, body), (200, json!(["Counted"])));
+}
+
+#[tokio::test]
+async fn healthcheck_is_503_when_the_database_is_unreachable() {
+    let svc = Service::start(&[]).await;
+    let (status, body) = Service::json(svc.get("/api/healthcheck", None).await).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"status": "healthy", "database": "connected"}))
+    );
+
+    // A service whose database does not listen: starts, answers 503, never 500.
+    let config = common::config(
+        "nowhere",
+        &[(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:9/x?sslmode=disable",
+        )],
+    );
+    let app = std::sync::Arc::new(audit_api::build_app(&config, None).await.expect("app"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, audit_api::http::router(app)).await;
+    });
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{addr}/pyaudit/api/healthcheck"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"status": "unhealthy", "database": "unreachable"})
+    );
+    let response = client
+        .get(format!("http://{addr}/pyaudit/api/audit-events/recent"))
+        .header("CSIQ-APIKEY", KEY)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn unknown_paths_methods_and_the_docs() {
+    let svc = Service::start(&[("BASE_PATH", "/audit")]).await;
+    let (status, body) = Service::json(svc.get("/api/nope", Some(KEY)).await).await;
+    assert_eq!((status, body), (404, json!({"detail": "Not Found"})));
+    let (status, body) = Service::json(svc.get("/api/audit-events/create", Some(KEY)).await).await;
+    assert_eq!(
+        (status, body),
+        (405, json!({"detail": "Method Not Allowed"}))
+    );
+    let (status, doc) = Service::json(svc.get("/openapi.json", None).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["servers"][0]["url"], "/audit");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/api/audit-events/create",
+        "/api/audit-events/search",
+        "/api/audit-events/export",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    let page = svc.get("/docs/", None).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the docs page loads nothing from the internet"
+    );
+    let script = svc
+        .get("/docs/swagger-initializer.js", None)
+        .await
+        .text()
+        .await
+        .expect("js");
+    assert!(script.contains("/audit/openapi.json"), "{script}");
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let svc = Service::start(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                svc.url("/api/audit-events/recent"),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "csiq-apikey")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com")
+        .await
+        .expect("preflight");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let refused = preflight("https://evil.example.net")
+        .await
+        .expect("preflight");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
