@@ -132,7 +132,13 @@ impl From<DbError> for ApiError {
                 "No stored month holds this timestamp: events are kept for RETENTION_MONTHS \
                  and accepted up to the months prepared ahead",
             )]),
-            DbError::Query(e) => ApiError::Internal(format!("database: {e}")),
+            DbError::Query(e) => ApiError::Internal(format!(
+                "database: {}",
+                e.as_db_error().map_or_else(
+                    || e.to_string(),
+                    |d| format!("{} ({})", d.message(), d.code().code())
+                )
+            )),
         }
     }
 }
@@ -638,7 +644,8 @@ pub async fn write_export(
 }
 
 #[utoipa::path(get, path = "/api/audit-events/get-eventtypenames-by-functionalityname", tag = "audit-events",
-    params(("functionality_name" = String, Query, description = "e.g. Authenticate (also accepted as `functionality`)")),
+    params(("functionality_name" = String, Query, example = "Authenticate",
+        description = "e.g. Authenticate (also accepted as `functionality`)")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The functionality's event type names", body = Vec<String>),

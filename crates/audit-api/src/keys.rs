@@ -107,3 +107,46 @@ impl ApiKeys {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly_and_carry_their_scope() {
+        let keys = ApiKeys::parse(" key-aaaaaaaaaaaaaaaa , key-bbbbbbbbbbbbbbbb:7001:7002 ,")
+            .expect("keys");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.check("key-aaaaaaaaaaaaaaaa"), Some(Scope::All));
+        assert_eq!(
+            keys.check("key-bbbbbbbbbbbbbbbb"),
+            Some(Scope::Companies(vec![7001, 7002]))
+        );
+        for wrong in [
+            "",
+            "key-aaaaaaaaaaaaaaa",
+            "key-aaaaaaaaaaaaaaaa ",
+            "KEY-AAAAAAAAAAAAAAAA",
+        ] {
+            assert_eq!(keys.check(wrong), None, "{wrong:?}");
+        }
+        assert_eq!(format!("{keys:?}"), "ApiKeys(2 keys)");
+    }
+
+    #[test]
+    fn bad_key_lists_name_the_entry_not_the_key() {
+        assert_eq!(
+            ApiKeys::parse(" , ").map(|k| k.len()),
+            Err(KeysError::Empty)
+        );
+        let error = ApiKeys::parse("key-aaaaaaaaaaaaaaaa,short").expect_err("short");
+        assert_eq!(
+            error.to_string(),
+            "entry 2: a key must be at least 16 characters"
+        );
+        let error = ApiKeys::parse("key-aaaaaaaaaaaaaaaa:acme").expect_err("company");
+        assert!(!error.to_string().contains("key-a"));
+        let json = ApiKeys::parse(r#"{"API_KEYS": "key-aaaaaaaaaaaaaaaa"}"#).expect("json secret");
+        assert!(json.check("key-aaaaaaaaaaaaaaaa").is_some());
+    }
+}

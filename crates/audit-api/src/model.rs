@@ -66,8 +66,10 @@ pub struct TimestampText(pub String);
 pub fn parse_timestamp(text: &str) -> Option<TimestampText> {
     let text = text.trim();
     if let Ok(zoned) = DateTime::parse_from_rfc3339(text) {
-        return in_range(zoned.naive_utc())
-            .then(|| TimestampText(zoned.to_rfc3339_opts(SecondsFormat::AutoSi, true)));
+        // Sent as UTC: PostgreSQL refuses offsets beyond ±15:59 that RFC 3339 allows.
+        let utc = zoned.with_timezone(&Utc);
+        return in_range(utc.naive_utc())
+            .then(|| TimestampText(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true)));
     }
     let naive = [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -931,4 +933,247 @@ pub fn excel_cell_text(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out: String = text.chars().take(keep).collect();
     out.push_str(&marker);
     out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_patterns_are_literal_substrings() {
+        assert_eq!(like_substring("100%"), "%100\\%%");
+        assert_eq!(like_substring("a_b"), "%a\\_b%");
+        assert_eq!(like_substring("C:\\temp"), "%C:\\\\temp%");
+        assert_eq!(like_substring(""), "%%");
+    }
+
+    #[test]
+    fn timestamps_take_the_forms_clients_send() {
+        let t = |s: &str| parse_timestamp(s).map(|t| t.0);
+        assert_eq!(
+            t("2025-09-25T10:30:00Z").as_deref(),
+            Some("2025-09-25T10:30:00Z")
+        );
+        assert_eq!(
+            t("2025-09-25T10:30:00+02:00").as_deref(),
+            Some("2025-09-25T08:30:00Z")
+        );
+        // Offsets PostgreSQL would refuse are converted before it sees them.
+        assert_eq!(
+            t("1204-12-21T07:38:27+17:36").as_deref(),
+            Some("1204-12-20T14:02:27Z")
+        );
+        assert_eq!(
+            t("2025-09-25T10:30:00.5").as_deref(),
+            Some("2025-09-25T10:30:00.500")
+        );
+        assert_eq!(
+            t("2025-09-25 10:30:00").as_deref(),
+            Some("2025-09-25T10:30:00")
+        );
+        assert_eq!(t("2025-09-25").as_deref(), Some("2025-09-25T00:00:00"));
+        for bad in [
+            "",
+            "yesterday",
+            "25/09/2025",
+            "2025-13-01",
+            "0000-01-01T00:00:00Z",
+            "2025-09-25T25:00",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_tampering() {
+        let cursor = Cursor {
+            timestamp: DateTime::from_timestamp_micros(1_764_000_000_123_456).expect("t"),
+            id: 42,
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "not-a-cursor", "djE6MToxOjE", "djI6MToy", "djE6eDoy"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    fn filters(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        query_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn only_present_filters_become_predicates() {
+        let request = parse_search(&filters(&[])).expect("valid");
+        let statement = select_events(
+            &Selection {
+                filters: request.filters,
+                ..Selection::default()
+            },
+            Some(&request.page),
+            Some(request.page_size + 1),
+        );
+        assert!(
+            statement
+                .sql
+                .ends_with("ORDER BY e.eventtimestamp DESC, e.id DESC LIMIT $1")
+        );
+        assert!(!statement.sql.contains("WHERE"));
+
+        let request = parse_search(&filters(&[
+            ("company_id", "5001"),
+            ("message_pattern", "50%"),
+            ("page_number", "3"),
+            ("page_size", "10"),
+        ]))
+        .expect("valid");
+        let statement = select_events(
+            &Selection {
+                filters: request.filters,
+                functionality_id: Some(2),
+                companies: Some(vec![5001]),
+            },
+            Some(&request.page),
+            Some(request.page_size + 1),
+        );
+        assert!(
+            statement.sql.contains(
+                "WHERE e.functionalityid = $1 AND e.companyid = $2 AND e.companyid = ANY($3) \
+             AND e.message ILIKE $4 ORDER BY e.eventtimestamp DESC, e.id DESC LIMIT $5 OFFSET $6"
+            ),
+            "{}",
+            statement.sql
+        );
+        assert_eq!(format!("{:?}", statement.params[3]), "\"%50\\\\%%\"");
+        assert_eq!(
+            format!("{:?}", statement.params[5]),
+            "20",
+            "two whole pages skipped"
+        );
+
+        let cursor = Cursor {
+            timestamp: DateTime::UNIX_EPOCH,
+            id: 7,
+        };
+        let request = parse_search(&filters(&[("cursor", &cursor.encode())])).expect("valid");
+        assert_eq!(request.page, Page::After(cursor));
+        let statement = select_events(&Selection::default(), Some(&request.page), Some(501));
+        assert!(
+            statement
+                .sql
+                .contains("WHERE (e.eventtimestamp, e.id) < ($1, $2)")
+        );
+        assert!(!statement.sql.contains("OFFSET"));
+    }
+
+    #[test]
+    fn search_parameters_are_validated_by_name() {
+        let fields = |pairs: &[(&str, &str)]| -> Vec<Value> {
+            parse_search(&filters(pairs))
+                .expect_err("invalid")
+                .into_iter()
+                .map(|e| e.loc[1].clone())
+                .collect()
+        };
+        assert_eq!(fields(&[("page_size", "0")]), [json!("page_size")]);
+        assert_eq!(
+            fields(&[("page_size", "5001"), ("page_number", "-1")]),
+            [json!("page_size"), json!("page_number")]
+        );
+        assert_eq!(
+            fields(&[("company_id", "1.5"), ("to_date", "x")]),
+            [json!("to_date"), json!("company_id")]
+        );
+        let cursor = Cursor {
+            timestamp: DateTime::UNIX_EPOCH,
+            id: 1,
+        }
+        .encode();
+        assert_eq!(
+            fields(&[("cursor", &cursor), ("page_number", "2")]),
+            [json!("cursor")]
+        );
+        assert!(parse_search(&filters(&[("page_size", "5000"), ("unknown", "ignored")])).is_ok());
+    }
+
+    #[test]
+    fn maintenance_keeps_the_window_and_makes_months_ahead() {
+        let now = Month {
+            year: 2027,
+            month: 1,
+        }
+        .start();
+        let existing: Vec<Month> = (-14..=2).map(|m| Month::of(now).plus(m)).collect();
+        let plan = plan_maintenance(now, &existing, 5, 12);
+        let names = |months: &[Month]| {
+            months
+                .iter()
+                .map(|m| m.partition_name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&plan.create),
+            [
+                "auditevents_202704",
+                "auditevents_202705",
+                "auditevents_202706"
+            ]
+        );
+        assert_eq!(
+            names(&plan.retire),
+            ["auditevents_202511", "auditevents_202512"]
+        );
+        assert_eq!(Month::from_partition_name("auditevents_202613"), None);
+        assert_eq!(Month::from_partition_name("auditevents_archival"), None);
+        assert_eq!(
+            Month::from_partition_name("auditevents_202602"),
+            Some(Month {
+                year: 2026,
+                month: 2
+            })
+        );
+    }
+
+    #[test]
+    fn pages_keep_page_size_rows_and_point_past_the_last() {
+        let record = |id: i64| EventRecord {
+            id,
+            event_timestamp: DateTime::from_timestamp(1_700_000_000 - id, 0).expect("t"),
+            functionality: "Authenticate".into(),
+            event_type: "Login".into(),
+            store_id: None,
+            company_id: None,
+            user: None,
+            message: None,
+            status: "Success".into(),
+            additional_data: None,
+        };
+        let (rows, next) = split_page((1..=4).map(record).collect(), 3);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(next.map(|c| c.id), Some(3));
+        let (rows, next) = split_page((1..=3).map(record).collect(), 3);
+        assert_eq!((rows.len(), next), (3, None));
+    }
+
+    #[test]
+    fn excel_cells_say_when_text_was_cut() {
+        assert_eq!(excel_cell_text("short"), "short");
+        let long = "é".repeat(40_000);
+        let cell = excel_cell_text(&long);
+        assert_eq!(cell.chars().count(), 32_767);
+        assert!(cell.ends_with("[truncated: 40000 characters; export as CSV for the full text]"));
+    }
+
+    #[test]
+    fn integers_are_taken_as_pydantic_does() {
+        assert_eq!(lax_int(&json!(101)), Some(101));
+        assert_eq!(lax_int(&json!(101.0)), Some(101));
+        assert_eq!(lax_int(&json!("101")), Some(101));
+        assert_eq!(lax_int(&json!(1.5)), None);
+        assert_eq!(lax_int(&json!(true)), None);
+        assert_eq!(lax_int(&json!(1e300)), None);
+    }
 }

@@ -8,6 +8,7 @@
 //! kill ([`process`]). Tests stay independent by taking their own region from
 //! [`moto::Moto::isolated`] and unique resource names from [`unique_name`].
 
+pub mod audit_api;
 pub mod audit_logs;
 pub mod backup;
 pub mod change_audit;
