@@ -61,7 +61,7 @@ lint:
 
 ci: fmt-check lint test
 
-FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater pg-auditor
+FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater pg-auditor audit-api
 
 ## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
 bench-transform: setup
