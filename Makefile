@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
-.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform bench-plan release clean \
+.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform bench-plan bench-audit-api release clean \
 	build-and-push-versioned increment-version deploy-ecr deploy rollback version-info
 
 ENV ?= dev
@@ -32,6 +32,7 @@ help:
 	@echo "make bench-transform   stream-to-firehose transform records/s, and PutRecordBatch time on moto"
 	@echo "make bench-plan        table-updater: parse, validate and build a 20-attribute update"
 	@echo "make bench-pg-auditor  pg-auditor on the 1,004-table benchmark database (auto and exact)"
+	@echo "make bench-audit-api   audit-api: ingest, search and export on 5M events (needs wrk)"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
 	@echo "make rollback FUNCTION=name|all VERSION=vX.Y.Z  move live aliases back, no deploy"
@@ -70,6 +71,10 @@ bench-transform: setup
 ## table-updater: parse, validate and build the update for a 20-attribute request (µs per request).
 bench-plan:
 	$(CARGO) bench --locked -p table-updater --bench plan
+
+## audit-api: search p50/p95 on 5M events, 100k-row xlsx export, single and batch ingest (wrk).
+bench-audit-api:
+	CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)" bench/audit-api.sh
 
 ## pg-auditor on the issue's 1,004-table, 9.1M-row database: wall time and peak RSS, auto and exact.
 bench-pg-auditor:

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# audit-api on this machine, release build, against its own PostgreSQL 15 cluster (port 55433,
+# data in /tmp/auditapi-bench, default durability: fsync and synchronous_commit on):
+#   1. 5,000,000 events over 12 monthly partitions (generated in SQL), ANALYZEd;
+#   2. search latency p50/p95 per query shape (wrk, 2 connections, 10 s each);
+#   3. xlsx export of 100,000 rows: time and the server's peak RSS during it;
+#   4. single-event ingest: wrk POST /create for 60 s;
+#   5. batch ingest: wrk POST /create-batch (1,000 events) for 30 s.
+# Needs wrk (Debian package `wrk`). Removes the cluster at the end. ~6 minutes, ~3 GB of disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+port=55433
+data=/tmp/auditapi-bench
+key=bench-key-0123456789abcdef
+as_pg=()
+[ "$(id -u)" = 0 ] && as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
+
+cleanup() {
+  [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$data" /tmp/auditapi-bench-*.lua
+}
+trap cleanup EXIT
+
+cargo build --release --locked -p audit-api >/dev/null
+rm -rf "$data" && mkdir -p "$data" && chown postgres: "$data" 2>/dev/null || true
+"${as_pg[@]}" "$pgbin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$data/log" -w \
+  -o "-p $port -k /tmp -c shared_buffers=1GB -c max_connections=100 -c max_wal_size=4GB" start >/dev/null
+url="postgresql://postgres@127.0.0.1:$port/postgres"
+psql() { "$pgbin/psql" -X -q -At -d "$url" "$@"; }
+
+API_KEYS=$key DATABASE_URL="$url?sslmode=disable" POOL_SIZE=16 LOG_LEVEL=warn \
+  "$target/release/audit-api" serve --bind 127.0.0.1:18080 >/tmp/auditapi-bench-server.log 2>&1 &
+server=$!
+for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/pyaudit/api/healthcheck >/dev/null && break; sleep 0.1; done
+base=http://127.0.0.1:18080/pyaudit/api/audit-events
+
+echo "== loading 5,000,000 events over the last 12 months"
+start=$(date +%s)
+psql -c "
+  INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
+                           username, message, status, additionaldata)
+  SELECT now() - (i * interval '1 second' * (330 * 86400 / 5000000.0)),
+         1 + (i % 2), CASE WHEN i % 2 = 0 THEN 1 + i % 4 ELSE 5 + i % 4 END,
+         100 + i % 500, i % 50, 'user' || (i % 1000),
+         'SKU-' || lpad((i % 100000)::text, 6, '0') || ' price changed to ' || (i % 97) || '.99',
+         CASE WHEN i % 25 = 0 THEN 'Failed' ELSE 'Success' END,
+         jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 200), 'n', i)
+  FROM generate_series(1, 5000000) AS i;
+  ANALYZE auditevents;"
+echo "loaded in $(( $(date +%s) - start )) s; partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
+
+cat > /tmp/auditapi-bench-get.lua <<EOF
+wrk.headers["CSIQ-APIKEY"] = "$key"
+done = function(summary, latency, requests)
+  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+EOF
+month_ago=$(date -u -d '45 days ago' +%Y-%m-%dT00:00:00Z)
+month_end=$(date -u -d '15 days ago' +%Y-%m-%dT00:00:00Z)
+echo "== search latency (page_size 500 unless said; 2 connections, 10 s each)"
+for q in "recent" \
+         "search" \
+         "search?company_id=7" \
+         "search?store_id=321&company_id=21" \
+         "search?user=user42" \
+         "search?functionality=Authenticate&from_date=$month_ago&to_date=$month_end" \
+         "search?message_pattern=SKU-004217" \
+         "search?message_pattern=changed%20to%2042.99&page_size=100" \
+         "search?company_id=7&page_number=20" ; do
+  echo "  GET .../$q"
+  wrk -t 1 -c 2 -d 10s -s /tmp/auditapi-bench-get.lua "$base/$q" | grep "p50"
+done
+echo "== keyset vs offset, 20 pages deep (company_id=7, page_size 500)"
+cursor=""
+for _ in $(seq 20); do
+  cursor=$(curl -fs -D - -o /dev/null -H "CSIQ-APIKEY: $key" "$base/search?company_id=7${cursor:+&cursor=$cursor}" \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="x-next-cursor"{print $2}')
+done
+echo "  GET .../search?company_id=7&cursor=<page 21>"
+wrk -t 1 -c 2 -d 10s -s /tmp/auditapi-bench-get.lua "$base/search?company_id=7&cursor=$cursor" | grep "p50"
+
+echo "== xlsx export of 100,000 rows (company_id=7), 3 runs"
+for run in 1 2 3; do
+  echo 5 > /proc/$server/clear_refs
+  rss_before=$(awk '/VmRSS/{print $2}' /proc/$server/status)
+  t=$(curl -fs -H "CSIQ-APIKEY: $key" -D /tmp/auditapi-bench-export.headers -o /tmp/auditapi-bench-export.xlsx \
+    -w '%{time_total}' "$base/export?company_id=7")
+  hwm=$(awk '/VmHWM/{print $2}' /proc/$server/status)
+  rows=$(tr -d '\r' < /tmp/auditapi-bench-export.headers | awk -F': ' 'tolower($1)=="x-export-rows"{print $2}')
+  echo "  run $run: $rows rows in ${t} s, $(stat -c %s /tmp/auditapi-bench-export.xlsx) bytes; server RSS ${rss_before} KiB before, peak ${hwm} KiB during"
+done
+rm -f /tmp/auditapi-bench-export.xlsx /tmp/auditapi-bench-export.headers
+
+cat > /tmp/auditapi-bench-post.lua <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["CSIQ-APIKEY"] = "$key"
+wrk.body = '{"functionality": "Authenticate", "event_type": "Login", "store_id": 101, "company_id": 5001, "user": "jdoe", "message": "User logged in successfully", "status": "Success", "additional_data": {"ip": "192.168.1.10", "browser": "Chrome"}}'
+done = function(summary, latency, requests)
+  io.write(string.format("    %.0f events/s  p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d non-2xx)\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000, summary.requests, summary.errors.status))
+end
+EOF
+before=$(psql -c "SELECT count(*) FROM auditevents")
+echo "== single-event ingest: POST /create, 60 s, 2 threads, 32 connections"
+wrk -t 2 -c 32 -d 60s -s /tmp/auditapi-bench-post.lua "$base/create" | grep "events/s"
+after=$(psql -c "SELECT count(*) FROM auditevents")
+echo "    stored: $((after - before)) events"
+
+python3 - "$key" > /tmp/auditapi-bench-batch.json <<'PY'
+import json, sys
+print(json.dumps([{"functionality": "Price Management", "event_type": "Item updated", "store_id": 100 + i % 10,
+                   "company_id": 5001, "user": "pricer%d" % (i % 5), "message": "SKU-%05d price changed" % i,
+                   "status": "Success", "additional_data": {"n": i}} for i in range(1000)]))
+PY
+cat > /tmp/auditapi-bench-batch.lua <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["CSIQ-APIKEY"] = "$key"
+local f = io.open("/tmp/auditapi-bench-batch.json") wrk.body = f:read("*a") f:close()
+done = function(summary, latency, requests)
+  io.write(string.format("    %.0f events/s (%.1f batches/s)  p50 %.0f ms  p95 %.0f ms  (%d non-2xx)\n",
+    1000 * summary.requests / (summary.duration / 1e6), summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, summary.errors.status))
+end
+EOF
+before=$after
+echo "== batch ingest: POST /create-batch with 1,000 events, 30 s, 4 connections"
+wrk -t 2 -c 4 -d 30s -s /tmp/auditapi-bench-batch.lua "$base/create-batch" | grep "events/s"
+after=$(psql -c "SELECT count(*) FROM auditevents")
+echo "    stored: $((after - before)) events"
+rm -f /tmp/auditapi-bench-batch.json
