@@ -330,12 +330,9 @@ fn check_company(scope: &Scope, company: Option<i64>, loc: Vec<Value>) -> Result
     request_body = crate::openapi::AuditEventIn,
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Stored", body = crate::openapi::AuditEventOut),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
-        (status = 403, description = "Company not allowed for this key", body = crate::openapi::Detail),
+        (status = 200, description = "Stored", body = crate::model::EventRecord),
         (status = 413, description = "Body too large", body = crate::openapi::Detail),
-        (status = 422, description = "Invalid field(s); nothing stored", body = crate::openapi::ValidationDetail),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Detail),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn create_event(
     State(app): State<Arc<App>>,
@@ -367,11 +364,8 @@ pub async fn create_event(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "All stored", body = crate::openapi::BatchCreated),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
-        (status = 403, description = "Company not allowed for this key", body = crate::openapi::Detail),
         (status = 413, description = "Body too large", body = crate::openapi::Detail),
-        (status = 422, description = "Invalid event(s), located by index; nothing stored", body = crate::openapi::ValidationDetail),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Detail),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn create_batch(
     State(app): State<Arc<App>>,
@@ -466,9 +460,8 @@ async fn selection(
 #[utoipa::path(get, path = "/api/audit-events/recent", tag = "audit-events",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "The 500 newest events, newest first", body = Vec<crate::openapi::AuditEventOut>),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Detail),
+        (status = 200, description = "The 500 newest events, newest first", body = Vec<crate::model::EventRecord>),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn recent_events(
     State(app): State<Arc<App>>,
@@ -482,18 +475,15 @@ pub async fn recent_events(
 }
 
 #[utoipa::path(get, path = "/api/audit-events/search", tag = "audit-events",
-    params(crate::openapi::SearchQuery),
+    params(crate::openapi::FilterParams, crate::openapi::PageParams),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "One page, newest first. `X-Has-More` says whether more \
             follow; `X-Next-Cursor` is the `cursor` of the next page.",
-            body = Vec<crate::openapi::AuditEventOut>,
+            body = Vec<crate::model::EventRecord>,
             headers(("X-Has-More" = String, description = "true or false"),
                     ("X-Next-Cursor" = String, description = "present when more follow"))),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
-        (status = 403, description = "Company not allowed for this key", body = crate::openapi::Detail),
-        (status = 422, description = "Invalid parameter(s)", body = crate::openapi::ValidationDetail),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Detail),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn search_events(
     State(app): State<Arc<App>>,
@@ -522,16 +512,13 @@ pub async fn search_events(
 }
 
 #[utoipa::path(get, path = "/api/audit-events/export", tag = "audit-events",
-    params(crate::openapi::ExportQuery),
+    params(crate::openapi::ExportParams, crate::openapi::FilterParams),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "An .xlsx workbook (or CSV with format=csv) of every matching \
             event, newest first; past 1,048,575 rows the workbook continues on another sheet",
             content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
-        (status = 403, description = "Company not allowed for this key", body = crate::openapi::Detail),
-        (status = 422, description = "Invalid parameter(s), or more rows than EXPORT_MAX_ROWS", body = crate::openapi::ValidationDetail),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Detail),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn export_events(
     State(app): State<Arc<App>>,
@@ -649,9 +636,8 @@ pub async fn write_export(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The functionality's event type names", body = Vec<String>),
-        (status = 401, description = "Key missing or invalid", body = crate::openapi::Detail),
         (status = 404, description = "No such functionality", body = crate::openapi::Detail),
-        (status = 422, description = "functionality_name missing", body = crate::openapi::ValidationDetail),
+        crate::openapi::KeyedErrors,
     ))]
 pub async fn event_type_names(
     State(app): State<Arc<App>>,

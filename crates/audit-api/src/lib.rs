@@ -205,23 +205,7 @@ fn normalise_prefix(prefix: &str) -> String {
     }
 }
 
-/// AWS clients, built once when the configuration needs them.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    pub sdk: aws_config::SdkConfig,
-    pub s3: aws_sdk_s3::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-}
-
-impl Clients {
-    pub fn new(sdk: aws_config::SdkConfig) -> Self {
-        Clients {
-            s3: audit_core::aws::s3_client(&sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-            sdk,
-        }
-    }
-}
+pub use audit_core::postgres::Clients;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

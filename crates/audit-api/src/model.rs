@@ -794,10 +794,13 @@ pub fn select_events(selection: &Selection, page: Option<&Page>, limit: Option<i
 }
 
 /// One stored event, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEventOut)]
 pub struct EventRecord {
     pub id: i64,
+    /// RFC 3339, UTC.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub event_timestamp: DateTime<Utc>,
     pub functionality: String,
     pub event_type: String,
@@ -805,7 +808,9 @@ pub struct EventRecord {
     pub company_id: Option<i64>,
     pub user: Option<String>,
     pub message: Option<String>,
+    /// Success or Failed.
     pub status: String,
+    #[schema(value_type = Option<Object>)]
     pub additional_data: Option<Value>,
 }
 

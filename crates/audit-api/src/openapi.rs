@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::openapi::ServerBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 /// The create payload (the seed's example).
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,23 +36,6 @@ pub struct AuditEventIn {
 pub enum EventStatus {
     Success,
     Failed,
-}
-
-/// A stored event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventOut {
-    pub id: i64,
-    /// RFC 3339, UTC.
-    #[schema(format = DateTime)]
-    pub event_timestamp: String,
-    pub functionality: String,
-    pub event_type: String,
-    pub store_id: Option<i64>,
-    pub company_id: Option<i64>,
-    pub user: Option<String>,
-    pub message: Option<String>,
-    pub status: EventStatus,
-    pub additional_data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,10 +75,10 @@ pub struct Health {
     pub database: String,
 }
 
-/// The seed's search filters.
+/// The seed's search filters (search and export).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SearchQuery {
+pub struct FilterParams {
     /// Events at or after this time (RFC 3339).
     pub from_date: Option<String>,
     /// Events at or before this time (RFC 3339).
@@ -106,6 +89,12 @@ pub struct SearchQuery {
     pub user: Option<String>,
     /// Case-insensitive substring of the message (`%` and `_` match themselves).
     pub message_pattern: Option<String>,
+}
+
+/// Which page of a search.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
     /// 1-based page (default 1). Prefer `cursor` for deep pages.
     #[param(minimum = 1, maximum = 2147483647)]
     pub page_number: Option<i64>,
@@ -116,21 +105,30 @@ pub struct SearchQuery {
     pub cursor: Option<String>,
 }
 
-/// Export parameters: the search filters, or `recent=true`.
+/// What to export besides the filters.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ExportQuery {
+pub struct ExportParams {
     /// Export the 500 newest events instead of a search.
     pub recent: Option<bool>,
     /// xlsx (default) or csv.
     pub format: Option<ExportFormatDoc>,
-    pub from_date: Option<String>,
-    pub to_date: Option<String>,
-    pub functionality: Option<String>,
-    pub store_id: Option<i64>,
-    pub company_id: Option<i64>,
-    pub user: Option<String>,
-    pub message_pattern: Option<String>,
+}
+
+/// The error answers every keyed operation may give.
+#[derive(Debug, IntoResponses)]
+pub enum KeyedErrors {
+    #[response(status = 401, description = "Key missing or invalid")]
+    Unauthorized(Detail),
+    #[response(status = 403, description = "Company not allowed for this key")]
+    Forbidden(Detail),
+    #[response(
+        status = 422,
+        description = "Invalid field(s) or parameter(s), each located in `loc`; nothing stored"
+    )]
+    Invalid(ValidationDetail),
+    #[response(status = 503, description = "Database unavailable")]
+    Unavailable(Detail),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,7 +155,7 @@ pub enum ExportFormatDoc {
     ),
     components(schemas(
         AuditEventIn,
-        AuditEventOut,
+        crate::model::EventRecord,
         BatchCreated,
         Detail,
         ValidationDetail,

@@ -523,3 +523,22 @@ impl DatabaseConfig {
         Ok(target)
     }
 }
+
+/// The AWS clients a PostgreSQL-backed function builds once: the SDK configuration (IAM
+/// tokens), S3 (its outputs) and Secrets Manager (credentials, keys).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sdk: aws_config::SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: aws_config::SdkConfig) -> Self {
+        Clients {
+            s3: crate::aws::s3_client(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
+        }
+    }
+}

@@ -96,23 +96,7 @@ impl Config {
     }
 }
 
-/// Clients built once per process.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    pub sdk: aws_config::SdkConfig,
-    pub s3: aws_sdk_s3::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-}
-
-impl Clients {
-    pub fn new(sdk: aws_config::SdkConfig) -> Self {
-        Clients {
-            s3: audit_core::aws::s3_client(&sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-            sdk,
-        }
-    }
-}
+pub use audit_core::postgres::Clients;
 
 /// The connection target for this run: the secret read now, an IAM token made now.
 pub async fn resolve_target(config: &Config, clients: Option<&Clients>) -> Result<Target, String> {
