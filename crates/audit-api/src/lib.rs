@@ -308,3 +308,73 @@ impl audit_core::Classify for MaintenanceFailed {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    const URL: (&str, &str) = ("DATABASE_URL", "postgres://u:secret-pw@db/audit");
+    const KEYS: (&str, &str) = ("API_KEYS", "key-aaaaaaaaaaaaaaaa");
+
+    #[test]
+    fn a_missing_or_bad_setting_names_its_variable_and_hides_secrets() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[KEYS], "DATABASE_URL"),
+            (&[URL], "API_KEYS"),
+            (
+                &[URL, ("API_KEYS", "key-aaaaaaaaaaaaaaaa:acme")],
+                "API_KEYS",
+            ),
+            (&[URL, KEYS, ("BASE_PATH", "pyaudit/")], "BASE_PATH"),
+            (
+                &[URL, KEYS, ("CORS_ALLOWED_ORIGINS", "*")],
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (&[URL, KEYS, ("RETENTION_MONTHS", "0")], "RETENTION_MONTHS"),
+            (
+                &[URL, KEYS, ("LOCAL_TIMEZONE", "Central Time; DROP")],
+                "LOCAL_TIMEZONE",
+            ),
+            (
+                &[URL, KEYS, ("MAX_BODY_BYTES", "100000000")],
+                "MAX_BODY_BYTES",
+            ),
+            (
+                &[URL, KEYS, ("API_KEYS_SECRET_ARN", "arn:x")],
+                "API_KEYS_SECRET_ARN",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let error = load(pairs).expect_err(variable);
+            assert_eq!(error.variable(), *variable, "{error}");
+            let text = error.to_string();
+            assert!(
+                !text.contains("secret-pw") && !text.contains("key-aaaa"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let config = load(&[URL, KEYS]).expect("config");
+        assert_eq!(config.base_path, "/pyaudit");
+        assert_eq!(config.retention_months, 12);
+        assert_eq!(config.local_timezone, "America/Chicago");
+        assert!(config.cors_origins.is_empty());
+        assert!(!config.needs_aws());
+        let config = load(&[
+            URL,
+            KEYS,
+            ("ARCHIVE_BUCKET", "b"),
+            ("ARCHIVE_PREFIX", "/x/y/"),
+        ])
+        .expect("config");
+        assert!(config.needs_aws());
+        assert_eq!(config.archive_prefix, "x/y/");
+    }
+}

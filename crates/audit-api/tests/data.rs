@@ -463,10 +463,43 @@ fn month_arithmetic_crosses_years() {
 
 #[tokio::test]
 async fn the_lambda_answers_http_events_and_runs_maintenance_on_schedule() {
+    // Both secrets as the stack passes them: the database in the RDS shape, the keys as text.
     let database = common::fresh_database();
-    let config = common::config(&database, &[]);
     let aws = devstack::moto().isolated();
     let clients = audit_api::Clients::new(aws.sdk_config().await);
+    let secret = |name: String, value: String| {
+        let secrets = clients.secrets.clone();
+        async move {
+            secrets
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .expect("secret")
+                .arn()
+                .expect("arn")
+                .to_owned()
+        }
+    };
+    let db_secret = secret(
+        devstack::unique_name("db"),
+        json!({"username": "postgres", "password": "unused", "host": "127.0.0.1",
+               "port": devstack::postgres().port(), "dbname": database})
+        .to_string(),
+    )
+    .await;
+    let keys_secret = secret(
+        devstack::unique_name("keys"),
+        format!("{KEY},other-key-0123456789abcdef"),
+    )
+    .await;
+    let env = audit_core::Env::from_pairs([
+        ("DB_SECRET_ARN", db_secret.as_str()),
+        ("DB_SSLMODE", "disable"),
+        ("API_KEYS_SECRET_ARN", keys_secret.as_str()),
+    ]);
+    let config = audit_api::Config::from_env(&env).expect("config");
     let lambda = audit_api::lambda::start(&config, &clients)
         .await
         .expect("start");
