@@ -77,6 +77,12 @@ for q in "recent" \
   echo "  GET .../$q"
   wrk -t 1 -c 2 -d 10s -s /tmp/auditapi-bench-get.lua "$base/$q" | grep "p50"
 done
+echo "== the substring search alone (1 connection), and where its time goes in PostgreSQL"
+wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$base/search?message_pattern=SKU-004217" | grep "p50"
+psql -c "SET jit = off; EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON)
+  SELECT e.id FROM auditevents e WHERE e.message ILIKE '%SKU-004217%'
+  ORDER BY e.eventtimestamp DESC, e.id DESC LIMIT 501" \
+  | grep -E "Execution Time|Bitmap Index Scan on auditevents_2026" | sed -n '1p;$p' | sed 's/^/    /'
 echo "== keyset vs offset, 20 pages deep (company_id=7, page_size 500)"
 cursor=""
 for _ in $(seq 20); do

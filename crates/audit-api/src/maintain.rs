@@ -59,14 +59,22 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<MaintenanceReport, MaintenanceError> {
     let mut client = db.client().await?;
-    // Session-level: DETACH ... CONCURRENTLY cannot run inside a transaction.
+    // The session's STATEMENT_TIMEOUT_MS is for requests: waiting for another run's lock or
+    // copying a month of events may take longer. Session-level lock: DETACH ... CONCURRENTLY
+    // cannot run inside a transaction.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(DbError::from)?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MAINTENANCE_LOCK])
         .await
         .map_err(DbError::from)?;
     let outcome = run_locked(&mut client, settings, now).await;
     let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK])
+        .batch_execute(&format!(
+            "SELECT pg_advisory_unlock({MAINTENANCE_LOCK}); RESET statement_timeout"
+        ))
         .await;
     if let Err(e) = unlock {
         // The connection is unusable; dropping it from the pool releases the lock.
