@@ -339,16 +339,23 @@ pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {
     })
 }
 
+/// A pooled connection and `sql` prepared on it (cached per connection: each search shape
+/// is parsed and planned once per connection).
+async fn prepared(
+    db: &Database,
+    sql: &str,
+) -> Result<(deadpool_postgres::Object, tokio_postgres::Statement), DbError> {
+    let client = db.client().await?;
+    let statement = client.prepare_cached(sql).await.map_err(classify)?;
+    Ok((client, statement))
+}
+
 /// Runs an event query and returns its rows.
 pub async fn query_events(
     db: &Database,
     statement: &Statement,
 ) -> Result<Vec<EventRecord>, DbError> {
-    let client = db.client().await?;
-    let prepared = client
-        .prepare_cached(&statement.sql)
-        .await
-        .map_err(classify)?;
+    let (client, prepared) = prepared(db, &statement.sql).await?;
     let rows = client
         .query(&prepared, &statement.param_refs())
         .await
@@ -364,11 +371,7 @@ pub async fn stream_events(
     sink: tokio::sync::mpsc::Sender<EventRecord>,
 ) -> Result<u64, DbError> {
     use futures_util::StreamExt as _;
-    let client = db.client().await?;
-    let prepared = client
-        .prepare_cached(&statement.sql)
-        .await
-        .map_err(classify)?;
+    let (client, prepared) = prepared(db, &statement.sql).await?;
     let rows = client
         .query_raw(&prepared, statement.param_refs())
         .await

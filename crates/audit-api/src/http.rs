@@ -339,24 +339,54 @@ pub async fn create_event(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let value = json_body(body, app.max_body_bytes)?;
-    app.ensure_ready().await?;
-    let catalog = app
-        .catalog_knowing(model::referenced_names(&value).map(|(f, t)| (f, Some(t))))
-        .await?;
+    let value = read_body(&app, body).await?;
+    let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
     let event =
         model::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
-    check_company(
-        &scope,
-        event.company_id,
-        vec![json!("body"), json!("company_id")],
-    )?;
-    let stored = db::insert_events(&app.db, std::slice::from_ref(&event)).await?;
+    let stored = store(&app, &scope, std::slice::from_ref(&event), |_| {
+        vec![json!("body"), json!("company_id")]
+    })
+    .await?;
     let record = stored
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("insert returned no row".to_owned()))?;
     Ok(Json(record).into_response())
+}
+
+/// Both creates start here: the body read (413 and malformed JSON answered), the schema
+/// ready.
+async fn read_body(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let value = json_body(body, app.max_body_bytes)?;
+    app.ensure_ready().await?;
+    Ok(value)
+}
+
+/// The catalog, knowing every functionality and event type `items` name (reloaded once if
+/// one is new to this process).
+async fn catalog_for(app: &App, items: &[Value]) -> Result<Arc<Catalog>, ApiError> {
+    Ok(app
+        .catalog_knowing(
+            items
+                .iter()
+                .filter_map(model::referenced_names)
+                .map(|(f, t)| (f, Some(t))),
+        )
+        .await?)
+}
+
+/// Checks every event against the key's scope (`company_loc(i)` locates event `i`'s
+/// company in the error), then stores them all in one statement.
+async fn store(
+    app: &App,
+    scope: &Scope,
+    events: &[model::NewEvent],
+    company_loc: impl Fn(usize) -> Vec<Value>,
+) -> Result<Vec<model::EventRecord>, ApiError> {
+    for (index, event) in events.iter().enumerate() {
+        check_company(scope, event.company_id, company_loc(index))?;
+    }
+    Ok(db::insert_events(&app.db, events).await?)
 }
 
 #[utoipa::path(post, path = "/api/audit-events/create-batch", tag = "audit-events",
@@ -372,33 +402,16 @@ pub async fn create_batch(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let value = json_body(body, app.max_body_bytes)?;
-    app.ensure_ready().await?;
-    let items: &[Value] = match &value {
-        Value::Array(items) => items,
-        Value::Object(map) => map
-            .get("events")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice),
-        _ => &[],
-    };
-    let catalog = app
-        .catalog_knowing(
-            items
-                .iter()
-                .filter_map(model::referenced_names)
-                .map(|(f, t)| (f, Some(t))),
-        )
-        .await?;
+    let value = read_body(&app, body).await?;
+    let (items, prefix) = model::batch_items(&value).unwrap_or_default();
+    let catalog = catalog_for(&app, items).await?;
     let events = model::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
-    for (index, event) in events.iter().enumerate() {
-        check_company(
-            &scope,
-            event.company_id,
-            vec![json!("body"), json!(index), json!("company_id")],
-        )?;
-    }
-    let stored = db::insert_events(&app.db, &events).await?;
+    let stored = store(&app, &scope, &events, |index| {
+        let mut loc = prefix.clone();
+        loc.extend([json!(index), json!("company_id")]);
+        loc
+    })
+    .await?;
     Ok(Json(json!({
         "created": stored.len(),
         "ids": stored.iter().map(|e| e.id).collect::<Vec<_>>(),

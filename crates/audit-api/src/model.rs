@@ -408,28 +408,28 @@ fn optional_int(
     }
 }
 
+/// A batch's events and the location of its items in error reports: a JSON array
+/// (`["body", i]`) or `{"events": [...]}` (`["body", "events", i]`).
+pub fn batch_items(body: &Value) -> Option<(&[Value], Vec<Value>)> {
+    match body {
+        Value::Array(items) => Some((items, vec![json!("body")])),
+        Value::Object(map) => match map.get("events") {
+            Some(Value::Array(items)) => Some((items, vec![json!("body"), json!("events")])),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A batch: a JSON array of up to [`MAX_BATCH_EVENTS`] events (or `{"events": [...]}`),
 /// each validated as [`validate_event`]; any error rejects the whole batch.
 pub fn validate_batch(body: &Value, catalog: &Catalog) -> Result<Vec<NewEvent>, Vec<FieldError>> {
-    let (items, prefix) = match body {
-        Value::Array(items) => (items, vec![json!("body")]),
-        Value::Object(map) => match map.get("events") {
-            Some(Value::Array(items)) => (items, vec![json!("body"), json!("events")]),
-            _ => {
-                return Err(vec![FieldError::new(
-                    vec![json!("body")],
-                    "list_type",
-                    "Input should be a valid list of events (or an object with an `events` list)",
-                )]);
-            }
-        },
-        _ => {
-            return Err(vec![FieldError::new(
-                vec![json!("body")],
-                "list_type",
-                "Input should be a valid list",
-            )]);
-        }
+    let Some((items, prefix)) = batch_items(body) else {
+        return Err(vec![FieldError::new(
+            vec![json!("body")],
+            "list_type",
+            "Input should be a valid list of events (or an object with an `events` list)",
+        )]);
     };
     if items.is_empty() || items.len() > MAX_BATCH_EVENTS {
         return Err(vec![FieldError::new(

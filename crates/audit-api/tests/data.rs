@@ -114,6 +114,15 @@ async fn download(svc: &Service, query: &str) -> (reqwest::header::HeaderMap, Ve
     (headers, response.bytes().await.expect("body").to_vec())
 }
 
+/// Rows (header included) on an exported workbook's first sheet.
+fn first_sheet_height(xlsx: Vec<u8>) -> usize {
+    let mut workbook: Xlsx<_> = Xlsx::new(std::io::Cursor::new(xlsx)).expect("xlsx opens");
+    workbook
+        .worksheet_range("Audit Events")
+        .expect("sheet")
+        .height()
+}
+
 #[tokio::test]
 async fn exports_open_with_the_right_rows() {
     let svc = Service::start(&[]).await;
@@ -173,14 +182,7 @@ async fn exports_open_with_the_right_rows() {
 
     // Recent: the 500 newest; CSV keeps the long message whole.
     let (_, bytes) = download(&svc, "recent=true").await;
-    let mut workbook: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).expect("xlsx");
-    assert_eq!(
-        workbook
-            .worksheet_range("Audit Events")
-            .expect("sheet")
-            .height(),
-        501
-    );
+    assert_eq!(first_sheet_height(bytes), 501);
     let (headers, bytes) = download(&svc, "format=csv&store_id=101").await;
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
@@ -214,14 +216,7 @@ async fn an_export_larger_than_the_limit_is_refused_not_cut() {
             .is_some_and(|m| m.contains("More than 50"))
     );
     let (_, bytes) = download(&svc, "user=user1").await;
-    let mut workbook: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).expect("xlsx");
-    assert_eq!(
-        workbook
-            .worksheet_range("Audit Events")
-            .expect("sheet")
-            .height(),
-        1 + 8
-    );
+    assert_eq!(first_sheet_height(bytes), 1 + 8);
 }
 
 #[tokio::test]

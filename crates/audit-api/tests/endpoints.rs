@@ -231,6 +231,19 @@ async fn keys_are_checked_and_scoped_keys_see_only_their_companies() {
     // The seed's example is company 5001: not this key's.
     let (status, _) = Service::json(svc.post(CREATE, Some(SCOPED_KEY), &seed_event()).await).await;
     assert_eq!(status, 403);
+    // A scoped key must say whose events it writes; the error locates the batch item.
+    let mut anonymous = seed_event();
+    anonymous.as_object_mut().map(|o| o.remove("company_id"));
+    let (status, body) = Service::json(
+        svc.post(BATCH, Some(SCOPED_KEY), &json!({"events": [anonymous]}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        locs(&body),
+        vec![json!(["body", "events", 0, "company_id"])]
+    );
     let mut own = seed_event();
     own["company_id"] = json!(7002);
     own["event_timestamp"] = json!(now.to_rfc3339());
