@@ -244,6 +244,12 @@ struct Parser {
     out: Emitter,
 }
 
+/// The type names `attribute_type` accepts.
+pub const ATTRIBUTE_TYPES: [&str; 10] = ["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"];
+
+/// DynamoDB's deepest document path: 32 levels of nesting below the attribute.
+pub const MAX_PATH_DEPTH: usize = 32;
+
 const FUNCTIONS: &[&str] = &[
     "attribute_exists",
     "attribute_not_exists",
@@ -401,6 +407,31 @@ impl Parser {
         if matches!(name, "attribute_type" | "begins_with" | "contains") {
             self.expect(&Token::Comma, "',' and a second argument")?;
             self.out.push(", ");
+            // DynamoDB types these arguments and answers a ValidationException otherwise:
+            // refuse here, saying where.
+            match (name, self.peek()) {
+                ("attribute_type", Some(Token::Str(kind)))
+                    if !ATTRIBUTE_TYPES.contains(&kind.as_str()) =>
+                {
+                    return self.error(format!(
+                        "attribute_type takes one of {}, not {kind:?}",
+                        ATTRIBUTE_TYPES.join(", ")
+                    ));
+                }
+                ("attribute_type", Some(Token::Str(_))) => {}
+                ("attribute_type", _) => {
+                    return self.error("attribute_type takes a type name in quotes, such as 'S'");
+                }
+                ("begins_with", Some(Token::Num(_))) => {
+                    return self.error("begins_with takes a string or an attribute, not a number");
+                }
+                ("begins_with", Some(Token::Name(n)))
+                    if n.eq_ignore_ascii_case("true") || n.eq_ignore_ascii_case("false") =>
+                {
+                    return self.error("begins_with takes a string or an attribute, not a boolean");
+                }
+                _ => {}
+            }
             self.operand()?;
         }
         self.expect(&Token::RParen, "')'")?;
@@ -457,7 +488,16 @@ impl Parser {
         }
         self.at += 1;
         self.out.name(&first);
+        let mut depth = 0;
         loop {
+            if matches!(self.peek(), Some(Token::Dot | Token::LBracket)) {
+                depth += 1;
+                if depth > MAX_PATH_DEPTH {
+                    return self.error(format!(
+                        "a document path nests at most {MAX_PATH_DEPTH} levels"
+                    ));
+                }
+            }
             match self.peek() {
                 Some(Token::Dot) => {
                     self.at += 1;

@@ -5,7 +5,8 @@
 //! have one and `idempotency_key`. The success and error bodies and the error types keep their
 //! HTTP statuses: 400 `InvalidInputError`, 400 `ValidationError`, 404 `RecordNotFoundError`,
 //! 412 `ConditionalCheckFailed`, 500 `DatabaseError`. The configuration is `TABLE_NAME`,
-//! `ENABLE_AUDIT_LOG`, `AUDIT_LOG_TABLE` (default `audit_logs`) and `LOG_LEVEL`.
+//! `ENABLE_AUDIT_LOG`, `ALLOW_AUDIT_OPT_OUT` (default false: a request may turn auditing on,
+//! never off), `AUDIT_LOG_TABLE` (default `audit_logs`) and `LOG_LEVEL`.
 //!
 //! - [`front`] reads a direct invocation, API Gateway REST (1.0), an HTTP API or a function URL
 //!   (2.0), and shapes the response for it.
@@ -45,6 +46,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "TABLE_NAME",
     "ENABLE_AUDIT_LOG",
     "AUDIT_LOG_TABLE",
+    "ALLOW_AUDIT_OPT_OUT",
     "LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -54,7 +56,20 @@ pub const ENVIRONMENT: &[&str] = &[
 pub struct Config {
     pub table_name: String,
     pub audit_by_default: bool,
+    /// `ALLOW_AUDIT_OPT_OUT` (false): whether a request's `enable_logging: false` may switch
+    /// off the auditing `ENABLE_AUDIT_LOG` turns on.
+    pub allow_audit_opt_out: bool,
     pub audit_table: String,
+}
+
+impl Config {
+    /// Whether requests are audited, and whether they may say otherwise.
+    pub fn audit_policy(&self) -> request::AuditPolicy {
+        request::AuditPolicy {
+            by_default: self.audit_by_default,
+            requests_may_opt_out: self.allow_audit_opt_out,
+        }
+    }
 }
 
 impl Config {
@@ -62,6 +77,7 @@ impl Config {
         Ok(Config {
             table_name: env.required("TABLE_NAME", "the name of the DynamoDB table to update")?,
             audit_by_default: env.bool_or("ENABLE_AUDIT_LOG", false)?,
+            allow_audit_opt_out: env.bool_or("ALLOW_AUDIT_OPT_OUT", false)?,
             audit_table: env
                 .get("AUDIT_LOG_TABLE")
                 .unwrap_or("audit_logs")
@@ -193,7 +209,7 @@ pub async fn handle(
     let outcome = match request::plan(
         &incoming.body,
         &updater.schema,
-        updater.config.audit_by_default,
+        updater.config.audit_policy(),
         incoming.idempotency_key.as_deref(),
     ) {
         Ok(plan) => {

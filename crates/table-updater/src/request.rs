@@ -101,14 +101,48 @@ fn string_field(raw: &RawValue, field: &str) -> Result<String, UpdateError> {
         .map_err(|_| UpdateError::invalid_input(format!("{field} must be a string"), field))
 }
 
+/// Whether a request is audited: `ENABLE_AUDIT_LOG`, and whether a request's
+/// `enable_logging: false` may switch it off (`ALLOW_AUDIT_OPT_OUT`, off by default: a deployment
+/// that audits must not be silenced by its callers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditPolicy {
+    pub by_default: bool,
+    pub requests_may_opt_out: bool,
+}
+
+impl From<bool> for AuditPolicy {
+    /// `ENABLE_AUDIT_LOG` alone: requests may turn auditing on, never off.
+    fn from(by_default: bool) -> Self {
+        AuditPolicy {
+            by_default,
+            requests_may_opt_out: false,
+        }
+    }
+}
+
+impl AuditPolicy {
+    /// Whether a request that says `enable_logging: requested` (or nothing) is audited.
+    pub fn audits(self, requested: Option<bool>) -> bool {
+        match requested {
+            Some(true) => true,
+            // Refused silently would surprise the caller less than a 400 would break it: the
+            // update goes ahead, audited, and the handler logs that the opt-out was ignored.
+            Some(false) => self.by_default && !self.requests_may_opt_out,
+            None => self.by_default,
+        }
+    }
+}
+
 /// Validates `body` against the table's key schema and builds the update.
-/// `audit_default` is `ENABLE_AUDIT_LOG`; `header_key` the `Idempotency-Key` header.
+/// `audit` is `ENABLE_AUDIT_LOG` (and `ALLOW_AUDIT_OPT_OUT`); `header_key` the
+/// `Idempotency-Key` header.
 pub fn plan(
     body: &str,
     schema: &KeySchema,
-    audit_default: bool,
+    audit: impl Into<AuditPolicy>,
     header_key: Option<&str>,
 ) -> Result<UpdatePlan, UpdateError> {
+    let policy = audit.into();
     let request: RawRequest = serde_json::from_str(body).map_err(|e| {
         UpdateError::invalid_input(
             format!(
@@ -233,13 +267,32 @@ pub fn plan(
         names.extend(condition.names);
         values.extend(condition.values);
     }
+    // DynamoDB's 4 KB limit applies to the expression it receives (placeholders included),
+    // which can be several times the caller's text: refuse here rather than get a
+    // ValidationException.
+    for (expression, field) in [
+        (&condition_expression, "condition_expression"),
+        (&update_expression, "attributes"),
+    ] {
+        if expression.len() > condition::MAX_LENGTH {
+            return Err(UpdateError::validation(
+                format!(
+                    "the {field} becomes a {}-byte expression; DynamoDB accepts at most {}",
+                    expression.len(),
+                    condition::MAX_LENGTH
+                ),
+                field,
+            ));
+        }
+    }
 
-    let audit = match present(&request.enable_logging) {
-        Some(raw) => serde_json::from_str::<bool>(raw.get()).map_err(|_| {
+    let requested = match present(&request.enable_logging) {
+        Some(raw) => Some(serde_json::from_str::<bool>(raw.get()).map_err(|_| {
             UpdateError::invalid_input("enable_logging must be true or false", "enable_logging")
-        })?,
-        None => audit_default,
+        })?),
+        None => None,
     };
+    let audit = policy.audits(requested);
     let idempotency_key = match present(&request.idempotency_key) {
         Some(raw) => Some(string_field(raw, "idempotency_key")?),
         None => header_key.map(str::to_owned),
@@ -304,7 +357,7 @@ fn key_value(
 
 /// DynamoDB's size of a value (names count where they appear): close enough to enforce the
 /// item limit before DynamoDB does.
-fn value_size(value: &AttributeValue) -> usize {
+pub fn value_size(value: &AttributeValue) -> usize {
     match value {
         AttributeValue::S(s) => s.len(),
         AttributeValue::N(n) => n.len().div_ceil(2) + 1,
@@ -316,6 +369,9 @@ fn value_size(value: &AttributeValue) -> usize {
                 .sum::<usize>()
         }
         AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         _ => 1,
     }
 }

@@ -249,14 +249,96 @@ fn the_sort_key_and_the_callers_condition_join_the_update() {
     )
     .unwrap();
     assert_eq!(p.idempotency_key.as_deref(), Some("h-1"));
-    let p = plan(
-        r#"{"id":"c","sort_key":"7","attributes":{"a":1},"enable_logging":false}"#,
-        &orders(),
-        true,
-        None,
-    )
-    .unwrap();
-    assert!(!p.audit);
+    let opt_out = r#"{"id":"c","sort_key":"7","attributes":{"a":1},"enable_logging":false}"#;
+    let p = plan(opt_out, &orders(), true, None).unwrap();
+    assert!(
+        p.audit,
+        "with ENABLE_AUDIT_LOG=true a request cannot switch auditing off"
+    );
+    let allowed = request::AuditPolicy {
+        by_default: true,
+        requests_may_opt_out: true,
+    };
+    assert!(!plan(opt_out, &orders(), allowed, None).unwrap().audit);
+    let opt_in = r#"{"id":"c","sort_key":"7","attributes":{"a":1},"enable_logging":true}"#;
+    assert!(plan(opt_in, &orders(), false, None).unwrap().audit);
+    assert!(!plan(opt_out, &orders(), false, None).unwrap().audit);
+}
+
+#[test]
+fn the_fingerprint_of_a_request_does_not_depend_on_map_order() {
+    // Each plan builds its maps afresh, with a new random iteration order.
+    let body = r#"{"id":"u","attributes":{"profile":{"a":1,"b":"two","c":[1,{"x":1,"y":2,"z":3}],"d":true,"e":null,"f":{"g":1,"h":2}},"tags":{"k1":"v1","k2":"v2","k3":"v3","k4":"v4"}},"condition_expression":"a = 1 AND b = 2 AND c = 3 AND d = 4"}"#;
+    let fingerprints: std::collections::BTreeSet<String> = (0..20)
+        .map(|_| updater::fingerprint("users", &plan(body, &users(), true, None).unwrap()))
+        .collect();
+    assert_eq!(fingerprints.len(), 1, "{fingerprints:?}");
+    let other = r#"{"id":"u","attributes":{"profile":{"a":1,"b":"two","c":[1,{"x":1,"y":2,"z":4}],"d":true,"e":null,"f":{"g":1,"h":2}},"tags":{"k1":"v1","k2":"v2","k3":"v3","k4":"v4"}},"condition_expression":"a = 1 AND b = 2 AND c = 3 AND d = 4"}"#;
+    assert!(
+        !fingerprints.contains(&updater::fingerprint(
+            "users",
+            &plan(other, &users(), true, None).unwrap()
+        )),
+        "a different nested value is a different request"
+    );
+    let exact = |n: &str| {
+        updater::fingerprint(
+            "users",
+            &plan(
+                &format!(r#"{{"id":"u","attributes":{{"n":{n}}}}}"#),
+                &users(),
+                true,
+                None,
+            )
+            .unwrap(),
+        )
+    };
+    assert_ne!(
+        exact("123456789012345678901234567890"),
+        exact("123456789012345678901234567891"),
+        "numbers are compared with every digit"
+    );
+}
+
+#[test]
+fn expressions_dynamodb_would_refuse_are_400s_before_sending() {
+    // 19 IN lists of 100 one-digit values: under 4 KB as written, ~14 KB once every value
+    // has its placeholder.
+    let list = vec!["1"; 100].join(",");
+    let condition = vec![format!("a IN ({list})"); 19].join(" OR ");
+    assert!(condition.len() < 4096, "{}", condition.len());
+    let body =
+        serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": condition});
+    let e = error(&body.to_string(), &users());
+    assert_eq!(e.status(), 400);
+    assert_eq!(e.body("t")["details"]["field"], "condition_expression");
+    assert!(e.to_string().contains("at most 4096"), "{e}");
+    for (condition, says) in [
+        (
+            "attribute_type(a, 'NOT_A_TYPE')",
+            "attribute_type takes one of",
+        ),
+        ("attribute_type(a, 5)", "type name in quotes"),
+        ("begins_with(a, 5)", "not a number"),
+        ("begins_with(a, true)", "not a boolean"),
+    ] {
+        let body = serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": condition});
+        let e = error(&body.to_string(), &users());
+        assert_eq!(e.body("t")["details"]["field"], "condition_expression");
+        assert!(e.to_string().contains(says), "{condition}: {e}");
+    }
+    let deep = format!("attribute_exists(a{})", ".b".repeat(40));
+    let body = serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": deep});
+    assert!(
+        error(&body.to_string(), &users())
+            .to_string()
+            .contains("32 levels")
+    );
+    let ok = format!("attribute_exists(a{})", ".b".repeat(32));
+    let body = serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": ok});
+    assert!(plan(&body.to_string(), &users(), false, None).is_ok());
+    let body = serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": "attribute_type(a, 'M') AND begins_with(b, 'x') AND begins_with(b, c)"});
+    assert!(plan(&body.to_string(), &users(), false, None).is_ok());
 }
 
 #[test]

@@ -11,10 +11,11 @@
 //! - A failed attempt with audit on leaves a `status: failed` audit record, best effort and
 //!   outside the transaction.
 
-use crate::request::UpdatePlan;
+use crate::request::{MAX_ITEM_BYTES, UpdatePlan, value_size};
 use crate::{Config, KeyAttribute, KeyKind, KeySchema, UpdateError};
 use audit_core::aws::describe;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -22,7 +23,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use sha2::Digest;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The table's key schema (`DescribeTable`), read once at cold start.
 pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, String> {
@@ -86,22 +87,97 @@ pub struct Updater {
 }
 
 /// A request's fingerprint: a retry with the same idempotency key must carry the same update.
+/// Computed over a canonical form (map keys sorted at every level, numbers as sent, sets
+/// sorted), so the same request always gives the same fingerprint whatever the order a
+/// `HashMap` iterates in.
 pub fn fingerprint(table: &str, plan: &UpdatePlan) -> String {
-    let mut hash = sha2::Sha256::new();
-    let mut names: Vec<_> = plan.names.iter().collect();
-    names.sort();
-    let mut values: Vec<_> = plan.values.iter().collect();
-    values.sort_by(|a, b| a.0.cmp(b.0));
-    let mut keys: Vec<_> = plan.key.iter().collect();
-    keys.sort_by(|a, b| a.0.cmp(b.0));
-    hash.update(
-        format!(
-            "{table}\n{keys:?}\n{}\n{}\n{names:?}\n{values:?}",
-            plan.update_expression, plan.condition_expression
-        )
-        .as_bytes(),
-    );
-    hex::encode(hash.finalize())
+    let mut text = String::new();
+    text.push_str(table);
+    text.push('\n');
+    canonical_map(&plan.key, &mut text);
+    text.push('\n');
+    text.push_str(&plan.update_expression);
+    text.push('\n');
+    text.push_str(&plan.condition_expression);
+    text.push('\n');
+    let names: BTreeMap<&String, &String> = plan.names.iter().collect();
+    for (placeholder, name) in names {
+        canonical_string(placeholder, &mut text);
+        text.push('=');
+        canonical_string(name, &mut text);
+        text.push(';');
+    }
+    text.push('\n');
+    canonical_map(&plan.values, &mut text);
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// A JSON-quoted string: no value can imitate a separator.
+fn canonical_string(value: &str, out: &mut String) {
+    out.push_str(&serde_json::Value::from(value).to_string());
+}
+
+fn canonical_map(map: &HashMap<String, AttributeValue>, out: &mut String) {
+    let sorted: BTreeMap<&String, &AttributeValue> = map.iter().collect();
+    out.push('{');
+    for (name, value) in sorted {
+        canonical_string(name, out);
+        out.push(':');
+        canonical_value(value, out);
+        out.push(',');
+    }
+    out.push('}');
+}
+
+/// One value with its type tag; sets sorted (DynamoDB keeps no order in them).
+fn canonical_value(value: &AttributeValue, out: &mut String) {
+    let sorted_set = |tag: &str, mut items: Vec<String>, out: &mut String| {
+        items.sort();
+        out.push_str(tag);
+        out.push('[');
+        for item in items {
+            canonical_string(&item, out);
+            out.push(',');
+        }
+        out.push(']');
+    };
+    match value {
+        AttributeValue::S(text) => {
+            out.push('S');
+            canonical_string(text, out);
+        }
+        AttributeValue::N(number) => {
+            out.push('N');
+            canonical_string(number, out);
+        }
+        AttributeValue::B(bytes) => {
+            out.push('B');
+            out.push_str(&hex::encode(bytes.as_ref()));
+        }
+        AttributeValue::Bool(flag) => out.push_str(if *flag { "T" } else { "F" }),
+        AttributeValue::Null(_) => out.push('0'),
+        AttributeValue::M(map) => {
+            out.push('M');
+            canonical_map(map, out);
+        }
+        AttributeValue::L(list) => {
+            out.push_str("L[");
+            for item in list {
+                canonical_value(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        AttributeValue::Ss(set) => sorted_set("SS", set.clone(), out),
+        AttributeValue::Ns(set) => sorted_set("NS", set.clone(), out),
+        AttributeValue::Bs(set) => sorted_set(
+            "BS",
+            set.iter().map(|b| hex::encode(b.as_ref())).collect(),
+            out,
+        ),
+        // A variant added to the SDK later: its debug form, which has no map in it.
+        other => out.push_str(&format!("?{other:?}")),
+    }
 }
 
 /// The audit record's id: derived from the idempotency key (so a retry finds it), else random.
@@ -182,6 +258,28 @@ impl Updater {
         timestamp: &str,
         caller: &Caller,
     ) -> Result<Applied, UpdateError> {
+        if plan.audit {
+            // The audit record carries every updated value plus its own fields: an update
+            // that fits an item can still make a record that does not. Refused before
+            // anything is written (no failed-attempt record either: nothing was attempted).
+            let record = self.audit_record(
+                plan,
+                log_id(&self.config.table_name, plan),
+                timestamp,
+                caller,
+                None,
+            );
+            let size = item_size(&record);
+            if size > MAX_ITEM_BYTES {
+                return Err(UpdateError::validation(
+                    format!(
+                        "the audit record of this update would be {size} bytes; DynamoDB items \
+                         hold at most {MAX_ITEM_BYTES}: update fewer or smaller attributes"
+                    ),
+                    "attributes",
+                ));
+            }
+        }
         let outcome = if plan.audit || plan.idempotency_key.is_some() {
             self.transact(plan, timestamp, caller).await
         } else {
@@ -217,6 +315,9 @@ impl Updater {
             Err(error) => match error.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     Err(condition_failed(failed.item().cloned()))
+                }
+                Some(service) if service.code() == Some(VALIDATION_EXCEPTION) => {
+                    Err((refused_by_dynamodb(service.message()), None))
                 }
                 _ => {
                     tracing::error!(error = %describe(&error), "UpdateItem failed");
@@ -273,14 +374,27 @@ impl Updater {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                 let reasons = cancelled.cancellation_reasons();
                 let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-                if code(0) == "ConditionalCheckFailed" {
+                let failed = |i: usize| code(i) == "ConditionalCheckFailed";
+                if plan.audit && plan.idempotency_key.is_some() && (failed(0) || failed(1)) {
+                    // The stored audit record of this key decides first: a retry after
+                    // DynamoDB's 10-minute token window of an update already applied finds
+                    // the caller's condition false now (the update made it so), and must be
+                    // a replay, not a 412 with a false failure record.
+                    if let Some(outcome) = self.recorded(plan, &id).await? {
+                        return outcome;
+                    }
+                }
+                if failed(0) {
                     return Err(condition_failed(reasons[0].item().cloned()));
                 }
-                if code(1) == "ConditionalCheckFailed" && plan.idempotency_key.is_some() {
-                    // The audit record of this idempotency key exists: applied before.
-                    return self.replay(plan, &id).await;
+                if code(0) == VALIDATION_ERROR || code(1) == VALIDATION_ERROR {
+                    let message = reasons.iter().find_map(|r| r.message());
+                    return Err((refused_by_dynamodb(message), None));
                 }
                 Err(database(&describe(&error)))
+            }
+            Some(service) if service.code() == Some(VALIDATION_EXCEPTION) => {
+                Err((refused_by_dynamodb(service.message()), None))
             }
             Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
                 // Within DynamoDB's 10 minutes, a retry differs at least in the audit record's
@@ -308,6 +422,19 @@ impl Updater {
         plan: &UpdatePlan,
         log_id: &str,
     ) -> Result<Applied, (UpdateError, Option<HashMap<String, AttributeValue>>)> {
+        match self.recorded(plan, log_id).await? {
+            Some(outcome) => outcome,
+            None => Err(different_request()),
+        }
+    }
+
+    /// What the stored audit record of this idempotency key says: `None` when there is none,
+    /// a replay when it records this same request, a refusal when it records another.
+    async fn recorded(
+        &self,
+        plan: &UpdatePlan,
+        log_id: &str,
+    ) -> Result<Option<ReplayOutcome>, (UpdateError, Option<HashMap<String, AttributeValue>>)> {
         let stored = self
             .dynamodb
             .get_item()
@@ -320,22 +447,18 @@ impl Updater {
                 tracing::error!(error = %describe(&e), "reading the audit record of a retry failed");
                 (UpdateError::Database, None)
             })?;
-        let same = stored
-            .item()
-            .and_then(|item| item.get("request_fingerprint"))
+        let Some(item) = stored.item() else {
+            return Ok(None);
+        };
+        let same = item
+            .get("request_fingerprint")
             .and_then(|v| v.as_s().ok())
             .is_some_and(|f| *f == fingerprint(&self.config.table_name, plan));
         if same {
             tracing::info!(log_id, "retry of an applied request; not applied again");
-            Ok(Applied::Replayed)
+            Ok(Some(Ok(Applied::Replayed)))
         } else {
-            Err((
-                UpdateError::validation(
-                    "idempotency_key was already used for a different request",
-                    "idempotency_key",
-                ),
-                None,
-            ))
+            Ok(Some(Err(different_request())))
         }
     }
 
@@ -363,6 +486,41 @@ impl Updater {
             tracing::warn!(error = %describe(&e), "the failed attempt's audit record was not written");
         }
     }
+}
+
+type ReplayOutcome = Result<Applied, (UpdateError, Option<HashMap<String, AttributeValue>>)>;
+
+fn different_request() -> (UpdateError, Option<HashMap<String, AttributeValue>>) {
+    (
+        UpdateError::validation(
+            "idempotency_key was already used for a different request",
+            "idempotency_key",
+        ),
+        None,
+    )
+}
+
+/// DynamoDB's code for a request it will not run (an expression it cannot parse, an item
+/// too large); in a cancelled transaction the reason's code is `ValidationError`.
+const VALIDATION_EXCEPTION: &str = "ValidationException";
+const VALIDATION_ERROR: &str = "ValidationError";
+
+/// A request DynamoDB refused as invalid: the caller's to fix (400), with DynamoDB's words.
+fn refused_by_dynamodb(message: Option<&str>) -> UpdateError {
+    UpdateError::validation(
+        format!(
+            "DynamoDB refused the update: {}",
+            message.unwrap_or("the request is not valid")
+        ),
+        "request",
+    )
+}
+
+/// DynamoDB's size of an item: names plus values.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
 }
 
 /// 404 when the item is missing (no old item came back), 412 when the caller's condition failed.

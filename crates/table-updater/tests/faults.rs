@@ -23,6 +23,7 @@ fn updater(rules: &[&Rule]) -> Updater {
         config: Config {
             table_name: "users".into(),
             audit_by_default: false,
+            allow_audit_opt_out: false,
             audit_table: "audit_logs".into(),
         },
         schema: KeySchema {
@@ -168,4 +169,55 @@ async fn a_token_mismatch_is_a_replay_only_when_the_stored_request_is_the_same()
             assert_eq!(body["details"]["field"], "idempotency_key");
         }
     }
+}
+
+/// DynamoDB refuses a request it cannot run (an expression too long or malformed) with a
+/// ValidationException: the caller's to fix, so a 400 with DynamoDB's words, never a 500.
+#[tokio::test]
+async fn a_validation_exception_is_a_400_with_dynamodbs_message() {
+    let refused = mock!(Dynamo::update_item).then_error(|| {
+        UpdateItemError::generic(
+            ErrorMetadata::builder()
+                .code("ValidationException")
+                .message("Invalid ConditionExpression: Expression size has exceeded the maximum allowed size")
+                .build(),
+        )
+    });
+    let body = call(
+        &updater(&[&refused]),
+        json!({"id": "u", "attributes": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(body["error"], "ValidationError", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Expression size has exceeded"),
+        "{body}"
+    );
+    assert_eq!(refused.num_calls(), 1);
+}
+
+/// An update that fits an item can still make an audit record that does not (the record holds
+/// every updated value plus its own fields): refused before anything is written.
+#[tokio::test]
+async fn an_update_whose_audit_record_would_not_fit_is_a_400_and_writes_nothing() {
+    let transaction = mock!(Dynamo::transact_write_items).then_output(|| {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+            .build()
+    });
+    let record = mock!(Dynamo::put_item)
+        .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+    let big = "x".repeat(409_400);
+    let body = call(
+        &updater(&[&transaction, &record]),
+        json!({"id": "u", "attributes": {"a": big}, "enable_logging": true}),
+    )
+    .await;
+    assert_eq!(body["error"], "ValidationError", "{body}");
+    assert_eq!(body["details"]["field"], "attributes");
+    assert!(body["message"].as_str().unwrap().contains("audit record"));
+    assert_eq!(transaction.num_calls(), 0, "nothing was sent");
+    assert_eq!(record.num_calls(), 0, "no failed-attempt record either");
 }

@@ -219,6 +219,29 @@ async fn a_retry_with_the_same_idempotency_key_is_not_applied_twice() {
     );
 }
 
+/// A retry that comes after DynamoDB's 10-minute token window, of a conditional update that
+/// was applied, finds the caller's condition false now (the update made it so). The stored
+/// audit record of the key decides first: a replay, not a 412 with a false failure record.
+#[tokio::test]
+async fn a_late_retry_of_an_applied_conditional_update_is_a_replay() {
+    let stack = Stack::new().await;
+    let function = stack.function(true).await;
+    let request = json!({"id": "user-123", "attributes": {"status": "vip"},
+        "condition_expression": "status = 'active'", "idempotency_key": "upgrade-91"});
+    let first = function.invoke(&request).await.unwrap();
+    assert_eq!(first["success"], true, "{first}");
+    let retry = function.invoke(&request).await.unwrap();
+    assert_eq!(retry["success"], true, "{retry}");
+    let records = stack.audit_records().await;
+    assert_eq!(records.len(), 1, "no failure record: {records:?}");
+    assert_eq!(s(&records[0], "status"), "success");
+    // A request whose condition really fails still gets its 412.
+    let other = json!({"id": "user-123", "attributes": {"status": "gold"},
+        "condition_expression": "status = 'active'", "idempotency_key": "upgrade-92"});
+    let body = function.invoke(&other).await.unwrap();
+    assert_eq!(body["error"], "ConditionalCheckFailed", "{body}");
+}
+
 #[tokio::test]
 async fn odd_names_38_digit_numbers_and_nesting_are_stored_exactly() {
     let stack = Stack::new().await;
