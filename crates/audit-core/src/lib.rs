@@ -8,7 +8,8 @@
 //! says whether a retry can help; batch handlers report partial failures through [`batch`].
 //! [`messages`] holds the payloads that travel between functions and [`tracking`] the
 //! log-file tracking table's item, which two functions read and write; [`postgres`] (feature
-//! `postgres`) how `pg-auditor` and `audit-api` reach PostgreSQL (URLs, RDS secrets, IAM tokens, TLS). A piece of code belongs
+//! `postgres`) how `pg-auditor` and `audit-api` reach PostgreSQL (URLs, RDS secrets, IAM tokens, TLS),
+//! and [`spreadsheet`] how both write CSV cells a spreadsheet will not run as formulas. A piece of code belongs
 //! here only when two or more functions use it.
 
 pub mod aws;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod messages;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod spreadsheet;
 pub mod startup;
 pub mod telemetry;
 pub mod tracking;

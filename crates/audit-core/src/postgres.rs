@@ -28,6 +28,17 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// libpq's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "disable" => SslMode::Disable,
@@ -55,12 +66,27 @@ pub fn wire_mode(mode: SslMode) -> WireSslMode {
 }
 
 /// Replaces the password with an IAM authentication token (SigV4-presigned, valid 15
-/// minutes, enough to open this run's connections) and insists on verified TLS, which RDS
-/// requires for IAM authentication.
+/// minutes, enough to open this run's connections) and insists on TLS that verifies the
+/// server (`verify-full`): a token sent to an unverified server can be replayed by whoever
+/// answered. `allow_unverified` (`DB_ALLOW_UNVERIFIED_TLS`) accepts a weaker mode the target
+/// names; TLS itself is never optional.
 pub async fn use_iam_token(
     target: &mut Target,
     sdk: &aws_config::SdkConfig,
+    allow_unverified: bool,
 ) -> Result<(), TargetError> {
+    if target.ssl_mode_given && target.ssl_mode < SslMode::VerifyFull && !allow_unverified {
+        return Err(TargetError(format!(
+            "IAM authentication sends a token: sslmode must be verify-full (the target says {}; \
+             set DB_ALLOW_UNVERIFIED_TLS=true to accept it)",
+            target.ssl_mode.name()
+        )));
+    }
+    if target.ssl_mode < SslMode::Require {
+        return Err(TargetError(
+            "IAM authentication needs TLS: sslmode must be verify-full".to_owned(),
+        ));
+    }
     let host = match target.config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         _ => {
@@ -88,10 +114,6 @@ pub async fn use_iam_token(
         .await
         .map_err(|e| TargetError(format!("IAM token: {e}")))?;
     target.config.password(token.as_str());
-    if target.ssl_mode < SslMode::Require {
-        target.ssl_mode = SslMode::VerifyFull;
-        target.config.ssl_mode(wire_mode(SslMode::VerifyFull));
-    }
     Ok(())
 }
 
@@ -100,8 +122,19 @@ pub async fn use_iam_token(
 pub struct Target {
     pub config: tokio_postgres::Config,
     pub ssl_mode: SslMode,
+    /// Whether `ssl_mode` was named (in the URL or `DB_SSLMODE`) rather than defaulted.
+    pub ssl_mode_given: bool,
     /// PEM roots from `sslrootcert`; the RDS bundle when `None`.
     pub root_cert: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    /// Sets the TLS mode, as named by the user.
+    pub fn set_ssl_mode(&mut self, mode: SslMode) {
+        self.ssl_mode = mode;
+        self.ssl_mode_given = true;
+        self.config.ssl_mode(wire_mode(mode));
+    }
 }
 
 /// A connection string that cannot be used. Never contains the password.
@@ -170,14 +203,13 @@ pub fn parse_target(connection: &str) -> Result<Target, TargetError> {
         // tokio-postgres's parse errors name the part, never echo the input.
         TargetError(format!("not a PostgreSQL connection string: {e}"))
     })?;
+    let ssl_mode_given = ssl_mode.is_some();
     let ssl_mode = ssl_mode.unwrap_or(SslMode::Prefer);
     config.ssl_mode(ssl_mode.wire());
-    if config.get_application_name().is_none() {
-        config.application_name("pg-auditor");
-    }
     Ok(Target {
         config,
         ssl_mode,
+        ssl_mode_given,
         root_cert,
     })
 }
@@ -246,16 +278,17 @@ pub fn target_from_secret(json: &str, ssl_mode: Option<SslMode>) -> Result<Targe
         .host(&secret.host)
         .port(secret.port.unwrap_or(5432))
         .user(&secret.username)
-        .dbname(secret.dbname.as_deref().unwrap_or("postgres"))
-        .application_name("pg-auditor");
+        .dbname(secret.dbname.as_deref().unwrap_or("postgres"));
     if let Some(password) = &secret.password {
         config.password(password);
     }
+    let ssl_mode_given = ssl_mode.is_some();
     let ssl_mode = ssl_mode.unwrap_or(SslMode::VerifyFull);
     config.ssl_mode(ssl_mode.wire());
     Ok(Target {
         config,
         ssl_mode,
+        ssl_mode_given,
         root_cert: None,
     })
 }
@@ -387,15 +420,103 @@ pub async fn connect(
     target: &Target,
     tls: &rustls::ClientConfig,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    if target.ssl_mode == SslMode::Disable {
+    connect_with_task(target, tls).await.map(|c| c.client)
+}
+
+/// An open session.
+#[derive(Debug)]
+pub struct Connected {
+    pub client: tokio_postgres::Client,
+    /// The driver task: it ends when the connection does.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Whether the session runs over TLS.
+    pub encrypted: bool,
+}
+
+/// [`connect`], also returning the driver task (a pool watches it to tell a dead connection).
+/// A session that ends up unencrypted (`disable`, or `prefer` against a server without TLS)
+/// is logged at WARN: libpq's semantics are kept, but nobody should find out by accident.
+pub async fn connect_with_task(
+    target: &Target,
+    tls: &rustls::ClientConfig,
+) -> Result<Connected, tokio_postgres::Error> {
+    let (client, task, encrypted) = if target.ssl_mode == SslMode::Disable {
         let (client, connection) = target.config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(drive(connection));
-        Ok(client)
+        (client, tokio::spawn(drive(connection)), false)
     } else {
-        let make = tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone());
-        let (client, connection) = target.config.connect(make).await?;
-        tokio::spawn(drive(connection));
-        Ok(client)
+        let observed = ObservedTls::new(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()));
+        let encrypted = Arc::clone(&observed.encrypted);
+        let (client, connection) = target.config.connect(observed).await?;
+        let encrypted = encrypted.load(std::sync::atomic::Ordering::Relaxed);
+        (client, tokio::spawn(drive(connection)), encrypted)
+    };
+    if !encrypted {
+        let host = match target.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => String::new(),
+        };
+        tracing::warn!(
+            host,
+            sslmode = target.ssl_mode.name(),
+            "the database session is not encrypted: credentials and data cross the network in \
+             clear; set sslmode=verify-full"
+        );
+    }
+    Ok(Connected {
+        client,
+        task,
+        encrypted,
+    })
+}
+
+/// Whether the server accepted TLS: tokio-postgres calls the connector only after the server
+/// agreed, and `prefer` falls back to plaintext without saying so.
+struct ObservedTls<T> {
+    inner: T,
+    encrypted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<T> ObservedTls<T> {
+    fn new(inner: T) -> Self {
+        ObservedTls {
+            inner,
+            encrypted: Arc::default(),
+        }
+    }
+}
+
+struct ObservedConnect<T> {
+    inner: T,
+    encrypted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S, T: tokio_postgres::tls::MakeTlsConnect<S>> tokio_postgres::tls::MakeTlsConnect<S>
+    for ObservedTls<T>
+{
+    type Stream = T::Stream;
+    type TlsConnect = ObservedConnect<T::TlsConnect>;
+    type Error = T::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        Ok(ObservedConnect {
+            inner: self.inner.make_tls_connect(domain)?,
+            encrypted: Arc::clone(&self.encrypted),
+        })
+    }
+}
+
+impl<S, T: tokio_postgres::tls::TlsConnect<S>> tokio_postgres::tls::TlsConnect<S>
+    for ObservedConnect<T>
+{
+    type Stream = T::Stream;
+    type Error = T::Error;
+    type Future = T::Future;
+
+    fn connect(self, stream: S) -> Self::Future {
+        self.encrypted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.connect(stream)
     }
 }
 
@@ -406,8 +527,52 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
 }
 
 /// The variables [`DatabaseConfig::from_env`] reads.
-pub const DATABASE_VARIABLES: [&str; 4] =
-    ["DATABASE_URL", "DB_SECRET_ARN", "DB_SSLMODE", "DB_IAM_AUTH"];
+pub const DATABASE_VARIABLES: [&str; 5] = [
+    "DATABASE_URL",
+    "DB_SECRET_ARN",
+    "DB_SSLMODE",
+    "DB_IAM_AUTH",
+    "DB_ALLOW_UNVERIFIED_TLS",
+];
+
+/// AWS credentials (`because`: an IAM token, a secret's password) go only to a verified
+/// server: `verify-full`, or with `allow` (`DB_ALLOW_UNVERIFIED_TLS`) a weaker mode (one that
+/// still encrypts, for an IAM token).
+fn check_verified(
+    mode: SslMode,
+    variable: &str,
+    allow: bool,
+    because: &str,
+) -> Result<(), ConfigError> {
+    // An IAM token over plaintext is refused by RDS anyway; a secret's password to a local
+    // test server without TLS is the override's purpose.
+    let acceptable = mode == SslMode::VerifyFull
+        || allow && (mode >= SslMode::Require || because != "DB_IAM_AUTH");
+    if acceptable {
+        return Ok(());
+    }
+    let expected = if mode >= SslMode::Require {
+        format!(
+            "verify-full: with {because} credentials must not go to an unverified server \
+             (DB_ALLOW_UNVERIFIED_TLS=true accepts {})",
+            mode.name()
+        )
+    } else if because == "DB_IAM_AUTH" {
+        format!("verify-full: with {because} the token must not travel unencrypted")
+    } else {
+        format!(
+            "verify-full: with {because} credentials must not travel unencrypted \
+             (DB_ALLOW_UNVERIFIED_TLS=true accepts {}, for a test server)",
+            mode.name()
+        )
+    };
+    let shown = if variable == "DATABASE_URL" {
+        format!("(hidden; sslmode={})", mode.name())
+    } else {
+        mode.name().to_owned()
+    };
+    Err(ConfigError::invalid(variable, &shown, expected))
+}
 
 /// Where the database credentials come from.
 #[derive(Debug, Clone)]
@@ -423,16 +588,31 @@ pub enum ConnectionSource {
 }
 
 /// How a function reaches its database: `DATABASE_URL` or `DB_SECRET_ARN`, `DB_SSLMODE`,
-/// `DB_IAM_AUTH`.
+/// `DB_IAM_AUTH`, `DB_ALLOW_UNVERIFIED_TLS`.
+///
+/// Credentials from AWS (an IAM token, a Secrets Manager password) never travel to a server
+/// that was not verified: with `DB_IAM_AUTH` or `DB_SECRET_ARN` the TLS mode defaults to
+/// `verify-full`, and a weaker one named in `DB_SSLMODE` or the URL is refused unless
+/// `DB_ALLOW_UNVERIFIED_TLS=true`. A bare `DATABASE_URL` keeps libpq's semantics (`prefer`
+/// by default); a session that ends up unencrypted is logged at WARN ([`connect`]).
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     pub source: ConnectionSource,
     /// `DB_IAM_AUTH`: connect with a 15-minute IAM token instead of a password.
     pub iam_auth: bool,
+    /// `DB_ALLOW_UNVERIFIED_TLS`: accept a TLS mode weaker than `verify-full` for AWS
+    /// credentials (a test database with a self-signed certificate, say).
+    pub allow_unverified_tls: bool,
+    /// `application_name` of the sessions (what `pg_stat_activity` shows), unless the URL
+    /// names one.
+    pub application_name: &'static str,
 }
 
 impl DatabaseConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// Reads the variables; `application_name` names the function's sessions.
+    pub fn from_env(env: &Env, application_name: &'static str) -> Result<Self, ConfigError> {
+        let allow_unverified_tls = env.bool_or("DB_ALLOW_UNVERIFIED_TLS", false)?;
+        let iam_auth = env.bool_or("DB_IAM_AUTH", false)?;
         let ssl_mode = match env.get("DB_SSLMODE") {
             None => None,
             Some(value) => Some(SslMode::parse(value).ok_or_else(|| {
@@ -464,25 +644,42 @@ impl DatabaseConfig {
                     ConfigError::invalid("DATABASE_URL", "(hidden)", why)
                 })?;
                 if let Some(mode) = ssl_mode {
-                    target.ssl_mode = mode;
-                    target.config.ssl_mode(wire_mode(mode));
+                    target.set_ssl_mode(mode);
+                }
+                if iam_auth {
+                    let named_in = if ssl_mode.is_some() {
+                        "DB_SSLMODE"
+                    } else {
+                        "DATABASE_URL"
+                    };
+                    if !target.ssl_mode_given {
+                        target.set_ssl_mode(SslMode::VerifyFull);
+                    }
+                    check_verified(
+                        target.ssl_mode,
+                        named_in,
+                        allow_unverified_tls,
+                        "DB_IAM_AUTH",
+                    )?;
                 }
                 ConnectionSource::Url(Box::new(target))
             }
-            (None, Some(arn)) => ConnectionSource::Secret {
-                arn: arn.to_owned(),
-                ssl_mode,
-            },
+            (None, Some(arn)) => {
+                if let Some(mode) = ssl_mode {
+                    check_verified(mode, "DB_SSLMODE", allow_unverified_tls, "DB_SECRET_ARN")?;
+                }
+                ConnectionSource::Secret {
+                    arn: arn.to_owned(),
+                    ssl_mode,
+                }
+            }
         };
-        let iam_auth = env.bool_or("DB_IAM_AUTH", false)?;
-        if iam_auth && ssl_mode.is_some_and(|m| m < SslMode::Require) {
-            return Err(ConfigError::invalid(
-                "DB_SSLMODE",
-                env.get("DB_SSLMODE").unwrap_or_default(),
-                "require, verify-ca or verify-full: IAM authentication needs TLS",
-            ));
-        }
-        Ok(DatabaseConfig { source, iam_auth })
+        Ok(DatabaseConfig {
+            source,
+            iam_auth,
+            allow_unverified_tls,
+            application_name,
+        })
     }
 
     /// Whether resolving a target needs the AWS SDK (a secret or an IAM token).
@@ -514,9 +711,12 @@ impl DatabaseConfig {
                 target_from_secret(json, *ssl_mode).map_err(|e| format!("DB_SECRET_ARN: {e}"))?
             }
         };
+        if target.config.get_application_name().is_none() {
+            target.config.application_name(self.application_name);
+        }
         if self.iam_auth {
             let (sdk, _) = aws.ok_or("DB_IAM_AUTH needs AWS clients")?;
-            use_iam_token(&mut target, sdk)
+            use_iam_token(&mut target, sdk, self.allow_unverified_tls)
                 .await
                 .map_err(|e| format!("DB_IAM_AUTH: {e}"))?;
         }

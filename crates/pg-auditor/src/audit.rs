@@ -5,6 +5,7 @@
 
 use crate::catalog::{
     CATALOG_SQL, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn, ColumnStatistics,
+    LOCKED_RELATIONS_SQL, LockedRelation,
 };
 use crate::connect::{Target, connect};
 use crate::plan::{self, CountPlan, TableProbe};
@@ -13,11 +14,12 @@ use crate::report::{
     VERSIONING_TABLES, VersioningReading, assemble,
 };
 use crate::settings::Settings;
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::join_all;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
 
 /// Why an audit produced no report at all.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +50,38 @@ pub fn failure(step: &str, error: &tokio_postgres::Error) -> QueryFailure {
     }
 }
 
-/// The statements that open the audit transaction. `READ ONLY` refuses every write; the
-/// timeouts bound each statement and each lock wait.
-pub fn begin_sql(settings: &Settings, snapshot: Option<&str>) -> String {
-    let import = snapshot
-        .map(|id| format!("SET TRANSACTION SNAPSHOT '{}';", id.replace('\'', "")))
-        .unwrap_or_default();
-    format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {import} \
-         SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}; \
-         SET LOCAL idle_in_transaction_session_timeout = {};",
-        settings.statement_timeout.as_millis(),
-        settings.lock_timeout.as_millis(),
-        // A worker left idle (its process killed mid-audit) must not hold locks for long.
-        settings.statement_timeout.as_millis().max(60_000)
-    )
+/// The statements that open the audit transaction, each sent alone. `READ ONLY` refuses
+/// every write; the timeouts bound each statement and each lock wait; `search_path` holds only
+/// `pg_catalog` (and `pg_temp`, last, which is never searched for functions), so no function
+/// or operator a database user created can stand in for a built-in one.
+pub fn begin_sql(settings: &Settings, snapshot: Option<&str>) -> Vec<String> {
+    let mut statements = vec![
+        "SET search_path = pg_catalog, pg_temp".to_owned(),
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_owned(),
+    ];
+    // A snapshot id is hex digits and dashes (`00000003-0000001B-1`): anything else is not
+    // one, and is not sent.
+    if let Some(id) = snapshot
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+    {
+        statements.push(format!("SET TRANSACTION SNAPSHOT '{id}'"));
+    }
+    statements.extend([
+        format!(
+            "SET LOCAL statement_timeout = {}",
+            settings.statement_timeout.as_millis()
+        ),
+        format!(
+            "SET LOCAL lock_timeout = {}",
+            settings.lock_timeout.as_millis()
+        ),
+        format!(
+            "SET LOCAL idle_in_transaction_session_timeout = {}",
+            // A worker left idle (its process killed mid-audit) must not hold locks for long.
+            settings.statement_timeout.as_millis().max(60_000)
+        ),
+    ]);
+    statements
 }
 
 /// Opens a connection in the audit's read-only snapshot.
@@ -75,39 +94,50 @@ pub async fn open_session(
     let client = connect(target, tls)
         .await
         .map_err(|e| AuditError::Connect(failure("connect", &e).message))?;
-    client
-        .batch_execute(&begin_sql(settings, snapshot))
-        .await
-        .map_err(|e| AuditError::Snapshot(failure("begin", &e).message))?;
+    for statement in begin_sql(settings, snapshot) {
+        client
+            .batch_execute(&statement)
+            .await
+            .map_err(|e| AuditError::Snapshot(failure("begin", &e).message))?;
+    }
     Ok(client)
 }
 
-/// Runs `sql` under a savepoint: its failure leaves the transaction usable. The savepoint,
-/// the statement and the rollback are pipelined (one round trip); rolling back (rather than
-/// releasing) also frees the locks the statement took, so a long audit holds none.
-async fn guarded(client: &Client, step: &str, sql: &str) -> GuardedResult {
-    let statement = format!("SAVEPOINT probe; {sql}");
-    let futures: Vec<BoxFuture<'_, Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>>> = vec![
-        Box::pin(client.simple_query(&statement)),
-        Box::pin(client.simple_query("ROLLBACK TO SAVEPOINT probe; RELEASE SAVEPOINT probe")),
-    ];
-    // join_all polls in order, so the messages go out in order.
-    let mut results = join_all(futures).await.into_iter();
-    let outcome = results.next().unwrap_or_else(|| Ok(Vec::new()));
-    let cleanup = results.next().unwrap_or_else(|| Ok(Vec::new()));
+/// Runs `sql` under a savepoint: its failure leaves the transaction usable. `sql` is one
+/// statement, sent through the extended protocol (Parse, Bind, Execute: PostgreSQL refuses a
+/// second statement there), between the constant savepoint commands. All three are pipelined
+/// (one round trip); rolling back (rather than releasing) also frees the locks the statement
+/// took, so a long audit holds none.
+async fn guarded_rows(
+    client: &Client,
+    step: &str,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Result<Vec<Row>, QueryFailure>, Fatal> {
+    // tokio::join! polls in order, and each call sends its messages on its first poll: the
+    // messages go out in this order.
+    let (opened, outcome, cleanup) = tokio::join!(
+        client.batch_execute("SAVEPOINT probe"),
+        client.query_typed(sql, params),
+        client.batch_execute("ROLLBACK TO SAVEPOINT probe; RELEASE SAVEPOINT probe"),
+    );
+    if let Err(e) = opened {
+        return Err(Fatal(failure("savepoint", &e).message));
+    }
     if let Err(e) = cleanup {
         return Err(Fatal(failure("rollback", &e).message));
     }
-    Ok(outcome.map_err(|e| failure(step, &e)).map(|messages| {
-        messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_owned))
-                        .collect::<Vec<_>>(),
-                ),
-                _ => None,
+    Ok(outcome.map_err(|e| failure(step, &e)))
+}
+
+/// [`guarded_rows`] for the per-table statements, whose columns are all text.
+async fn guarded(client: &Client, step: &str, sql: &str) -> GuardedResult {
+    Ok(guarded_rows(client, step, sql, &[]).await?.map(|rows| {
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| row.try_get::<_, Option<String>>(i).ok().flatten())
+                    .collect()
             })
             .collect()
     }))
@@ -123,10 +153,85 @@ fn first_row(rows: Rows) -> Vec<Option<String>> {
     rows.into_iter().next().unwrap_or_default()
 }
 
-async fn read_table(client: &Client, probe: &TableProbe) -> Result<TableReading, Fatal> {
+/// SQLSTATE `lock_not_available`: `lock_timeout` expired.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+fn is_lock_timeout(failure: &QueryFailure) -> bool {
+    failure.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE)
+}
+
+/// Relations held (or awaited) ACCESS EXCLUSIVE by other sessions now.
+async fn locked_relations(client: &Client) -> Result<Vec<LockedRelation>, Fatal> {
+    Ok(
+        match guarded_rows(client, "locks", LOCKED_RELATIONS_SQL, &[]).await? {
+            Ok(rows) => rows
+                .first()
+                .and_then(|row| row.try_get::<_, String>(0).ok())
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+            Err(failure) => {
+                tracing::warn!(
+                    "cannot read pg_locks ({}); deparsing every table",
+                    failure.message
+                );
+                Vec::new()
+            }
+        },
+    )
+}
+
+/// Adds "locked by pid N" to a lock-timeout failure when another session holds the table.
+async fn name_the_holder(
+    client: &Client,
+    oid: u32,
+    mut failure: QueryFailure,
+) -> Result<QueryFailure, Fatal> {
+    if is_lock_timeout(&failure) {
+        let holders: Vec<i32> = locked_relations(client)
+            .await?
+            .iter()
+            .filter(|l| l.oid == oid && l.granted)
+            .map(|l| l.pid)
+            .collect();
+        if !holders.is_empty() {
+            failure.message = format!(
+                "{} (locked by pid {})",
+                failure.message,
+                join_pids(&holders)
+            );
+        }
+    }
+    Ok(failure)
+}
+
+fn join_pids(pids: &[i32]) -> String {
+    pids.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads one table. After a lock timeout the table's other statements would only wait as
+/// long again: they are skipped, and the failure names the lock's holder.
+async fn read_table(
+    client: &Client,
+    oid: u32,
+    probe: &TableProbe,
+    patterns: &[String],
+) -> Result<TableReading, Fatal> {
     let mut reading = TableReading::default();
+    let step = async |name: &str, sql: &str| -> Result<Result<Rows, QueryFailure>, Fatal> {
+        Ok(match guarded(client, name, sql).await? {
+            Ok(rows) => Ok(rows),
+            Err(failure) => Err(name_the_holder(client, oid, failure).await?),
+        })
+    };
+    let locked =
+        |outcome: &Result<Rows, QueryFailure>| outcome.as_ref().is_err_and(is_lock_timeout);
     if let Some(sql) = &probe.exact {
-        reading.exact = Some(guarded(client, "count", sql).await?.map(|rows| {
+        let outcome = step("count", sql).await?;
+        let stop = locked(&outcome);
+        reading.exact = Some(outcome.map(|rows| {
             let mut row = first_row(rows).into_iter();
             ExactFigures {
                 count: row
@@ -138,23 +243,33 @@ async fn read_table(client: &Client, probe: &TableProbe) -> Result<TableReading,
                 created_by_values: row.next().flatten(),
             }
         }));
+        if stop {
+            return Ok(reading);
+        }
     }
-    reading.sample = Some(
-        guarded(client, "sample_records", &probe.sample)
-            .await?
-            .map(|rows| {
-                let mut row = first_row(rows).into_iter();
-                SampleFigures {
-                    bytes: row.next().flatten().and_then(|n| n.parse().ok()),
-                    rows: row.next().flatten().unwrap_or_else(|| "[]".to_owned()),
-                }
-            }),
-    );
+    let outcome = step("sample_records", &probe.sample).await?;
+    let stop = locked(&outcome);
+    reading.sample = Some(outcome.map(|rows| {
+        let mut row = first_row(rows).into_iter();
+        SampleFigures {
+            bytes: row.next().flatten().and_then(|n| n.parse().ok()),
+            // Keys inside json/jsonb values are redacted here: the select list can only
+            // replace whole columns.
+            rows: row
+                .next()
+                .flatten()
+                .map(|rows| plan::redact_json_keys(&rows, patterns))
+                .unwrap_or_else(|| "[]".to_owned()),
+        }
+    }));
+    if stop {
+        return Ok(reading);
+    }
     if let Some(sql) = &probe.emptiness {
         reading.emptiness = Some(
-            guarded(client, "emptiness", sql)
+            step("emptiness", sql)
                 .await?
-                .map(|rows| first_row(rows).first().cloned().flatten().as_deref() == Some("t")),
+                .map(|rows| first_row(rows).first().cloned().flatten().as_deref() == Some("true")),
         );
     }
     Ok(reading)
@@ -164,16 +279,63 @@ async fn read_table(client: &Client, probe: &TableProbe) -> Result<TableReading,
 async fn drain(
     client: &Client,
     queue: &Mutex<VecDeque<usize>>,
-    probes: &[TableProbe],
+    tables: &[(u32, TableProbe)],
+    patterns: &[String],
     readings: &Mutex<Vec<TableReading>>,
 ) -> Result<(), Fatal> {
     loop {
         let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some(index) = next else { return Ok(()) };
-        let reading = read_table(client, &probes[index]).await?;
+        let (oid, probe) = &tables[index];
+        let reading = read_table(client, *oid, probe, patterns).await?;
         if let Ok(mut all) = readings.lock() {
             all[index] = reading;
         }
+    }
+}
+
+/// How many times the catalog is read again when a table was locked between the look at
+/// `pg_locks` and the catalog statement.
+const CATALOG_ATTEMPTS: usize = 3;
+
+/// The catalog, with the tables locked by other sessions read without deparsing.
+async fn read_catalog(
+    client: &Client,
+    settings: &Settings,
+) -> Result<(Catalog, Vec<LockedRelation>), AuditError> {
+    let fatal = |Fatal(message)| AuditError::Connection(message);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let locked = locked_relations(client).await.map_err(fatal)?;
+        let oids: Vec<i64> = locked.iter().map(|l| i64::from(l.oid)).collect();
+        let outcome = guarded_rows(
+            client,
+            "catalog",
+            CATALOG_SQL,
+            &[
+                (&settings.include_schemas, Type::TEXT_ARRAY),
+                (&settings.exclude_schemas, Type::TEXT_ARRAY),
+                (&oids, Type::INT8_ARRAY),
+            ],
+        )
+        .await
+        .map_err(fatal)?;
+        let rows = match outcome {
+            Ok(rows) => rows,
+            Err(failure) if is_lock_timeout(&failure) && attempt < CATALOG_ATTEMPTS => {
+                tracing::warn!("a table was locked while the catalog was read; reading it again");
+                continue;
+            }
+            Err(failure) => return Err(AuditError::Catalog(failure.message)),
+        };
+        let json: String = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
+        let catalog = serde_json::from_str::<Catalog>(&json)
+            .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
+        return Ok((catalog, locked));
     }
 }
 
@@ -188,16 +350,25 @@ pub async fn run(
     let main = open_session(target, tls, settings, None).await?;
     // Workers share the snapshot. A server that cannot export one (some poolers) gets a
     // single-connection audit rather than an inconsistent one.
-    let snapshot = match main.simple_query("SELECT pg_export_snapshot()").await {
-        Ok(messages) => messages.into_iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        }),
+    let snapshot = match main
+        .query_typed("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+    {
+        Ok(rows) => rows
+            .first()
+            .and_then(|row| row.try_get::<_, String>(0).ok()),
         Err(e) => {
             tracing::warn!(
                 "cannot export the snapshot ({}); reading with one connection",
                 failure("snapshot", &e).message
             );
+            // The failed statement aborted the transaction: start it again.
+            let _ = main.batch_execute("ROLLBACK").await;
+            for statement in begin_sql(settings, None).into_iter().skip(1) {
+                main.batch_execute(&statement)
+                    .await
+                    .map_err(|e| AuditError::Snapshot(failure("begin", &e).message))?;
+            }
             None
         }
     };
@@ -222,23 +393,9 @@ pub async fn run(
             })
             .collect::<Vec<_>>()
     };
-    let catalog = async {
-        let rows = main
-            .query(
-                CATALOG_SQL,
-                &[&settings.include_schemas, &settings.exclude_schemas],
-            )
-            .await
-            .map_err(|e| AuditError::Catalog(failure("catalog", &e).message))?;
-        let json: String = rows
-            .first()
-            .map(|row| row.get(0))
-            .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-        serde_json::from_str::<Catalog>(&json)
-            .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))
-    };
+    let catalog = read_catalog(&main, settings);
     let (workers, catalog) = tokio::join!(workers, catalog);
-    let catalog = catalog?;
+    let (catalog, locked) = catalog?;
 
     // Pure planning.
     let mut columns_of: HashMap<u32, Vec<&CatalogColumn>> = HashMap::new();
@@ -251,21 +408,43 @@ pub async fn run(
         .iter()
         .map(|t| plan::count_plan(t, settings.count_mode, settings.exact_count_threshold))
         .collect();
-    let probes: Vec<TableProbe> = catalog
+    let probes: Vec<(u32, TableProbe)> = catalog
         .tables
         .iter()
         .zip(&plans)
         .map(|(table, &count)| {
             let columns = columns_of.get(&table.oid).unwrap_or(&empty);
-            plan::probe(
+            let probe = plan::probe(
                 table,
                 columns,
                 count,
                 plan::is_listed(table, &settings.expected_seed_tables),
                 settings,
-            )
+            );
+            (table.oid, probe)
         })
         .collect();
+    // A table another session holds ACCESS EXCLUSIVE is reported from its catalog rows, with
+    // the lock as its error: reading it would wait `lock_timeout` per statement.
+    let mut readings = vec![TableReading::default(); probes.len()];
+    for (reading, table) in readings.iter_mut().zip(&catalog.tables) {
+        let holders: Vec<i32> = locked
+            .iter()
+            .filter(|l| l.oid == table.oid)
+            .map(|l| l.pid)
+            .collect();
+        if !holders.is_empty() {
+            reading.describe = Some(QueryFailure {
+                step: "describe".to_owned(),
+                sqlstate: Some(LOCK_NOT_AVAILABLE.to_owned()),
+                message: format!(
+                    "locked by pid {} (ACCESS EXCLUSIVE): column defaults, index definitions, \
+                     counts and samples not read",
+                    join_pids(&holders)
+                ),
+            });
+        }
+    }
     let estimated_oids: Vec<i64> = catalog
         .tables
         .iter()
@@ -286,9 +465,11 @@ pub async fn run(
     let queue = Mutex::new(
         plan::read_order(&weights)
             .into_iter()
+            .filter(|&i| readings[i].describe.is_none())
             .collect::<VecDeque<_>>(),
     );
-    let readings = Mutex::new(vec![TableReading::default(); probes.len()]);
+    let readings = Mutex::new(readings);
+    let patterns = &settings.sensitive_column_patterns;
 
     // The main connection first reads what only it needs, then joins the table readers.
     let main_part = async {
@@ -296,13 +477,25 @@ pub async fn run(
             Vec::new()
         } else {
             let names = vec!["created_by", "created_at"];
-            let json: String = main
-                .query(COLUMN_STATISTICS_SQL, &[&estimated_oids, &names])
-                .await
-                .ok()
-                .and_then(|rows| rows.first().map(|r| r.get(0)))
-                .unwrap_or_else(|| "[]".to_owned());
-            serde_json::from_str::<Vec<ColumnStatistics>>(&json).unwrap_or_default()
+            let outcome = guarded_rows(
+                &main,
+                "statistics",
+                COLUMN_STATISTICS_SQL,
+                &[
+                    (&estimated_oids, Type::INT8_ARRAY),
+                    (&names, Type::TEXT_ARRAY),
+                ],
+            )
+            .await?;
+            let json = match outcome {
+                Ok(rows) => rows.first().and_then(|r| r.try_get::<_, String>(0).ok()),
+                Err(failure) => {
+                    tracing::warn!("column statistics not read: {}", failure.message);
+                    None
+                }
+            };
+            json.and_then(|json| serde_json::from_str::<Vec<ColumnStatistics>>(&json).ok())
+                .unwrap_or_default()
         };
         let mut versioning = Vec::new();
         for name in VERSIONING_TABLES {
@@ -324,7 +517,11 @@ pub async fn run(
                                     .flatten()
                                     .and_then(|n| n.parse().ok())
                                     .unwrap_or(0),
-                                rows: row.next().flatten().unwrap_or_else(|| "[]".to_owned()),
+                                rows: row
+                                    .next()
+                                    .flatten()
+                                    .map(|rows| plan::redact_json_keys(&rows, patterns))
+                                    .unwrap_or_else(|| "[]".to_owned()),
                             }
                         }
                         Err(failure) => VersioningReading::Failed(failure),
@@ -333,13 +530,13 @@ pub async fn run(
             };
             versioning.push(reading);
         }
-        drain(&main, &queue, &probes, &readings).await?;
+        drain(&main, &queue, &probes, patterns, &readings).await?;
         Ok::<_, Fatal>((statistics, versioning))
     };
     let worker_parts = join_all(
         workers
             .iter()
-            .map(|client| drain(client, &queue, &probes, &readings)),
+            .map(|client| drain(client, &queue, &probes, patterns, &readings)),
     );
     let (main_outcome, worker_outcomes) = tokio::join!(main_part, worker_parts);
     let (statistics, versioning) =

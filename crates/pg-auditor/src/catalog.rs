@@ -2,41 +2,71 @@
 //! trigger and function of the audited schemas as one JSON document.
 //!
 //! The original ran `information_schema` queries per table (thousands of round trips on a
-//! large database, most of its run time). This reads `pg_catalog` directly, once. It takes no
-//! table locks (no `pg_relation_size`, no `pg_partition_tree`), so a table locked by someone
-//! else cannot stall the catalog read; per-table reads happen later, each under a savepoint.
+//! large database, most of its run time). This reads `pg_catalog` directly, once, and takes no
+//! table locks (no `pg_relation_size`, no `pg_partition_tree`); per-table reads happen later,
+//! each under a savepoint.
 //!
-//! Identifiers come back quoted by PostgreSQL (`format('%I.%I')`, `quote_ident`): the SQL
-//! built from them later never quotes anything itself.
+//! Identifiers come back quoted by PostgreSQL (`pg_catalog.format('%I.%I')`,
+//! `pg_catalog.quote_ident`): the SQL built from them later never quotes anything itself.
+//! A table another session holds ACCESS EXCLUSIVE (a migration, `VACUUM FULL`) is read from
+//! the catalog rows alone ([`LOCKED_RELATIONS_SQL`]): deparsing its defaults or indexes would
+//! wait for it, and fail the whole statement at `lock_timeout`.
 
 use serde::{Deserialize, Serialize};
 
+/// Relations of this database that another session holds, or waits for, in ACCESS EXCLUSIVE
+/// mode, with the holders' pids. A waiter counts too: PostgreSQL queues later lock requests
+/// behind it.
+pub const LOCKED_RELATIONS_SQL: &str = r#"
+SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+  'oid', l.relation::int8, 'pid', l.pid, 'granted', l.granted)), '[]')::text
+FROM pg_catalog.pg_locks l
+WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                    WHERE d.datname = pg_catalog.current_database())
+  AND l.pid <> pg_catalog.pg_backend_pid()
+"#;
+
+/// One row of [`LOCKED_RELATIONS_SQL`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LockedRelation {
+    pub oid: u32,
+    pub pid: i32,
+    pub granted: bool,
+}
+
 /// The catalog statement. `$1`: schemas to include (empty = all but the system ones),
-/// `$2`: schemas to exclude.
+/// `$2`: schemas to exclude, `$3`: oids of relations another session holds (or waits for)
+/// ACCESS EXCLUSIVE, whose defaults and index definitions are not deparsed: deparsing waits
+/// for that lock, and one waiting table would fail the whole statement.
+///
+/// Every function and catalog is schema-qualified and the session runs with `search_path =
+/// pg_catalog, pg_temp`: a `public.format(text, name, name)` planted by a role that can
+/// create in `public` must never be the function that quotes identifiers.
 pub const CATALOG_SQL: &str = r#"
 WITH audited_schema AS (
   SELECT n.oid, n.nspname
-  FROM pg_namespace n
+  FROM pg_catalog.pg_namespace n
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-    AND (cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
+    AND (pg_catalog.cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
     AND n.nspname <> ALL ($2::text[])
 ),
 audited_table AS (
   SELECT c.oid, s.nspname, c.relname, c.relkind, c.relispartition, c.relowner,
          c.relhasindex, c.relhasrules, c.relhastriggers, c.reltuples, c.relpages
-  FROM pg_class c JOIN audited_schema s ON s.oid = c.relnamespace
+  FROM pg_catalog.pg_class c JOIN audited_schema s ON s.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p')
 ),
 -- Leaves of each partitioned table, through pg_inherits (pg_partition_tree would lock them).
 partition_leaf AS (
   WITH RECURSIVE tree(root, relid) AS (
-    SELECT t.oid, i.inhrelid FROM audited_table t JOIN pg_inherits i ON i.inhparent = t.oid
+    SELECT t.oid, i.inhrelid FROM audited_table t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.oid
     WHERE t.relkind = 'p'
     UNION ALL
-    SELECT tree.root, i.inhrelid FROM tree JOIN pg_inherits i ON i.inhparent = tree.relid
+    SELECT tree.root, i.inhrelid FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.relid
   )
-  SELECT tree.root, tree.relid FROM tree JOIN pg_class c ON c.oid = tree.relid
+  SELECT tree.root, tree.relid FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.relid
   WHERE c.relkind <> 'p'
 ),
 true_type AS (
@@ -44,72 +74,74 @@ true_type AS (
          CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END AS typid,
          CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
          t.typtype = 'd' AND t.typnotnull AS domain_not_null
-  FROM pg_attribute a
+  FROM pg_catalog.pg_attribute a
   JOIN audited_table c ON c.oid = a.attrelid
-  JOIN pg_type t ON t.oid = a.atttypid
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   WHERE a.attnum > 0 AND NOT a.attisdropped
 )
-SELECT json_build_object(
-  'database_info', json_build_object(
-    'database_name', current_database(),
+SELECT pg_catalog.json_build_object(
+  'database_info', pg_catalog.json_build_object(
+    'database_name', pg_catalog.current_database(),
     'current_user', current_user,
     'session_user', session_user,
-    'postgresql_version', version(),
-    'server_version_num', current_setting('server_version_num')::int,
-    'block_size', current_setting('block_size')::int),
+    'postgresql_version', pg_catalog.version(),
+    'server_version_num', pg_catalog.current_setting('server_version_num')::int,
+    'block_size', pg_catalog.current_setting('block_size')::int),
   'tables', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'oid', t.oid::int8,
       'schema', t.nspname,
       'table', t.relname,
-      'qualified', format('%I.%I', t.nspname, t.relname),
-      'owner', pg_get_userbyid(t.relowner),
+      'qualified', pg_catalog.format('%I.%I', t.nspname, t.relname),
+      'owner', pg_catalog.pg_get_userbyid(t.relowner),
       'has_indexes', t.relhasindex,
       'has_rules', t.relhasrules,
       'has_triggers', t.relhastriggers,
       'is_partitioned', t.relkind = 'p',
-      'partition_of', (SELECT format('%I.%I', pn.nspname, p.relname)
-                       FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-                       JOIN pg_namespace pn ON pn.oid = p.relnamespace
+      'partition_of', (SELECT pg_catalog.format('%I.%I', pn.nspname, p.relname)
+                       FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+                       JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
                        WHERE t.relispartition AND i.inhrelid = t.oid),
       'reltuples', t.reltuples,
       'relpages', t.relpages,
-      'live_tuples_hint', (SELECT st.n_live_tup FROM pg_stat_all_tables st WHERE st.relid = t.oid),
-      'leaves', (SELECT json_agg(json_build_object('oid', l.relid::int8, 'reltuples', lc.reltuples,
+      'live_tuples_hint', (SELECT st.n_live_tup FROM pg_catalog.pg_stat_all_tables st WHERE st.relid = t.oid),
+      'leaves', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('oid', l.relid::int8, 'reltuples', lc.reltuples,
                                                    'relpages', lc.relpages))
-                 FROM partition_leaf l JOIN pg_class lc ON lc.oid = l.relid
+                 FROM partition_leaf l JOIN pg_catalog.pg_class lc ON lc.oid = l.relid
                  WHERE l.root = t.oid)
     ) ORDER BY t.nspname, t.relname), '[]') FROM audited_table t),
   'columns', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'table_oid', a.attrelid::int8,
       'column_name', a.attname,
-      'quoted', quote_ident(a.attname),
+      'quoted', pg_catalog.quote_ident(a.attname),
       'data_type', CASE
           WHEN ty.typelem <> 0 AND ty.typlen = -1 THEN 'ARRAY'
-          WHEN tn.nspname = 'pg_catalog' THEN format_type(a.typid, NULL)
+          WHEN tn.nspname = 'pg_catalog' THEN pg_catalog.format_type(a.typid, NULL)
           ELSE 'USER-DEFINED' END,
       'is_nullable', CASE WHEN a.attnotnull OR a.domain_not_null THEN 'NO' ELSE 'YES' END,
-      'column_default', pg_get_expr(d.adbin, d.adrelid),
+      'column_default', CASE WHEN a.attrelid = ANY ($3::int8[]::oid[]) THEN NULL
+                        ELSE pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
       'character_maximum_length', information_schema._pg_char_max_length(a.typid, a.typmod),
       'numeric_precision', information_schema._pg_numeric_precision(a.typid, a.typmod),
       'numeric_scale', information_schema._pg_numeric_scale(a.typid, a.typmod)
     ) ORDER BY a.attrelid, a.attnum), '[]')
     FROM true_type a
-    JOIN pg_type ty ON ty.oid = a.typid
-    JOIN pg_namespace tn ON tn.oid = ty.typnamespace
-    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum),
+    JOIN pg_catalog.pg_type ty ON ty.oid = a.typid
+    JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum),
   'indexes', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'index_name', i.relname,
-      'definition', pg_get_indexdef(i.oid),
+      'definition', CASE WHEN x.indrelid = ANY ($3::int8[]::oid[]) OR x.indexrelid = ANY ($3::int8[]::oid[])
+                     THEN NULL ELSE pg_catalog.pg_get_indexdef(i.oid) END,
       'is_unique', x.indisunique,
       'is_primary', x.indisprimary) ORDER BY t.nspname, t.relname, i.relname), '[]')
-    FROM pg_index x JOIN audited_table t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid),
+    FROM pg_catalog.pg_index x JOIN audited_table t ON t.oid = x.indrelid JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid),
   'foreign_keys', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'constraint_name', con.conname,
@@ -121,43 +153,44 @@ SELECT json_build_object(
                        WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' END),
       'update_rule', (CASE con.confupdtype WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
                        WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' END)) ORDER BY t.nspname, t.relname, con.conname, k.ord), '[]')
-    FROM pg_constraint con
+    FROM pg_catalog.pg_constraint con
     JOIN audited_table t ON t.oid = con.conrelid
-    JOIN pg_class r ON r.oid = con.confrelid
-    JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    JOIN pg_catalog.pg_class r ON r.oid = con.confrelid
+    JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+    -- Multi-argument unnest is SQL syntax (ROWS FROM), not a function to qualify.
     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, refnum, ord)
-    JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-    JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+    JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum
     WHERE con.contype = 'f' AND con.conparentid = 0),
   'check_constraints', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'constraint_name', con.conname,
-      'check_clause', regexp_replace(pg_get_constraintdef(con.oid), '^CHECK ', '')
+      'check_clause', pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(con.oid), '^CHECK ', '')
     ) ORDER BY t.nspname, t.relname, con.conname), '[]')
-    FROM pg_constraint con JOIN audited_table t ON t.oid = con.conrelid
+    FROM pg_catalog.pg_constraint con JOIN audited_table t ON t.oid = con.conrelid
     WHERE con.contype = 'c'),
   'unique_constraints', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'constraint_name', con.conname,
-      'columns', (SELECT json_agg(a.attname ORDER BY k.ord)
-                  FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
-                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum)
+      'columns', (SELECT pg_catalog.json_agg(a.attname ORDER BY k.ord)
+                  FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum)
     ) ORDER BY t.nspname, t.relname, con.conname), '[]')
-    FROM pg_constraint con JOIN audited_table t ON t.oid = con.conrelid
+    FROM pg_catalog.pg_constraint con JOIN audited_table t ON t.oid = con.conrelid
     WHERE con.contype = 'u'),
   'triggers', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'table_oid', t.oid::int8,
       'trigger_name', tg.tgname,
       'timing', CASE WHEN tg.tgtype & 2 <> 0 THEN 'BEFORE'
                      WHEN tg.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END,
-      'events', array_remove(ARRAY[
+      'events', pg_catalog.array_remove(ARRAY[
                   CASE WHEN tg.tgtype & 4 <> 0 THEN 'INSERT' END,
                   CASE WHEN tg.tgtype & 16 <> 0 THEN 'UPDATE' END,
                   CASE WHEN tg.tgtype & 8 <> 0 THEN 'DELETE' END,
@@ -167,25 +200,25 @@ SELECT json_build_object(
       'function_schema', pn.nspname,
       'is_enabled', tg.tgenabled <> 'D'
     ) ORDER BY t.nspname, t.relname, tg.tgname), '[]')
-    FROM pg_trigger tg
+    FROM pg_catalog.pg_trigger tg
     JOIN audited_table t ON t.oid = tg.tgrelid
-    JOIN pg_proc p ON p.oid = tg.tgfoid
-    JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+    JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
     WHERE NOT tg.tgisinternal),
   'functions', (
-    SELECT coalesce(json_agg(json_build_object(
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
       'schema', s.nspname,
       'function_name', p.proname,
-      'argument_types', pg_get_function_identity_arguments(p.oid),
-      'return_type', pg_get_function_result(p.oid),
+      'argument_types', pg_catalog.pg_get_function_identity_arguments(p.oid),
+      'return_type', pg_catalog.pg_get_function_result(p.oid),
       'language', l.lanname,
       'security_definer', p.prosecdef,
-      'owner', pg_get_userbyid(p.proowner),
+      'owner', pg_catalog.pg_get_userbyid(p.proowner),
       'kind', CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END
-    ) ORDER BY s.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), '[]')
-    FROM pg_proc p
+    ) ORDER BY s.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), '[]')
+    FROM pg_catalog.pg_proc p
     JOIN audited_schema s ON s.oid = p.pronamespace
-    JOIN pg_language l ON l.oid = p.prolang
+    JOIN pg_catalog.pg_language l ON l.oid = p.prolang
     WHERE p.prokind IN ('f', 'p'))
 )::text
 "#;
@@ -194,16 +227,16 @@ SELECT json_build_object(
 /// oids, `$2` column names. Separate from [`CATALOG_SQL`] because the `pg_stats` view is
 /// slow to join in bulk (~0.1 ms per column) and only the few large tables need it.
 pub const COLUMN_STATISTICS_SQL: &str = r#"
-SELECT coalesce(json_agg(json_build_object(
+SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
   'table_oid', c.oid::int8,
   'column_name', s.attname,
   'null_frac', s.null_frac,
   'n_distinct', s.n_distinct,
   'most_common_vals', s.most_common_vals::text,
   'histogram_bounds', s.histogram_bounds::text)), '[]')::text
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
 WHERE c.oid = ANY ($1::int8[]::oid[]) AND s.attname = ANY ($2::text[]) AND NOT s.inherited
 "#;
 
@@ -301,7 +334,8 @@ pub struct IndexInfo {
     pub schema: String,
     pub table_name: String,
     pub index_name: String,
-    pub definition: String,
+    /// `None` when the table was locked and the definition could not be read.
+    pub definition: Option<String>,
     pub is_unique: bool,
     pub is_primary: bool,
 }

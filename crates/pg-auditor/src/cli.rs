@@ -152,13 +152,9 @@ fn print_summary(report: &report::AuditReport) {
         v.tables_missing_audit_trigger.len(),
         v.tables_attributed_to_system_only.len()
     );
-    let vv = &report.versioning_system.validation;
     say!(
-        "  versioning: {} families without an active version, {} with several; domain map: {} missing, {} unexpected",
-        vv.families_without_active_version.len(),
-        vv.families_with_multiple_active_versions.len(),
-        vv.domain_map_missing_tables.len(),
-        vv.domain_map_unexpected_tables.len()
+        "  {}",
+        versioning_line(&report.versioning_system.validation)
     );
     for seed in &report.seed_tables {
         say!(
@@ -175,4 +171,27 @@ fn print_summary(report: &report::AuditReport) {
             s.tables_with_errors
         );
     }
+}
+
+/// The versioning line of the summary: a check that did not run reads "not run", never 0.
+pub fn versioning_line(v: &crate::report::VersioningValidation) -> String {
+    let active = if v.active_version_checks_ran {
+        format!(
+            "{} families without an active version, {} with several",
+            v.families_without_active_version.len(),
+            v.families_with_multiple_active_versions.len()
+        )
+    } else {
+        "active versions: not run".to_owned()
+    };
+    let map = if v.domain_map_checks_ran {
+        format!(
+            "domain map: {} missing, {} unexpected",
+            v.domain_map_missing_tables.len(),
+            v.domain_map_unexpected_tables.len()
+        )
+    } else {
+        "domain map: not run".to_owned()
+    };
+    format!("versioning: {active}; {map}")
 }

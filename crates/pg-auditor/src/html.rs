@@ -23,6 +23,19 @@ return dir*a.cells[i].textContent.localeCompare(c.cells[i].textContent)});\
 rows.forEach(function(r){b.appendChild(r)})})});";
 
 fn list(out: &mut String, title: &str, items: &[String]) {
+    checked_list(out, title, items, true);
+}
+
+/// A validation's findings; a check that did not run says so, never "None.".
+fn checked_list(out: &mut String, title: &str, items: &[String], ran: bool) {
+    if !ran {
+        let _ = write!(
+            out,
+            "<h3>{} (not run)</h3><p class=warn>Not run: see \u{201c}Checks that could not run\u{201d}.</p>",
+            text(title)
+        );
+        return;
+    }
     let _ = write!(out, "<h3>{} ({})</h3>", text(title), items.len());
     if items.is_empty() {
         out.push_str("<p class=ok>None.</p>");
@@ -95,28 +108,32 @@ pub fn render(report: &AuditReport) -> String {
     let json_items = |items: &[serde_json::Value]| -> Vec<String> {
         items.iter().map(|i| i.to_string()).collect()
     };
-    list(
+    checked_list(
         &mut out,
         "Version families without an active version",
         &json_items(&v.families_without_active_version),
+        v.active_version_checks_ran,
     );
-    list(
+    checked_list(
         &mut out,
         "Version families with several active versions",
         &v.families_with_multiple_active_versions
             .iter()
             .map(|a| serde_json::to_string(a).unwrap_or_default())
             .collect::<Vec<_>>(),
+        v.active_version_checks_ran,
     );
-    list(
+    checked_list(
         &mut out,
         "Expected versioned tables missing from domain_family_map",
         &v.domain_map_missing_tables,
+        v.domain_map_checks_ran,
     );
-    list(
+    checked_list(
         &mut out,
         "Tables in domain_family_map that are not expected",
         &v.domain_map_unexpected_tables,
+        v.domain_map_checks_ran,
     );
     if !v.unavailable.is_empty() {
         list(&mut out, "Checks that could not run", &v.unavailable);

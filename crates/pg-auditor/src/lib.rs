@@ -33,7 +33,7 @@ pub use settings::{CountMode, Settings};
 /// The function's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL` or `DB_SECRET_ARN`, `DB_SSLMODE`, `DB_IAM_AUTH`.
+    /// `DATABASE_URL` or `DB_SECRET_ARN`, `DB_SSLMODE`, `DB_IAM_AUTH`, `DB_ALLOW_UNVERIFIED_TLS`.
     pub database: DatabaseConfig,
     pub settings: Settings,
     /// `S3_BUCKET`; an event's `bucket` overrides it.
@@ -58,6 +58,7 @@ pub const CONNECTION_VARIABLES: &[&str] = &[
     connect::DATABASE_VARIABLES[1],
     connect::DATABASE_VARIABLES[2],
     connect::DATABASE_VARIABLES[3],
+    connect::DATABASE_VARIABLES[4],
     "S3_BUCKET",
     "REPORT_PREFIX",
     "OUTPUT_DIR",
@@ -80,7 +81,7 @@ pub fn config_variables() -> Vec<&'static str> {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            database: DatabaseConfig::from_env(env)?,
+            database: DatabaseConfig::from_env(env, "pg-auditor")?,
             settings: Settings::from_env(env)?,
             bucket: env.get("S3_BUCKET").map(str::to_owned),
             prefix: output::normalise_prefix(

@@ -1,6 +1,9 @@
 //! Pure decisions: how each table is counted, which statements read it, and how their
 //! answers become figures. No I/O; every SQL text here is built from identifiers PostgreSQL
-//! quoted itself ([`crate::catalog`]), never from names quoted or escaped here.
+//! quoted itself ([`crate::catalog`]), never from names quoted or escaped here. Each is one
+//! statement, sent alone through the extended protocol (a name that smuggles in `; COMMIT;
+//! ...` cannot become a second statement), calls only `pg_catalog` functions, and returns
+//! text columns.
 
 use crate::catalog::{CatalogColumn, CatalogTable, ColumnStatistics};
 use crate::settings::{CountMode, Settings, TableName};
@@ -92,6 +95,170 @@ pub fn is_sensitive(column: &str, patterns: &[String]) -> bool {
         .any(|pattern| !pattern.is_empty() && column.contains(pattern.as_str()))
 }
 
+/// `json` (PostgreSQL's JSON output: sample rows, table contents) with the value of every
+/// object key that matches a sensitive pattern replaced by `"[redacted]"`, at any depth: a
+/// `profile` jsonb column's `password` is redacted as a `password` column is. Everything else
+/// is copied byte for byte (numbers keep every digit). Text that is not JSON is replaced
+/// whole: nothing unread passes.
+pub fn redact_json_keys(json: &str, patterns: &[String]) -> String {
+    if patterns.iter().all(String::is_empty) {
+        return json.to_owned();
+    }
+    let mut scanner = JsonRedactor {
+        input: json.as_bytes(),
+        at: 0,
+        out: String::with_capacity(json.len()),
+        patterns,
+    };
+    match scanner.value(0) {
+        Some(()) if scanner.rest_is_blank() => scanner.out,
+        _ => format!("\"{REDACTED}\""),
+    }
+}
+
+/// The deepest nesting followed; PostgreSQL's jsonb allows more, and deeper text is redacted.
+const MAX_JSON_DEPTH: usize = 200;
+
+struct JsonRedactor<'a> {
+    input: &'a [u8],
+    at: usize,
+    out: String,
+    patterns: &'a [String],
+}
+
+impl JsonRedactor<'_> {
+    fn blank(&mut self) {
+        while self.input.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+            self.at += 1;
+        }
+    }
+
+    fn rest_is_blank(&mut self) -> bool {
+        self.blank();
+        self.at == self.input.len()
+    }
+
+    /// The raw text of the string starting at `self.at` (quotes included).
+    fn string(&mut self) -> Option<&str> {
+        let start = self.at;
+        if self.input.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        self.at += 1;
+        loop {
+            match self.input.get(self.at)? {
+                b'\\' => self.at += 2,
+                b'"' => {
+                    self.at += 1;
+                    return std::str::from_utf8(&self.input[start..self.at]).ok();
+                }
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// Copies one value to the output, redacting inside it.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        self.blank();
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        match *self.input.get(self.at)? {
+            b'{' => {
+                self.at += 1;
+                self.out.push('{');
+                self.blank();
+                if self.input.get(self.at) == Some(&b'}') {
+                    self.at += 1;
+                    self.out.push('}');
+                    return Some(());
+                }
+                loop {
+                    self.blank();
+                    let key = self.string()?.to_owned();
+                    self.out.push_str(&key);
+                    self.blank();
+                    if self.input.get(self.at) != Some(&b':') {
+                        return None;
+                    }
+                    self.at += 1;
+                    self.out.push(':');
+                    let name: String = serde_json::from_str(&key).ok()?;
+                    if is_sensitive(&name, self.patterns) {
+                        let kept = self.out.len();
+                        self.value(depth + 1)?;
+                        self.out.truncate(kept);
+                        self.out.push_str(&format!("\"{REDACTED}\""));
+                    } else {
+                        self.value(depth + 1)?;
+                    }
+                    self.blank();
+                    match *self.input.get(self.at)? {
+                        b',' => {
+                            self.at += 1;
+                            self.out.push(',');
+                        }
+                        b'}' => {
+                            self.at += 1;
+                            self.out.push('}');
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.at += 1;
+                self.out.push('[');
+                self.blank();
+                if self.input.get(self.at) == Some(&b']') {
+                    self.at += 1;
+                    self.out.push(']');
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    self.blank();
+                    match *self.input.get(self.at)? {
+                        b',' => {
+                            self.at += 1;
+                            self.out.push(',');
+                        }
+                        b']' => {
+                            self.at += 1;
+                            self.out.push(']');
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => {
+                let text = self.string()?.to_owned();
+                self.out.push_str(&text);
+                Some(())
+            }
+            _ => {
+                // A number or a literal: up to the next delimiter.
+                let start = self.at;
+                while self
+                    .input
+                    .get(self.at)
+                    .is_some_and(|b| !matches!(b, b',' | b']' | b'}') && !b.is_ascii_whitespace())
+                {
+                    self.at += 1;
+                }
+                let token = std::str::from_utf8(&self.input[start..self.at]).ok()?;
+                if token.is_empty() {
+                    return None;
+                }
+                self.out.push_str(token);
+                Some(())
+            }
+        }
+    }
+}
+
 /// The select list that copies a row with sensitive columns replaced in the database, so
 /// their values never reach the auditor.
 pub fn redacted_select_list(columns: &[&CatalogColumn], patterns: &[String]) -> String {
@@ -156,41 +323,43 @@ pub fn probe(
     let target = &table.qualified;
     let exact = (plan == CountPlan::Exact).then(|| {
         let range = if audit.created_at {
-            "CASE WHEN count(created_at) = 0 THEN NULL \
-             ELSE json_build_object('min', min(created_at), 'max', max(created_at))::text END"
+            "CASE WHEN pg_catalog.count(created_at) = 0 THEN NULL \
+             ELSE pg_catalog.json_build_object('min', pg_catalog.min(created_at), \
+             'max', pg_catalog.max(created_at))::text END"
         } else {
-            "NULL"
+            "NULL::text"
         };
         let creators = if audit.created_by {
             // One more than the cap tells whether the list was cut.
             format!(
-                "to_json((array_agg(DISTINCT created_by) FILTER (WHERE created_by IS NOT NULL))[1:{}])::text",
+                "pg_catalog.to_json((pg_catalog.array_agg(DISTINCT created_by) \
+                 FILTER (WHERE created_by IS NOT NULL))[1:{}])::text",
                 settings.max_created_by_values + 1
             )
         } else {
-            "NULL".to_owned()
+            "NULL::text".to_owned()
         };
-        format!("SELECT count(*), {range}, {creators} FROM {target}")
+        format!("SELECT pg_catalog.count(*)::text, {range}, {creators} FROM {target}")
     });
     let rows = if settings.sample_rows == 0 {
-        "'[]'".to_owned()
+        "'[]'::text".to_owned()
     } else {
         format!(
-            "(SELECT coalesce(json_agg(r), '[]') FROM (SELECT {} FROM {target} LIMIT {}) r)::text",
+            "(SELECT coalesce(pg_catalog.json_agg(r), '[]') FROM (SELECT {} FROM {target} LIMIT {}) r)::text",
             redacted_select_list(columns, &settings.sensitive_column_patterns),
             settings.sample_rows
         )
     };
     let size = if table.is_partitioned {
-        "NULL".to_owned()
+        "NULL::text".to_owned()
     } else {
-        format!("pg_relation_size({}::oid)", table.oid)
+        format!("pg_catalog.pg_relation_size({}::oid)::text", table.oid)
     };
     TableProbe {
         exact,
         sample: format!("SELECT {size}, {rows}"),
         emptiness: (is_seed_table && plan != CountPlan::Exact)
-            .then(|| format!("SELECT EXISTS (SELECT 1 FROM {target})")),
+            .then(|| format!("SELECT (EXISTS (SELECT 1 FROM {target}))::text")),
     }
 }
 
@@ -206,7 +375,7 @@ pub fn contents_sql(
         .map(|c| format!(" ORDER BY {}", c.quoted))
         .unwrap_or_default();
     format!(
-        "SELECT (SELECT count(*) FROM {t}), (SELECT coalesce(json_agg(r), '[]') FROM \
+        "SELECT (SELECT pg_catalog.count(*) FROM {t})::text, (SELECT coalesce(pg_catalog.json_agg(r), '[]') FROM \
          (SELECT {list} FROM {t}{first} LIMIT {limit}) r)::text",
         t = table.qualified,
         list = redacted_select_list(columns, &settings.sensitive_column_patterns),

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 /// A statement that failed on one table (or versioning table); the audit went on.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct QueryFailure {
-    /// What was being read: `count`, `sample_records`, `emptiness`, `contents`.
+    /// What was being read: `describe` (the table was locked), `count`, `sample_records`,
+    /// `emptiness`, `contents`.
     pub step: String,
     pub sqlstate: Option<String>,
     pub message: String,
@@ -41,6 +42,8 @@ pub struct SampleFigures {
 /// Everything read from one table.
 #[derive(Debug, Clone, Default)]
 pub struct TableReading {
+    /// Why the table was not read at all (another session held it ACCESS EXCLUSIVE).
+    pub describe: Option<QueryFailure>,
     pub exact: Option<Result<ExactFigures, QueryFailure>>,
     pub sample: Option<Result<SampleFigures, QueryFailure>>,
     pub emptiness: Option<Result<bool, QueryFailure>>,
@@ -132,6 +135,12 @@ pub struct VersioningValidation {
     pub expected_versioned_tables_configured: bool,
     /// Checks that could not run (a table missing, a column missing).
     pub unavailable: Vec<String>,
+    /// Whether the two active-version lists were computed (both versioning tables read): an
+    /// empty list is "none found" only when this is true.
+    pub active_version_checks_ran: bool,
+    /// Whether the two domain-map lists were computed (the map read and
+    /// `EXPECTED_VERSIONED_TABLES` configured).
+    pub domain_map_checks_ran: bool,
 }
 
 /// How a figure was obtained.
@@ -407,7 +416,7 @@ fn table_entry(
 ) -> TableEntry {
     let audit = AuditColumns::of(column_refs);
     let plan = plan::count_plan(table, settings.count_mode, settings.exact_count_threshold);
-    let mut errors = Vec::new();
+    let mut errors: Vec<QueryFailure> = reading.describe.into_iter().collect();
     let sample = figures_or_error(reading.sample, &mut errors);
     let exact = figures_or_error(reading.exact, &mut errors);
     let (record_count, method, source) = match (&exact, plan) {
@@ -670,6 +679,7 @@ pub fn validate_versioning(
     }
     match (families, versions) {
         (Some(families), Some(_)) => {
+            validation.active_version_checks_ran = true;
             for family in families {
                 let id = family.get("id").cloned().unwrap_or_default();
                 let count = active
@@ -700,6 +710,7 @@ pub fn validate_versioning(
     }
     match (domain_map, &settings.expected_versioned_tables) {
         (Some(map), Some(expected)) => {
+            validation.domain_map_checks_ran = true;
             let mapped: Vec<TableName> = map
                 .iter()
                 .filter_map(|row| {
@@ -792,7 +803,8 @@ fn summarise(
 // CSV summary and the Lambda response
 // ---------------------------------------------------------------------------------------
 
-/// The CSV header: the original's eleven columns in its order, then additions.
+/// The CSV header: the original's ten columns in its order (scripts read them by position),
+/// then additions.
 pub const CSV_COLUMNS: [&str; 14] = [
     "schema",
     "table",
@@ -802,17 +814,19 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "has_created_at",
     "has_updated_by",
     "has_updated_at",
-    "has_audit_trigger",
     "created_by_values",
     "owner",
+    "has_audit_trigger",
     "records_method",
     "is_partitioned",
     "errors",
 ];
 
-/// The CSV summary. `created_by_values` joins values with `;` so the field never adds a comma
-/// to lines users split on commas; `records` is empty when unavailable.
+/// The CSV summary, as the original's pandas wrote it: `True`/`False`, `created_by_values`
+/// joined with `,` in one quoted field, `records` empty when unavailable. Every text cell is
+/// [`audit_core::spreadsheet::csv_cell`]: a table named `=HYPERLINK(...)` reads as text.
 pub fn tables_csv(report: &AuditReport) -> Result<Vec<u8>, csv::Error> {
+    use audit_core::spreadsheet::csv_cell;
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(CSV_COLUMNS)?;
     let flag = |b: bool| if b { "True" } else { "False" };
@@ -823,10 +837,10 @@ pub fn tables_csv(report: &AuditReport) -> Result<Vec<u8>, csv::Error> {
             .iter()
             .map(|v| display_value(v))
             .collect::<Vec<_>>()
-            .join(";");
+            .join(",");
         writer.write_record([
-            entry.schema.as_str(),
-            entry.table.as_str(),
+            &*csv_cell(&entry.schema),
+            &*csv_cell(&entry.table),
             &entry
                 .record_count
                 .map(|n| n.to_string())
@@ -836,9 +850,9 @@ pub fn tables_csv(report: &AuditReport) -> Result<Vec<u8>, csv::Error> {
             flag(fields.has_created_at),
             flag(fields.has_updated_by),
             flag(fields.has_updated_at),
+            &*csv_cell(&values),
+            &*csv_cell(&entry.owner),
             flag(entry.has_audit_trigger),
-            &values,
-            entry.owner.as_str(),
             entry.record_count_method.as_str(),
             flag(entry.is_partitioned),
             &entry.errors.len().to_string(),

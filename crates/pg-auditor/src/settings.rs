@@ -83,7 +83,7 @@ pub struct Settings {
     pub system_user_id: String,
     pub sample_rows: u32,
     /// Column-name fragments (case-insensitive) whose values are redacted in every row
-    /// the report copies.
+    /// the report copies, and keys inside json/jsonb values likewise.
     pub sensitive_column_patterns: Vec<String>,
     /// How many distinct `created_by` values a table entry lists at most.
     pub max_created_by_values: u32,
@@ -94,6 +94,32 @@ pub struct Settings {
     /// Connections reading tables at once, all in one snapshot.
     pub parallelism: usize,
 }
+
+/// What `SENSITIVE_COLUMN_PATTERNS` is by default: fragments of the names credentials, keys,
+/// payment data and personal identifiers usually go by. A substring match, so `key` also
+/// catches `api_key` and `monkey`: a sample row loses a harmless value rather than leak one.
+pub const DEFAULT_SENSITIVE_PATTERNS: [&str; 20] = [
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "credential",
+    "private",
+    "key",
+    "hash",
+    "salt",
+    "card",
+    "cvv",
+    "cvc",
+    "iban",
+    "account_number",
+    "ssn",
+    "tax_id",
+    "email",
+    "phone",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -108,9 +134,7 @@ impl Default for Settings {
             audit_trigger_function: "set_audit_fields".to_owned(),
             system_user_id: "1".to_owned(),
             sample_rows: 3,
-            sensitive_column_patterns: ["password", "secret", "token", "ssn", "email"]
-                .map(str::to_owned)
-                .to_vec(),
+            sensitive_column_patterns: DEFAULT_SENSITIVE_PATTERNS.map(str::to_owned).to_vec(),
             max_created_by_values: 100,
             max_versioning_rows: 10_000,
             statement_timeout: Duration::from_secs(60),

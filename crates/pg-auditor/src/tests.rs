@@ -143,6 +143,40 @@ fn sensitive_columns_are_replaced_in_the_select_list() {
     );
     assert!(!is_sensitive("note", &patterns));
     assert!(is_sensitive("API_TOKEN", &patterns));
+    for name in [
+        "pwd_hash",
+        "passwd",
+        "credit_card",
+        "api_key",
+        "Salt",
+        "cvv2",
+        "iban",
+        "auth_secret",
+        "ssn",
+    ] {
+        assert!(is_sensitive(name, &patterns), "{name}");
+    }
+}
+
+#[test]
+fn sensitive_keys_inside_json_values_are_redacted_and_the_rest_kept_exactly() {
+    let patterns = Settings::default().sensitive_column_patterns;
+    let rows = r#"[{"id":1,"profile":{"name":"Ann","password":"hunter2","nested":[{"API_Key":"k-1","n":123456789012345678901234567890}]},"note":"a \"password\": b"}, {"id":2,"profile":null}]"#;
+    assert_eq!(
+        crate::plan::redact_json_keys(rows, &patterns),
+        r#"[{"id":1,"profile":{"name":"Ann","password":"[redacted]","nested":[{"API_Key":"[redacted]","n":123456789012345678901234567890}]},"note":"a \"password\": b"},{"id":2,"profile":null}]"#
+    );
+    assert_eq!(
+        crate::plan::redact_json_keys(r#"{"pass\u0077d": {"deep": [1, 2]}}"#, &patterns),
+        r#"{"pass\u0077d":"[redacted]"}"#,
+        "an escaped key is matched by what it says"
+    );
+    assert_eq!(
+        crate::plan::redact_json_keys("not json", &patterns),
+        "\"[redacted]\"",
+        "what cannot be read is not copied"
+    );
+    assert_eq!(crate::plan::redact_json_keys(rows, &[]), rows);
 }
 
 #[test]
@@ -157,7 +191,9 @@ fn probes_use_the_names_postgresql_quoted() {
     let settings = Settings::default();
     let probe = probe(&weird, &refs, CountPlan::Exact, true, &settings);
     let exact = probe.exact.expect("exact count planned");
-    assert!(exact.starts_with("SELECT count(*), CASE WHEN count(created_at) = 0"));
+    assert!(exact.starts_with(
+        "SELECT pg_catalog.count(*)::text, CASE WHEN pg_catalog.count(created_at) = 0"
+    ));
     assert!(exact.ends_with("FROM public.\"we\"\"ird; DROP TABLE x\""));
     assert!(
         exact.contains("[1:101]"),
@@ -182,7 +218,7 @@ fn probes_use_the_names_postgresql_quoted() {
     assert!(estimated.exact.is_none());
     assert_eq!(
         estimated.emptiness.as_deref(),
-        Some("SELECT EXISTS (SELECT 1 FROM public.\"we\"\"ird; DROP TABLE x\")")
+        Some("SELECT (EXISTS (SELECT 1 FROM public.\"we\"\"ird; DROP TABLE x\"))::text")
     );
     let no_samples = Settings {
         sample_rows: 0,
@@ -190,7 +226,7 @@ fn probes_use_the_names_postgresql_quoted() {
     };
     assert_eq!(
         crate::plan::probe(&weird, &refs, CountPlan::Exact, false, &no_samples).sample,
-        "SELECT pg_relation_size(42::oid), '[]'"
+        "SELECT pg_catalog.pg_relation_size(42::oid)::text, '[]'::text"
     );
 }
 
@@ -324,8 +360,12 @@ fn versioning_validations_find_each_kind_of_problem() {
 #[test]
 fn the_csv_header_keeps_the_original_columns_in_order() {
     assert_eq!(
-        CSV_COLUMNS[..11].join(","),
-        "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,has_audit_trigger,created_by_values,owner"
+        CSV_COLUMNS[..10].join(","),
+        "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,created_by_values,owner"
+    );
+    assert_eq!(
+        CSV_COLUMNS[10], "has_audit_trigger",
+        "additions come after owner"
     );
 }
 
@@ -342,7 +382,6 @@ fn connection_strings_keep_tls_settings_and_never_echo_passwords() {
     );
     assert_eq!(target.config.get_user(), Some("auditor"));
     assert_eq!(target.config.get_ports(), [6432]);
-    assert_eq!(target.config.get_application_name(), Some("pg-auditor"));
     let kv = parse_target("host=db user=a password=p dbname=x sslmode=verify-ca").expect("valid");
     assert_eq!(kv.ssl_mode, SslMode::VerifyCa);
     assert_eq!(
@@ -363,6 +402,113 @@ fn connection_strings_keep_tls_settings_and_never_echo_passwords() {
         error.contains("DATABASE_URL") && !error.contains("hunter2"),
         "{error}"
     );
+}
+
+/// AWS credentials never go to an unverified server unless the deployment says so; a bare URL
+/// keeps libpq's semantics.
+#[test]
+fn aws_credentials_need_verified_tls_unless_explicitly_allowed() {
+    let load = |pairs: &[(&str, &str)]| {
+        audit_core::postgres::DatabaseConfig::from_env(
+            &Env::from_pairs(pairs.to_vec()),
+            "pg-auditor",
+        )
+    };
+    let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db";
+    for mode in ["require", "verify-ca", "prefer", "disable"] {
+        let error = load(&[("DB_SECRET_ARN", secret), ("DB_SSLMODE", mode)])
+            .expect_err("weaker than verify-full");
+        assert_eq!(error.variable(), "DB_SSLMODE", "{mode}: {error}");
+        assert!(
+            error.to_string().contains("DB_ALLOW_UNVERIFIED_TLS"),
+            "{error}"
+        );
+        assert!(
+            load(&[
+                ("DB_SECRET_ARN", secret),
+                ("DB_SSLMODE", mode),
+                ("DB_ALLOW_UNVERIFIED_TLS", "true")
+            ])
+            .is_ok(),
+            "{mode} allowed explicitly"
+        );
+    }
+    assert!(
+        load(&[("DB_SECRET_ARN", secret)]).is_ok(),
+        "verify-full by default"
+    );
+
+    // IAM tokens: verify-full unless the URL or DB_SSLMODE names a weaker mode, which is
+    // refused (and never accepted without TLS).
+    let iam = load(&[
+        ("DATABASE_URL", "postgresql://u@db.example.com/app"),
+        ("DB_IAM_AUTH", "true"),
+    ])
+    .expect("valid");
+    match iam.source {
+        audit_core::postgres::ConnectionSource::Url(target) => {
+            assert_eq!(target.ssl_mode, SslMode::VerifyFull)
+        }
+        other => panic!("{other:?}"),
+    }
+    let error = load(&[
+        (
+            "DATABASE_URL",
+            "postgresql://u:hunter2@db.example.com/app?sslmode=require",
+        ),
+        ("DB_IAM_AUTH", "true"),
+    ])
+    .expect_err("require does not verify the server");
+    assert_eq!(error.variable(), "DATABASE_URL");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(
+        load(&[
+            (
+                "DATABASE_URL",
+                "postgresql://u@db.example.com/app?sslmode=require"
+            ),
+            ("DB_IAM_AUTH", "true"),
+            ("DB_ALLOW_UNVERIFIED_TLS", "true"),
+        ])
+        .is_ok()
+    );
+    let error = load(&[
+        ("DATABASE_URL", "postgresql://u@db.example.com/app"),
+        ("DB_IAM_AUTH", "true"),
+        ("DB_SSLMODE", "disable"),
+        ("DB_ALLOW_UNVERIFIED_TLS", "true"),
+    ])
+    .expect_err("a token never travels in clear");
+    assert_eq!(error.variable(), "DB_SSLMODE");
+
+    // A bare URL: libpq's default, prefer.
+    let bare = load(&[("DATABASE_URL", "postgresql://u@h/app")]).expect("valid");
+    assert!(matches!(
+        bare.source,
+        audit_core::postgres::ConnectionSource::Url(ref t) if t.ssl_mode == SslMode::Prefer
+    ));
+}
+
+/// `application_name` is the function's, unless the URL names one.
+#[tokio::test]
+async fn sessions_are_named_after_the_function_unless_the_url_names_them() {
+    let load = |url: &str, name: &'static str| {
+        audit_core::postgres::DatabaseConfig::from_env(
+            &Env::from_pairs([("DATABASE_URL", url)]),
+            name,
+        )
+        .expect("valid")
+    };
+    let target = load("postgresql://u@h/app", "audit-api")
+        .resolve(None)
+        .await
+        .expect("resolved");
+    assert_eq!(target.config.get_application_name(), Some("audit-api"));
+    let target = load("postgresql://u@h/app?application_name=etl", "pg-auditor")
+        .resolve(None)
+        .await
+        .expect("resolved");
+    assert_eq!(target.config.get_application_name(), Some("etl"));
 }
 
 #[test]

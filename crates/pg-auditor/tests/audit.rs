@@ -364,9 +364,15 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
     let csv = String::from_utf8(files.csv).expect("utf-8");
     let mut lines = csv.lines();
     assert!(lines.next().expect("header").starts_with(
-        "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,has_audit_trigger,created_by_values,owner"
+        "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,created_by_values,owner,"
     ));
-    assert!(csv.lines().any(|l| l.starts_with("public,theme,50,7,True,True,True,True,True,1;2,postgres,exact")), "{csv}");
+    // The original's ten columns by position, creators comma-joined in one quoted field.
+    assert!(
+        csv.lines()
+            .any(|l| l
+                .starts_with("public,theme,50,7,True,True,True,True,\"1,2\",postgres,True,exact")),
+        "{csv}"
+    );
     let html = String::from_utf8(files.html).expect("utf-8");
     assert!(
         html.contains("<table class=sortable>") && !html.contains("http"),
@@ -412,6 +418,21 @@ async fn versioning_checks_run_on_crafted_data_and_a_database_without_them_is_st
     );
     assert_eq!(entry(&report, "public", "things").record_count, Some(2));
     assert_eq!(report.versioning_system.validation.unavailable.len(), 3);
+    // Checks that did not run say so: never a green "None." or "0 missing".
+    let html = pg_auditor::html::render(&report);
+    assert!(
+        html.contains("Version families without an active version (not run)")
+            && html.contains("Expected versioned tables missing from domain_family_map (not run)"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Version families without an active version (0)"),
+        "{html}"
+    );
+    assert_eq!(
+        pg_auditor::cli::versioning_line(&report.versioning_system.validation),
+        "versioning: active versions: not run; domain map: not run"
+    );
 }
 
 const COUNTING: &str = r#"
@@ -597,58 +618,61 @@ async fn tables_named_with_quotes_semicolons_capitals_and_reserved_words_are_aud
     );
 }
 
+/// A migration or `VACUUM FULL` holds ACCESS EXCLUSIVE on one table: deparsing its defaults
+/// and indexes would wait, and used to fail the whole catalog statement (no report at all).
+/// The locked table is reported from its catalog rows with the lock as its error, naming the
+/// holder; every other table is complete.
 #[tokio::test]
-async fn a_table_whose_count_times_out_is_recorded_and_the_rest_is_complete() {
+async fn a_table_locked_by_a_migration_is_reported_as_locked_and_the_rest_is_complete() {
     let (name, target) = database(
-        "CREATE TABLE locked (id int, created_by int); INSERT INTO locked VALUES (1, 1);
+        "CREATE TABLE locked (id serial PRIMARY KEY, created_by int DEFAULT 1);
+         INSERT INTO locked (created_by) VALUES (1);
          CREATE TABLE fine_a (id int); INSERT INTO fine_a VALUES (1);
-         CREATE TABLE fine_b (id int); INSERT INTO fine_b VALUES (1), (2);",
+         CREATE TABLE fine_b (id serial PRIMARY KEY); INSERT INTO fine_b VALUES (1), (2);",
     );
-    // Another session holds an exclusive lock: every read of `locked` waits.
     let (holder, connection) =
         tokio_postgres::connect(&postgres().url(&name), tokio_postgres::NoTls)
             .await
             .expect("connect");
     tokio::spawn(connection);
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
     holder
         .batch_execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
         .await
         .expect("lock");
     let settings = Settings {
-        statement_timeout: Duration::from_millis(300),
-        lock_timeout: Duration::from_secs(30),
+        lock_timeout: Duration::from_secs(1),
         ..Settings::default()
     };
     let report = run(&target, &settings).await;
     let locked = entry(&report, "public", "locked");
     assert_eq!(locked.record_count, None);
     assert_eq!(locked.record_count_method, Method::Unavailable);
-    let count_error = locked
-        .errors
-        .iter()
-        .find(|e| e.step == "count")
-        .expect("count error");
-    assert_eq!(
-        count_error.sqlstate.as_deref(),
-        Some("57014"),
-        "{count_error:?}"
-    );
+    let error = &locked.errors[0];
+    assert_eq!(error.step, "describe", "{error:?}");
+    assert_eq!(error.sqlstate.as_deref(), Some("55P03"), "{error:?}");
     assert!(
-        count_error.message.contains("statement timeout"),
-        "{count_error:?}"
+        error
+            .message
+            .contains(&format!("locked by pid {holder_pid}")),
+        "{error:?}"
     );
+    assert_eq!(locked.column_count, 2, "catalog facts are complete");
     assert_eq!(entry(&report, "public", "fine_a").record_count, Some(1));
     assert_eq!(entry(&report, "public", "fine_b").record_count, Some(2));
-    assert_eq!(report.summary.tables_with_errors, 1);
-    assert_eq!(
+    assert!(
         report
-            .tables
+            .objects
+            .indexes
             .iter()
-            .find(|t| t.table == "locked")
-            .map(|t| t.column_count),
-        Some(2),
-        "catalog facts are complete"
+            .any(|i| i.table_name == "fine_b" && i.definition.is_some()),
+        "the other tables' indexes are deparsed"
     );
+    assert_eq!(report.summary.tables_with_errors, 1);
     let csv =
         String::from_utf8(pg_auditor::report::tables_csv(&report).expect("csv")).expect("utf-8");
     assert!(
@@ -656,6 +680,68 @@ async fn a_table_whose_count_times_out_is_recorded_and_the_rest_is_complete() {
         "an unavailable count is blank, not 0: {csv}"
     );
     holder.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
+/// A login role that can create in `public` (the default before PostgreSQL 15) plants
+/// functions that shadow `format` and `quote_ident` for `name` arguments, and names tables to
+/// smuggle statements. Run as the superuser, the audit must use only `pg_catalog`'s functions,
+/// send each statement alone, and write spreadsheet cells that do not run as formulas.
+#[tokio::test]
+async fn a_hostile_role_cannot_run_statements_through_the_auditor() {
+    let role = unique_name("mallory").replace('-', "_");
+    let (name, target) = database(&format!(
+        r#"CREATE ROLE {role} LOGIN;
+        GRANT CREATE ON SCHEMA public TO {role};
+        SET ROLE {role};
+        CREATE FUNCTION public.format(text, name, name) RETURNS text LANGUAGE sql
+          AS $$ SELECT 'public.t; COMMIT; CREATE TABLE public.pwned_format AS SELECT current_user; --' $$;
+        CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE sql
+          AS $$ SELECT '1; COMMIT; CREATE TABLE public.pwned_quote AS SELECT current_user; --' $$;
+        CREATE TABLE public.t (id int, created_by text);
+        INSERT INTO public.t VALUES (1, '+cmd|'' /C calc''!A0');
+        CREATE TABLE public."x; COMMIT; CREATE TABLE public.pwned_name AS SELECT 1; BEGIN" (id int);
+        CREATE TABLE public."=HYPERLINK(""http://evil.example"",""open"")" (id int);
+        RESET ROLE;"#
+    ));
+    let report = run(&target, &Settings::default()).await;
+    let (client, connection) =
+        tokio_postgres::connect(&postgres().url(&name), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(connection);
+    for planted in ["pwned_format", "pwned_quote", "pwned_name"] {
+        let exists: bool = client
+            .query_one(
+                "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                &[&format!("public.{planted}")],
+            )
+            .await
+            .expect("look")
+            .get(0);
+        assert!(!exists, "public.{planted} was created through the auditor");
+    }
+    assert_eq!(entry(&report, "public", "t").record_count, Some(1));
+    let smuggler = entry(
+        &report,
+        "public",
+        "x; COMMIT; CREATE TABLE public.pwned_name AS SELECT 1; BEGIN",
+    );
+    assert_eq!(smuggler.record_count, Some(0));
+    assert!(smuggler.errors.is_empty(), "{:?}", smuggler.errors);
+    let csv =
+        String::from_utf8(pg_auditor::report::tables_csv(&report).expect("csv")).expect("utf-8");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let hyperlink = rows
+        .iter()
+        .find(|r| r[1].contains("HYPERLINK"))
+        .expect("the HYPERLINK table");
+    assert_eq!(
+        &hyperlink[1], "'=HYPERLINK(\"http://evil.example\",\"open\")",
+        "a formula-like name is text"
+    );
+    let creators = rows.iter().find(|r| &r[1] == "t").expect("t");
+    assert_eq!(&creators[8], "'+cmd|' /C calc'!A0", "{creators:?}");
 }
 
 #[tokio::test]
@@ -677,12 +763,13 @@ async fn nothing_can_be_written_through_the_auditors_sessions() {
         .expect("worker");
     for session in [&main, &worker] {
         for write in [
-            "INSERT INTO t (v) VALUES (2)",
-            "UPDATE t SET v = 3",
-            "DELETE FROM t",
-            "CREATE TABLE sneaky (id int)",
-            "SELECT nextval('t_id_seq')",
-            "TRUNCATE t",
+            // The sessions' search_path holds only pg_catalog: names are qualified.
+            "INSERT INTO public.t (v) VALUES (2)",
+            "UPDATE public.t SET v = 3",
+            "DELETE FROM public.t",
+            "CREATE TABLE public.sneaky (id int)",
+            "SELECT nextval('public.t_id_seq')",
+            "TRUNCATE public.t",
         ] {
             session
                 .batch_execute("SAVEPOINT w")
@@ -771,4 +858,25 @@ async fn sensitive_columns_are_redacted_in_samples_and_versioning_contents() {
             .expect("json")
             .contains("ada@example.org")
     );
+}
+
+/// `prefer` against a server without TLS falls back to plaintext, as libpq does; the session
+/// knows it is unencrypted (and logs a warning saying so).
+#[tokio::test]
+async fn a_session_that_fell_back_to_plaintext_knows_it() {
+    let (name, _) = database("SELECT 1;");
+    let url = format!("{}?sslmode=prefer", postgres().url(&name));
+    let target = parse_target(&url).expect("url");
+    let tls = tls_config(&target).expect("tls");
+    let connected = pg_auditor::connect::connect_with_task(&target, &tls)
+        .await
+        .expect("connects without TLS");
+    assert!(!connected.encrypted);
+    let one: i32 = connected
+        .client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("usable")
+        .get(0);
+    assert_eq!(one, 1);
 }
