@@ -81,14 +81,15 @@ async fn run(
                 .map_err(|e| format!("cannot bind {bind}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             let base = app.base_path.clone();
-            let router = crate::http::router(Arc::new(app));
+            let app = Arc::new(app);
+            let router = crate::http::router(Arc::clone(&app));
+            let _partitions =
+                crate::server::keep_partitions(app, crate::server::PARTITION_CHECK_INTERVAL);
             println!(
                 "audit-api listening on http://{local}{base} (docs: http://{local}{base}/docs)"
             );
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown())
-                .await
-                .map_err(|e| e.to_string())
+            crate::server::serve(listener, router, config.server, shutdown()).await;
+            Ok(())
         }
     }
 }

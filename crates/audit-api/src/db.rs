@@ -52,22 +52,10 @@ impl deadpool_postgres::Connect for CurrentTarget {
             .map(|guard| Arc::clone(&guard))
             .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()));
         Box::pin(async move {
-            let target = &current.target;
-            if target.ssl_mode == audit_core::postgres::SslMode::Disable {
-                let (client, connection) = target.config.connect(tokio_postgres::NoTls).await?;
-                Ok((client, tokio::spawn(drive(connection))))
-            } else {
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(current.tls.clone());
-                let (client, connection) = target.config.connect(tls).await?;
-                Ok((client, tokio::spawn(drive(connection))))
-            }
+            let connected =
+                audit_core::postgres::connect_with_task(&current.target, &current.tls).await?;
+            Ok((connected.client, connected.task))
         })
-    }
-}
-
-async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
-    if let Err(e) = connection.await {
-        tracing::warn!("database connection closed: {e}");
     }
 }
 
@@ -88,7 +76,6 @@ impl std::fmt::Debug for Database {
 }
 
 fn prepare(mut target: Target, settings: &SessionSettings) -> Result<Resolved, String> {
-    target.config.application_name("audit-api");
     // JIT off: it compiles plans estimated as expensive (a trigram search over twelve
     // partitions is), which costs tens of milliseconds a request and saves nothing on queries
     // that stop after one page.
@@ -273,7 +260,7 @@ pub async fn insert_events(
         users.push(e.user.as_deref());
         messages.push(e.message.as_deref());
         statuses.push(e.status.as_str());
-        data.push(e.additional_data.as_ref());
+        data.push(e.additional_data.as_ref().map(|d| d.as_str()));
     }
     let client = db.client().await?;
     let statement = client
@@ -304,20 +291,20 @@ pub async fn insert_events(
 /// statement's joins, so the response shows what was stored.
 const INSERT_EVENTS: &str = "WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::bigint[],
-                         $6::text[], $7::text[], $8::text[], $9::jsonb[])
+                         $6::text[], $7::text[], $8::text[], $9::text[])
         WITH ORDINALITY AS i (ts, functionalityid, eventtypeid, storelocationid, companyid,
                               username, message, status, additionaldata, n)
 ), stored AS (
     INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid,
                              companyid, username, message, status, additionaldata)
     SELECT coalesce(ts::timestamptz, now()), functionalityid, eventtypeid, storelocationid,
-           companyid, username, message, status, additionaldata
+           companyid, username, message, status, additionaldata::jsonb
     FROM input ORDER BY n
     RETURNING id, eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
               username, message, status, additionaldata
 )
 SELECT s.id, s.eventtimestamp, f.name::text, t.name::text, s.storelocationid, s.companyid,
-       s.username::text, s.message, s.status::text, s.additionaldata
+       s.username::text, s.message, s.status::text, s.additionaldata::text
 FROM stored s
 JOIN auditfunctionalities f ON f.id = s.functionalityid
 JOIN auditeventtypes t ON t.id = s.eventtypeid
@@ -335,7 +322,11 @@ pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {
         user: row.try_get(6)?,
         message: row.try_get(7)?,
         status: row.try_get(8)?,
-        additional_data: row.try_get(9)?,
+        // jsonb as text: numbers exactly as stored.
+        additional_data: row
+            .try_get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(crate::model::JsonText::compact),
     })
 }
 
@@ -361,6 +352,16 @@ pub async fn query_events(
         .await
         .map_err(classify)?;
     rows.iter().map(event_record).collect()
+}
+
+/// The count a [`crate::model::count_events`] statement returns.
+pub async fn count_events(db: &Database, statement: &Statement) -> Result<i64, DbError> {
+    let (client, prepared) = prepared(db, &statement.sql).await?;
+    let row = client
+        .query_one(&prepared, &statement.param_refs())
+        .await
+        .map_err(classify)?;
+    Ok(row.try_get(0)?)
 }
 
 /// Streams an event query's rows into `sink` as they arrive (the export), without holding

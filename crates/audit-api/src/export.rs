@@ -3,6 +3,7 @@
 //! flat whatever the row count; the file disappears when the response is done.
 
 use crate::model::{EVENT_COLUMNS, EventRecord, excel_cell_text, format_timestamp};
+use audit_core::spreadsheet::csv_cell;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 /// Integers beyond 2^53 lose digits as Excel numbers: those are written as text.
@@ -121,20 +122,24 @@ impl EventWriter {
         match self {
             EventWriter::Xlsx(sink) => sink.push(event),
             EventWriter::Csv(writer, rows) => {
+                // Text a client sent (`=HYPERLINK(...)`, `@SUM(...)`) must not run as a
+                // formula in the spreadsheet that opens the export. (The xlsx export writes
+                // strings as strings: Excel does not evaluate them.)
+                let text = |t: &str| csv_cell(t).into_owned();
                 writer.write_record([
                     event.id.to_string(),
                     format_timestamp(&event.event_timestamp),
-                    event.functionality.clone(),
-                    event.event_type.clone(),
+                    text(&event.functionality),
+                    text(&event.event_type),
                     event.store_id.map(|v| v.to_string()).unwrap_or_default(),
                     event.company_id.map(|v| v.to_string()).unwrap_or_default(),
-                    event.user.clone().unwrap_or_default(),
-                    event.message.clone().unwrap_or_default(),
-                    event.status.clone(),
+                    text(event.user.as_deref().unwrap_or_default()),
+                    text(event.message.as_deref().unwrap_or_default()),
+                    text(&event.status),
                     event
                         .additional_data
                         .as_ref()
-                        .map(|v| v.to_string())
+                        .map(|v| text(v.as_str()))
                         .unwrap_or_default(),
                 ])?;
                 *rows += 1;

@@ -16,8 +16,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The API key header, as the seed.
 pub const API_KEY_HEADER: &str = "CSIQ-APIKEY";
@@ -25,19 +26,29 @@ pub const API_KEY_HEADER: &str = "CSIQ-APIKEY";
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 pub const HAS_MORE_HEADER: &str = "X-Has-More";
 
+/// The shortest time between two catalog reads caused by unknown names: a new functionality
+/// is known to every process within this time.
+pub const CATALOG_REREAD_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What every request shares.
 #[derive(Debug)]
 pub struct App {
     pub db: Database,
     keys: ApiKeys,
     catalog: RwLock<Arc<Catalog>>,
+    /// When the catalog was last read; held while it is read, so concurrent requests that
+    /// name something unknown wait for one read instead of each making their own.
+    catalog_read_at: tokio::sync::Mutex<Option<Instant>>,
+    catalog_reads: AtomicU64,
     /// Migrations and this month's partitions, checked once per process before the first
     /// request that touches the tables (a Lambda does not wait for them at cold start).
     ready: tokio::sync::OnceCell<()>,
     pub base_path: String,
     cors_origins: Vec<String>,
     max_body_bytes: usize,
+    body_timeout: Duration,
     export_max_rows: u64,
+    export_dir: std::path::PathBuf,
     pub maintenance: crate::maintain::MaintenanceSettings,
 }
 
@@ -52,11 +63,15 @@ impl App {
             db,
             keys,
             catalog: RwLock::default(),
+            catalog_read_at: tokio::sync::Mutex::new(None),
+            catalog_reads: AtomicU64::new(0),
             ready: tokio::sync::OnceCell::new(),
             base_path: config.base_path.clone(),
             cors_origins: config.cors_origins.clone(),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
             export_max_rows: config.export_max_rows,
+            export_dir: config.export_dir.clone(),
             maintenance: crate::maintenance_settings(config, s3),
         }
     }
@@ -85,25 +100,44 @@ impl App {
     }
 
     async fn reload_catalog(&self) -> Result<Arc<Catalog>, DbError> {
+        let mut read_at = self.catalog_read_at.lock().await;
+        self.read_catalog(&mut read_at).await
+    }
+
+    async fn read_catalog(&self, read_at: &mut Option<Instant>) -> Result<Arc<Catalog>, DbError> {
         let fresh = Arc::new(db::load_catalog(&self.db).await?);
         if let Ok(mut guard) = self.catalog.write() {
             *guard = Arc::clone(&fresh);
         }
+        *read_at = Some(Instant::now());
+        self.catalog_reads.fetch_add(1, Ordering::Relaxed);
         Ok(fresh)
     }
 
-    /// The catalog, reloaded once when a request names something it does not hold (a type
-    /// added by another deployment since this process loaded it).
+    /// How many times this process has read the catalog.
+    pub fn catalog_reads(&self) -> u64 {
+        self.catalog_reads.load(Ordering::Relaxed)
+    }
+
+    /// The catalog, read again when a request names something it does not hold (a type
+    /// added by another deployment since this process read it), but at most once per
+    /// [`CATALOG_REREAD_INTERVAL`]: a client sending unknown names cannot make every request
+    /// a catalog read.
     async fn catalog_knowing<'a>(
         &self,
         names: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Result<Arc<Catalog>, DbError> {
         let catalog = self.catalog();
         if names.into_iter().all(|(f, t)| catalog.knows(f, t)) {
-            Ok(catalog)
-        } else {
-            self.reload_catalog().await
+            return Ok(catalog);
         }
+        let mut read_at = self.catalog_read_at.lock().await;
+        if read_at.is_some_and(|at| at.elapsed() < CATALOG_REREAD_INTERVAL) {
+            // Read moments ago (perhaps by the request this one waited for): the name is
+            // unknown, not new.
+            return Ok(self.catalog());
+        }
+        self.read_catalog(&mut read_at).await
     }
 }
 
@@ -115,6 +149,10 @@ pub enum ApiError {
     NotFound(String),
     Validation(Vec<FieldError>),
     TooLarge(usize),
+    /// The body did not arrive within `BODY_TIMEOUT_MS`.
+    BodyTimeout(Duration),
+    /// The client broke off while sending the body.
+    BodyUnreadable,
     Unavailable,
     Internal(String),
 }
@@ -159,6 +197,14 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
             ),
+            ApiError::BodyTimeout(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({ "detail": format!("Request body not received within {} ms", limit.as_millis()) }),
+            ),
+            ApiError::BodyUnreadable => (
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": "The request body could not be read" }),
+            ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "detail": "Database unavailable, try again later" }),
@@ -187,7 +233,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/get-eventtypenames-by-functionalityname",
             get(event_type_names),
-        );
+        )
+        // Inside the key check: a body is read only for a client with a key.
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            body_deadline,
+        ));
     let protected = Router::new().nest("/api/audit-events", events).route_layer(
         middleware::from_fn_with_state(Arc::clone(&app), require_key),
     );
@@ -247,6 +298,29 @@ async fn method_not_allowed() -> Response {
 
 /// Checks `CSIQ-APIKEY` and hands the key's scope to the handler. The key itself is never
 /// logged or echoed.
+/// The body, whole, within `BODY_TIMEOUT_MS`: a client that announces a body and trickles it
+/// (or never sends it) gets a 408 and its connection back, instead of holding it open. Read
+/// here up to the size limit (a larger body is our 413 at once), then handed on.
+async fn body_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, app.max_body_bytes);
+    let bytes = match tokio::time::timeout(app.body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            let too_large = e.into_inner().is::<http_body_util::LengthLimitError>();
+            return if too_large {
+                ApiError::TooLarge(app.max_body_bytes)
+            } else {
+                ApiError::BodyUnreadable
+            }
+            .into_response();
+        }
+        Err(_) => return ApiError::BodyTimeout(app.body_timeout).into_response(),
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
 async fn require_key(
     State(app): State<Arc<App>>,
     mut request: Request,
@@ -289,7 +363,10 @@ pub async fn healthcheck(State(app): State<Arc<App>>) -> Response {
 }
 
 /// The request body as JSON, or FastAPI's 422 for malformed JSON (and our 413).
-fn json_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
+fn json_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<(Value, Bytes), ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(limit)
@@ -301,13 +378,14 @@ fn json_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value,
             )])
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::Validation(vec![FieldError::new(
             vec![json!("body"), json!(e.column())],
             "json_invalid",
             format!("JSON decode error: {e}"),
         )])
-    })
+    })?;
+    Ok((value, bytes))
 }
 
 /// A scoped key may only touch its companies' events.
@@ -339,10 +417,12 @@ pub async fn create_event(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let value = read_body(&app, body).await?;
+    let (value, bytes) = read_body(&app, body).await?;
     let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
-    let event =
+    let mut event =
         model::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
+    model::exact_additional_data(&bytes, std::slice::from_mut(&mut event), false)
+        .map_err(|e| ApiError::Validation(vec![e]))?;
     let stored = store(&app, &scope, std::slice::from_ref(&event), |_| {
         vec![json!("body"), json!("company_id")]
     })
@@ -355,11 +435,14 @@ pub async fn create_event(
 }
 
 /// Both creates start here: the body read (413 and malformed JSON answered), the schema
-/// ready.
-async fn read_body(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let value = json_body(body, app.max_body_bytes)?;
+/// ready. The bytes come back too: `additional_data` is stored as they spell it.
+async fn read_body(
+    app: &App,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Value, Bytes), ApiError> {
+    let (value, bytes) = json_body(body, app.max_body_bytes)?;
     app.ensure_ready().await?;
-    Ok(value)
+    Ok((value, bytes))
 }
 
 /// The catalog, knowing every functionality and event type `items` name (reloaded once if
@@ -402,10 +485,12 @@ pub async fn create_batch(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let value = read_body(&app, body).await?;
+    let (value, bytes) = read_body(&app, body).await?;
     let (items, prefix) = model::batch_items(&value).unwrap_or_default();
     let catalog = catalog_for(&app, items).await?;
-    let events = model::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
+    let mut events = model::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
+    model::exact_additional_data(&bytes, &mut events, true)
+        .map_err(|e| ApiError::Validation(vec![e]))?;
     let stored = store(&app, &scope, &events, |index| {
         let mut loc = prefix.clone();
         loc.extend([json!(index), json!("company_id")]);
@@ -580,19 +665,21 @@ pub async fn export_events(
         )
     } else {
         let limit = i64::try_from(app.export_max_rows).unwrap_or(i64::MAX - 1) + 1;
-        (selection(&app, &scope, filters).await?, limit)
+        let selection = selection(&app, &scope, filters).await?;
+        // Counted first (no further than one past the limit): an export that would be
+        // refused writes nothing.
+        let matching = db::count_events(&app.db, &model::count_events(&selection, limit)).await?;
+        if matching >= limit {
+            return Err(too_many_to_export(app.export_max_rows));
+        }
+        (selection, limit)
     };
     let statement = model::select_events(&selection, None, Some(limit));
-    let (file, rows) = write_export(&app.db, &statement, format, ROWS_PER_SHEET).await?;
+    let (file, rows) =
+        write_export(&app.db, &statement, format, ROWS_PER_SHEET, &app.export_dir).await?;
     if !recent && rows > app.export_max_rows {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            vec![json!("query")],
-            "too_long",
-            format!(
-                "More than {} events match: narrow the filters (from_date/to_date) and export in parts",
-                app.export_max_rows
-            ),
-        )]));
+        // Events stored between the count and the export.
+        return Err(too_many_to_export(app.export_max_rows));
     }
     let name = format!(
         "audit_events_{}.{}",
@@ -619,14 +706,25 @@ pub async fn export_events(
 
 /// Streams the query's rows into a file on a blocking thread; returns the rewound file and
 /// its row count. Memory holds at most the channel's rows.
+fn too_many_to_export(max: u64) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(
+        vec![json!("query")],
+        "too_long",
+        format!(
+            "More than {max} events match: narrow the filters (from_date/to_date) and export in parts"
+        ),
+    )])
+}
+
 pub async fn write_export(
     db: &Database,
     statement: &model::Statement,
     format: ExportFormat,
     rows_per_sheet: u32,
+    tempdir: &std::path::Path,
 ) -> Result<(std::fs::File, u64), ApiError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
-    let tempdir = std::env::temp_dir();
+    let tempdir = tempdir.to_owned();
     let writer = tokio::task::spawn_blocking(move || {
         let mut writer = EventWriter::new(format, &tempdir, rows_per_sheet)?;
         while let Some(event) = receiver.blocking_recv() {

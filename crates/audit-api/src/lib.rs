@@ -13,7 +13,7 @@
 //! Layout: [`model`] (pure: validation, the search statement, cursors, the maintenance plan),
 //! [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
 //! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
-//! archival), [`openapi`].
+//! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
 pub mod cli;
 pub mod db;
@@ -24,6 +24,7 @@ pub mod lambda;
 pub mod maintain;
 pub mod model;
 pub mod openapi;
+pub mod server;
 
 use audit_core::postgres::DatabaseConfig;
 use audit_core::{ConfigError, Env};
@@ -67,6 +68,13 @@ pub struct Config {
     pub statement_timeout: Duration,
     /// `EXPORT_MAX_ROWS`: a larger export is refused (narrow the filters) rather than cut.
     pub export_max_rows: u64,
+    /// `EXPORT_TMPDIR`: where exports are built before they are sent (unnamed files; the
+    /// system's temporary directory by default, `/tmp` on Lambda).
+    pub export_dir: std::path::PathBuf,
+    /// `BODY_TIMEOUT_MS` (30 s): a request body must arrive whole within this (else 408).
+    pub body_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_MS` (10 s) and `MAX_CONNECTIONS` (256): `serve`'s bounds.
+    pub server: server::ServerLimits,
 }
 
 /// Every variable [`Config::from_env`] reads, plus logging.
@@ -75,6 +83,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "DB_SECRET_ARN",
     "DB_SSLMODE",
     "DB_IAM_AUTH",
+    "DB_ALLOW_UNVERIFIED_TLS",
     "API_KEYS",
     "API_KEYS_SECRET_ARN",
     "BASE_PATH",
@@ -88,6 +97,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "POOL_SIZE",
     "STATEMENT_TIMEOUT_MS",
     "EXPORT_MAX_ROWS",
+    "EXPORT_TMPDIR",
+    "BODY_TIMEOUT_MS",
+    "HEADER_READ_TIMEOUT_MS",
+    "MAX_CONNECTIONS",
     "LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -103,7 +116,7 @@ pub const IAM_ACTIONS: &[&str] = &[
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let database = DatabaseConfig::from_env(env)?;
+        let database = DatabaseConfig::from_env(env, "audit-api")?;
         let keys = match (env.get("API_KEYS"), env.get("API_KEYS_SECRET_ARN")) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
@@ -185,6 +198,22 @@ impl Config {
                 100..=900_000,
             )?),
             export_max_rows: env.int_in_range("EXPORT_MAX_ROWS", 5_000_000, 1..=100_000_000)?,
+            export_dir: env
+                .get("EXPORT_TMPDIR")
+                .map_or_else(std::env::temp_dir, std::path::PathBuf::from),
+            body_timeout: Duration::from_millis(env.int_in_range(
+                "BODY_TIMEOUT_MS",
+                30_000,
+                100..=900_000,
+            )?),
+            server: server::ServerLimits {
+                header_read_timeout: Duration::from_millis(env.int_in_range(
+                    "HEADER_READ_TIMEOUT_MS",
+                    10_000,
+                    100..=300_000,
+                )?),
+                max_connections: env.int_in_range("MAX_CONNECTIONS", 256, 1..=100_000)?,
+            },
         })
     }
 

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
@@ -103,7 +103,119 @@ pub struct NewEvent {
     pub user: Option<String>,
     pub message: Option<String>,
     pub status: Status,
-    pub additional_data: Option<Value>,
+    /// As the client sent it (see [`exact_additional_data`]).
+    pub additional_data: Option<JsonText>,
+}
+
+/// JSON text kept as it was written: `additional_data` is stored and answered with every
+/// digit of its numbers (`123456789012345678901234567890` is not `1.2345678901234568e29`).
+/// PostgreSQL's jsonb keeps numbers as `numeric`, exactly; `serde_json::Value` would not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `text` when it is one JSON value.
+    pub fn parse(text: &str) -> Option<JsonText> {
+        serde_json::from_str::<&serde_json::value::RawValue>(text)
+            .ok()
+            .map(|raw| JsonText(raw.get().to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// jsonb's text output (`{"a": [1, 2]}`) without the blanks between tokens, as answers
+    /// and exports always wrote it; strings and numbers unchanged.
+    pub fn compact(stored: &str) -> Option<JsonText> {
+        let mut out = String::with_capacity(stored.len());
+        let (mut in_string, mut escaped) = (false, false);
+        for c in stored.chars() {
+            if in_string {
+                out.push(c);
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+            } else if c == '"' {
+                in_string = true;
+                out.push(c);
+            } else if !c.is_whitespace() {
+                out.push(c);
+            }
+        }
+        JsonText::parse(&out)
+    }
+}
+
+impl From<&Value> for JsonText {
+    fn from(value: &Value) -> Self {
+        JsonText(value.to_string())
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_json::from_str::<&serde_json::value::RawValue>(&self.0)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// One event's `additional_data`, read as raw JSON (every other field is ignored here).
+#[derive(Deserialize)]
+struct RawAdditionalData<'a> {
+    #[serde(borrow, default)]
+    additional_data: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<RawAdditionalData<'a>>,
+}
+
+/// Puts the exact text of each event's `additional_data` (as `body` holds it) in place of
+/// the one validation read through `serde_json::Value`, whose numbers are `f64`. `events`
+/// are the validated events of `body`, in its order: the body itself for a single create, or
+/// a batch (a list, or `{"events": [...]}`).
+pub fn exact_additional_data(
+    body: &[u8],
+    events: &mut [NewEvent],
+    batch: bool,
+) -> Result<(), FieldError> {
+    let unreadable = |e: serde_json::Error| {
+        FieldError::new(
+            vec![json!("body")],
+            "json_invalid",
+            format!("JSON decode error: {e}"),
+        )
+    };
+    let items: Vec<RawAdditionalData<'_>> = if !batch {
+        vec![serde_json::from_slice(body).map_err(unreadable)?]
+    } else if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice(body).map_err(unreadable)?
+    } else {
+        serde_json::from_slice::<RawBatch<'_>>(body)
+            .map_err(unreadable)?
+            .events
+    };
+    for (event, item) in events.iter_mut().zip(items) {
+        if event.additional_data.is_some() {
+            event.additional_data = item
+                .additional_data
+                .map(|raw| JsonText(raw.get().to_owned()));
+        }
+    }
+    Ok(())
 }
 
 /// The functionalities and their event types, by name (as clients send them) and by id.
@@ -277,7 +389,7 @@ pub fn validate_event(
             if contains_nul(data) {
                 errors.push(nul_error(prefix, "additional_data"));
             }
-            Some(data.clone())
+            Some(JsonText::from(data))
         }
         Some(_) => {
             errors.push(FieldError::new(
@@ -462,6 +574,10 @@ pub fn validate_batch(body: &Value, catalog: &Catalog) -> Result<Vec<NewEvent>, 
     }
 }
 
+/// The timestamps a cursor may carry: 1900-01-01 to 9999-12-31 (microseconds since 1970).
+const CURSOR_TIMESTAMPS: std::ops::RangeInclusive<i64> =
+    -2_208_988_800_000_000..=253_402_300_799_999_999;
+
 /// The position after the last row of a page: newest-first order is `(eventtimestamp, id)`
 /// descending, so the next page is everything strictly below it. Opaque to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,10 +609,14 @@ impl Cursor {
         if parts.next().is_some() {
             return None;
         }
-        Some(Cursor {
-            timestamp: DateTime::from_timestamp_micros(micros)?,
-            id,
-        })
+        let timestamp = DateTime::from_timestamp_micros(micros)?;
+        // The server issues cursors from stored rows only: a positive id (bigserial) and a
+        // timestamp of this era. Anything else (a year before 4713 BC, which PostgreSQL
+        // cannot even represent) was not issued here.
+        if id < 1 || !CURSOR_TIMESTAMPS.contains(&micros) {
+            return None;
+        }
+        Some(Cursor { timestamp, id })
     }
 }
 
@@ -689,7 +809,7 @@ impl Statement {
 
 /// The columns every event query returns, in [`EVENT_COLUMNS`] order.
 pub const EVENT_SELECT: &str = "SELECT e.id, e.eventtimestamp, f.name, t.name, e.storelocationid, \
-     e.companyid, e.username, e.message, e.status, e.additionaldata \
+     e.companyid, e.username, e.message, e.status, e.additionaldata::text \
      FROM auditevents e \
      JOIN auditfunctionalities f ON f.id = e.functionalityid \
      JOIN auditeventtypes t ON t.id = e.eventtypeid";
@@ -727,6 +847,51 @@ pub struct Selection {
 /// generic `$1 IS NULL OR ...` plan cannot use the per-filter indexes), newest first, with
 /// one row more than `limit` when `lookahead` so the caller knows whether more follow.
 pub fn select_events(selection: &Selection, page: Option<&Page>, limit: Option<i64>) -> Statement {
+    let (predicates, mut params) = event_predicates(selection, page);
+    let bind = |params: &mut Vec<Box<dyn ToSql + Sync + Send>>,
+                value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let mut sql = String::from(EVENT_SELECT);
+    if !predicates.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&predicates.join(" AND "));
+    }
+    sql.push_str(" ORDER BY e.eventtimestamp DESC, e.id DESC");
+    if let Some(limit) = limit {
+        let p = bind(&mut params, Box::new(limit));
+        sql.push_str(&format!(" LIMIT {p}"));
+    }
+    if let (Some(Page::Number(n)), Some(limit)) = (page, limit) {
+        // `limit` includes the lookahead row; the offset counts whole pages.
+        let offset = (n - 1).saturating_mul(limit - 1);
+        if offset > 0 {
+            let p = bind(&mut params, Box::new(offset));
+            sql.push_str(&format!(" OFFSET {p}"));
+        }
+    }
+    Statement { sql, params }
+}
+
+/// How many events a selection matches, counting no further than `cap`: an export checks
+/// its size before writing a row.
+pub fn count_events(selection: &Selection, cap: i64) -> Statement {
+    let (predicates, mut params) = event_predicates(selection, None);
+    let mut sql = String::from("SELECT count(*) FROM (SELECT 1 FROM auditevents e");
+    if !predicates.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&predicates.join(" AND "));
+    }
+    params.push(Box::new(cap));
+    sql.push_str(&format!(" LIMIT ${}) capped", params.len()));
+    Statement { sql, params }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The predicates of a selection (and a cursor page), with their parameters.
+fn event_predicates(selection: &Selection, page: Option<&Page>) -> (Vec<String>, Params) {
     let mut predicates: Vec<String> = Vec::new();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     let bind = |params: &mut Vec<Box<dyn ToSql + Sync + Send>>,
@@ -772,25 +937,7 @@ pub fn select_events(selection: &Selection, page: Option<&Page>, limit: Option<i
         let i = bind(&mut params, Box::new(cursor.id));
         predicates.push(format!("(e.eventtimestamp, e.id) < ({t}, {i})"));
     }
-    let mut sql = String::from(EVENT_SELECT);
-    if !predicates.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&predicates.join(" AND "));
-    }
-    sql.push_str(" ORDER BY e.eventtimestamp DESC, e.id DESC");
-    if let Some(limit) = limit {
-        let p = bind(&mut params, Box::new(limit));
-        sql.push_str(&format!(" LIMIT {p}"));
-    }
-    if let (Some(Page::Number(n)), Some(limit)) = (page, limit) {
-        // `limit` includes the lookahead row; the offset counts whole pages.
-        let offset = (n - 1).saturating_mul(limit - 1);
-        if offset > 0 {
-            let p = bind(&mut params, Box::new(offset));
-            sql.push_str(&format!(" OFFSET {p}"));
-        }
-    }
-    Statement { sql, params }
+    (predicates, params)
 }
 
 /// One stored event, as the API returns it.
@@ -811,7 +958,7 @@ pub struct EventRecord {
     /// Success or Failed.
     pub status: String,
     #[schema(value_type = Option<Object>)]
-    pub additional_data: Option<Value>,
+    pub additional_data: Option<JsonText>,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -999,6 +1146,85 @@ mod tests {
         for bad in ["", "not-a-cursor", "djE6MToxOjE", "djI6MToy", "djE6eDoy"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
+        // Well-formed, but not issued here: PostgreSQL cannot hold a year before 4713 BC
+        // (SQLSTATE 22008 was a 500), and ids start at 1.
+        let forge = |micros: i64, id: i64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{micros}:{id}"))
+        };
+        for (micros, id) in [
+            (-210_000_000_000_000_000, 1),
+            (i64::MIN / 2, 1),
+            (300_000_000_000_000_000, 1),
+            (1_764_000_000_000_000, 0),
+            (1_764_000_000_000_000, -5),
+        ] {
+            assert_eq!(Cursor::decode(&forge(micros, id)), None, "{micros} {id}");
+        }
+        assert!(Cursor::decode(&forge(1_764_000_000_000_000, 1)).is_some());
+    }
+
+    #[test]
+    fn additional_data_keeps_the_digits_the_client_sent() {
+        let event = |data: Option<JsonText>| NewEvent {
+            timestamp: None,
+            functionality_id: 1,
+            event_type_id: 1,
+            store_id: None,
+            company_id: None,
+            user: None,
+            message: None,
+            status: Status::Success,
+            additional_data: data,
+        };
+        let body = br#"{"functionality_name": "x", "additional_data": {"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}}"#;
+        let lossy: Value = serde_json::from_slice(body).expect("json");
+        let mut events = [event(Some(JsonText::from(&lossy["additional_data"])))];
+        assert!(
+            !events[0]
+                .additional_data
+                .as_ref()
+                .expect("data")
+                .as_str()
+                .contains("123456789012345678901234567890"),
+            "serde_json::Value alone loses the digits"
+        );
+        exact_additional_data(body, &mut events, false).expect("exact");
+        assert_eq!(
+            events[0].additional_data.as_ref().map(JsonText::as_str),
+            Some(
+                r#"{"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}"#
+            )
+        );
+        let batch = br#"{"events": [{"additional_data": {"n": 1e2}}, {"additional_data": null}, {"additional_data": {"n": 18446744073709551617}}]}"#;
+        let mut events = [
+            event(Some(JsonText::from(&json!({"n": 100.0})))),
+            event(None),
+            event(Some(JsonText::from(&json!({"n": 1.8446744073709552e19})))),
+        ];
+        exact_additional_data(batch, &mut events, true).expect("exact");
+        let texts: Vec<Option<&str>> = events
+            .iter()
+            .map(|e| e.additional_data.as_ref().map(JsonText::as_str))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                Some(r#"{"n": 1e2}"#),
+                None,
+                Some(r#"{"n": 18446744073709551617}"#)
+            ]
+        );
+        assert_eq!(
+            JsonText::compact(r#"{"a": [1, 2.50], "s": "x \" y: , z"}"#).map(|j| j.to_string()),
+            Some(r#"{"a":[1,2.50],"s":"x \" y: , z"}"#.to_owned())
+        );
+        let list = br#"[{"additional_data": {"n": 7}}]"#;
+        let mut events = [event(Some(JsonText::from(&json!({"n": 7}))))];
+        exact_additional_data(list, &mut events, true).expect("exact");
+        assert_eq!(
+            serde_json::to_string(&events[0].additional_data).expect("serialise"),
+            r#"{"n": 7}"#
+        );
     }
 
     fn filters(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -181,9 +181,12 @@ pub fn document(base_path: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// `{base}/openapi.json` and `{base}/docs`.
+/// `{base}/openapi.json` and `{base}/docs`. The page loads nothing from elsewhere: Swagger UI
+/// is vendored, and its spec validator (by default `validator.swagger.io`, called with the
+/// document's address on any host but localhost) is off.
 pub fn docs_router(base_path: &str) -> axum::Router {
     let ui = utoipa_swagger_ui::SwaggerUi::new(format!("{base_path}/docs"))
-        .url(format!("{base_path}/openapi.json"), document(base_path));
+        .url(format!("{base_path}/openapi.json"), document(base_path))
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     axum::Router::from(ui)
 }

@@ -431,7 +431,23 @@ async fn event_type_names_by_functionality() {
     );
     let (status, _) = Service::json(svc.get(path, Some(KEY)).await).await;
     assert_eq!(status, 422);
-    // A type added in the database is known without a restart.
+    // Unknown names do not make every request a catalog read: at most one per interval.
+    let reads = svc.app.catalog_reads();
+    for _ in 0..20 {
+        let (status, _) = Service::json(
+            svc.get(&format!("{path}?functionality_name=Nope"), Some(KEY))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+    assert!(
+        svc.app.catalog_reads() <= reads + 1,
+        "{} catalog reads for 20 requests naming an unknown functionality",
+        svc.app.catalog_reads() - reads
+    );
+    // A type added in the database is known without a restart, once the interval passed.
+    tokio::time::sleep(audit_api::http::CATALOG_REREAD_INTERVAL).await;
     svc.sql("INSERT INTO auditfunctionalities (name) VALUES ('Inventory')");
     svc.sql("INSERT INTO auditeventtypes (functionalityid, name) SELECT id, 'Counted' FROM auditfunctionalities WHERE name = 'Inventory'");
     let (status, body) = Service::json(
@@ -524,6 +540,13 @@ async fn unknown_paths_methods_and_the_docs() {
         .await
         .expect("js");
     assert!(script.contains("/audit/openapi.json"), "{script}");
+    // Swagger UI's default validator sends the document's address to validator.swagger.io
+    // from any host but localhost: switched off.
+    assert!(
+        script.contains(r#""validatorUrl": "none""#) || script.contains(r#""validatorUrl":"none""#),
+        "{script}"
+    );
+    assert!(!script.contains("swagger.io"), "{script}");
 }
 
 #[tokio::test]

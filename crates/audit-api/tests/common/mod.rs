@@ -75,9 +75,13 @@ impl Service {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = audit_api::http::router(Arc::clone(&app));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
+        let limits = config.server;
+        let server = tokio::spawn(audit_api::server::serve(
+            listener,
+            router,
+            limits,
+            std::future::pending(),
+        ));
         Service {
             base: format!("http://{addr}{}", config.base_path),
             database: database.to_owned(),
