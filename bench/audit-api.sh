@@ -9,6 +9,7 @@
 # The load ends with VACUUM (ANALYZE), the state insert-triggered autovacuum (PG 13+) keeps a
 # live table in: the trigram indexes' pending lists merged.
 # Needs wrk (Debian package `wrk`). Removes the cluster at the end. ~6 minutes, ~3 GB of disk.
+# AUDIT_API_BIN=path benchmarks that binary instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -27,7 +28,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --locked -p audit-api >/dev/null
+bin=${AUDIT_API_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --locked -p audit-api >/dev/null
+  bin="$target/release/audit-api"
+fi
 rm -rf "$data" && mkdir -p "$data" && chown postgres: "$data" 2>/dev/null || true
 "${as_pg[@]}" "$pgbin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$data/log" -w \
@@ -36,7 +41,7 @@ url="postgresql://postgres@127.0.0.1:$port/postgres"
 psql() { "$pgbin/psql" -X -q -At -d "$url" "$@"; }
 
 API_KEYS=$key DATABASE_URL="$url?sslmode=disable" POOL_SIZE=16 LOG_LEVEL=warn \
-  "$target/release/audit-api" serve --bind 127.0.0.1:18080 >/tmp/auditapi-bench-server.log 2>&1 &
+  "$bin" serve --bind 127.0.0.1:18080 >/tmp/auditapi-bench-server.log 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/pyaudit/api/healthcheck >/dev/null && break; sleep 0.1; done
 base=http://127.0.0.1:18080/pyaudit/api/audit-events

@@ -4,6 +4,8 @@
 # whole process, three runs per count mode, release build.
 #
 # Usage: bench/pg-auditor.sh [DATABASE_URL]
+# PG_AUDITOR_BIN=path benchmarks that binary instead of building this checkout's (to compare
+# two versions side by side on the same database).
 # Without a URL it builds the database with ../shared/bench/pg_bench_db.sh (PostgreSQL 15 on
 # port 55432, data in /tmp/pgbench-anchor; ~45 s and several GB of disk: stop it and delete the
 # folder afterwards), or reuses one already listening there.
@@ -20,8 +22,11 @@ if [ -z "$url" ]; then
     url=$(bash "$script" 55432 /tmp/pgbench-anchor | tail -1)
   fi
 fi
-cargo build --release --locked -p pg-auditor >/dev/null
-bin="$target/release/pg-auditor"
+bin=${PG_AUDITOR_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --locked -p pg-auditor >/dev/null
+  bin="$target/release/pg-auditor"
+fi
 echo "database: $(psql -X -q -At "$url" -c "SELECT count(*) || ' tables, ' || sum(reltuples)::bigint || ' rows (estimated)' FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")"
 for mode in auto exact; do
   for run in 1 2 3; do

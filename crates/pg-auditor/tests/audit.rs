@@ -880,3 +880,31 @@ async fn a_session_that_fell_back_to_plaintext_knows_it() {
         .get(0);
     assert_eq!(one, 1);
 }
+
+/// A statement that fails on one table (here: the auditor's role may not read it) is recorded
+/// in that table's entry; the transaction goes on and every other table is complete. Each
+/// per-table statement runs alone between its savepoint commands.
+#[tokio::test]
+async fn a_table_the_auditor_may_not_read_is_recorded_and_the_rest_is_complete() {
+    let role = unique_name("auditor").replace('-', "_");
+    let (name, _) = database(&format!(
+        "CREATE TABLE readable (id int, created_by int); INSERT INTO readable VALUES (1, 1), (2, 2);
+         CREATE TABLE private_notes (id int, body text); INSERT INTO private_notes VALUES (1, 'x');
+         CREATE TABLE also_readable (id int); INSERT INTO also_readable VALUES (1);
+         CREATE ROLE {role} LOGIN;
+         GRANT SELECT ON readable, also_readable TO {role};"
+    ));
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
+        postgres().port()
+    );
+    let target = parse_target(&url).expect("url");
+    let report = run(&target, &Settings::default()).await;
+    let denied = entry(&report, "public", "private_notes");
+    assert_eq!(denied.record_count, None);
+    let error = &denied.errors[0];
+    assert_eq!(error.sqlstate.as_deref(), Some("42501"), "{error:?}");
+    assert_eq!(entry(&report, "public", "readable").record_count, Some(2));
+    assert_eq!(entry(&report, "public", "also_readable").record_count, Some(1));
+    assert_eq!(report.summary.tables_with_errors, 1);
+}
