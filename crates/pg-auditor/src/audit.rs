@@ -59,11 +59,7 @@ pub fn begin_sql(settings: &Settings, snapshot: Option<&str>) -> Vec<String> {
         "SET search_path = pg_catalog, pg_temp".to_owned(),
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_owned(),
     ];
-    // A snapshot id is hex digits and dashes (`00000003-0000001B-1`): anything else is not
-    // one, and is not sent.
-    if let Some(id) = snapshot
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
-    {
+    if let Some(id) = snapshot.filter(|id| is_snapshot_id(id)) {
         statements.push(format!("SET TRANSACTION SNAPSHOT '{id}'"));
     }
     statements.extend([
@@ -84,6 +80,17 @@ pub fn begin_sql(settings: &Settings, snapshot: Option<&str>) -> Vec<String> {
     statements
 }
 
+/// A snapshot id is hex digits and dashes (`00000003-0000001B-1`): anything else is not one,
+/// and is never put into a statement.
+pub fn is_snapshot_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// Every statement of the audit runs after this savepoint and is rolled back to it
+/// ([`guarded_rows`]); a rollback keeps the savepoint, so it is made once per session, after
+/// the snapshot is exported (PostgreSQL exports none from a subtransaction).
+const SAVEPOINT: &str = "SAVEPOINT probe";
+
 /// Opens a connection in the audit's read-only snapshot.
 pub async fn open_session(
     target: &Target,
@@ -94,7 +101,17 @@ pub async fn open_session(
     let client = connect(target, tls)
         .await
         .map_err(|e| AuditError::Connect(failure("connect", &e).message))?;
-    for statement in begin_sql(settings, snapshot) {
+    if snapshot.is_some_and(|id| !is_snapshot_id(id)) {
+        return Err(AuditError::Snapshot(
+            "the exported snapshot id is malformed".to_owned(),
+        ));
+    }
+    let mut statements = begin_sql(settings, snapshot);
+    if snapshot.is_some() {
+        // A worker exports nothing: its savepoint can be made at once.
+        statements.push(SAVEPOINT.to_owned());
+    }
+    for statement in statements {
         client
             .batch_execute(&statement)
             .await
@@ -103,11 +120,11 @@ pub async fn open_session(
     Ok(client)
 }
 
-/// Runs `sql` under a savepoint: its failure leaves the transaction usable. `sql` is one
-/// statement, sent through the extended protocol (Parse, Bind, Execute: PostgreSQL refuses a
-/// second statement there), between the constant savepoint commands. All three are pipelined
-/// (one round trip); rolling back (rather than releasing) also frees the locks the statement
-/// took, so a long audit holds none.
+/// Runs `sql` under the session's savepoint: its failure leaves the transaction usable. `sql`
+/// is one statement, sent through the extended protocol (Parse, Bind, Execute: PostgreSQL
+/// refuses a second statement there), followed by the constant `ROLLBACK TO SAVEPOINT`; both
+/// are pipelined (one round trip). Rolling back also frees the locks the statement took, so a
+/// long audit holds none, and keeps the savepoint for the next statement.
 async fn guarded_rows(
     client: &Client,
     step: &str,
@@ -116,14 +133,10 @@ async fn guarded_rows(
 ) -> Result<Result<Vec<Row>, QueryFailure>, Fatal> {
     // tokio::join! polls in order, and each call sends its messages on its first poll: the
     // messages go out in this order.
-    let (opened, outcome, cleanup) = tokio::join!(
-        client.batch_execute("SAVEPOINT probe"),
+    let (outcome, cleanup) = tokio::join!(
         client.query_typed(sql, params),
-        client.batch_execute("ROLLBACK TO SAVEPOINT probe; RELEASE SAVEPOINT probe"),
+        client.batch_execute("ROLLBACK TO SAVEPOINT probe"),
     );
-    if let Err(e) = opened {
-        return Err(Fatal(failure("savepoint", &e).message));
-    }
     if let Err(e) = cleanup {
         return Err(Fatal(failure("rollback", &e).message));
     }
@@ -372,6 +385,9 @@ pub async fn run(
             None
         }
     };
+    main.batch_execute(SAVEPOINT)
+        .await
+        .map_err(|e| AuditError::Snapshot(failure("savepoint", &e).message))?;
     let parallel = if snapshot.is_some() {
         settings.parallelism
     } else {

@@ -157,6 +157,40 @@ impl JsonRedactor<'_> {
         }
     }
 
+    /// An object or array at `self.at`: its opening character, `element` for each member
+    /// (separated by commas), `close`.
+    fn sequence(
+        &mut self,
+        close: u8,
+        mut element: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.out.push(char::from(self.input[self.at]));
+        self.at += 1;
+        self.blank();
+        if self.input.get(self.at) == Some(&close) {
+            self.at += 1;
+            self.out.push(char::from(close));
+            return Some(());
+        }
+        loop {
+            self.blank();
+            element(self)?;
+            self.blank();
+            match *self.input.get(self.at)? {
+                b',' => {
+                    self.at += 1;
+                    self.out.push(',');
+                }
+                b if b == close => {
+                    self.at += 1;
+                    self.out.push(char::from(close));
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Copies one value to the output, redacting inside it.
     fn value(&mut self, depth: usize) -> Option<()> {
         self.blank();
@@ -164,75 +198,27 @@ impl JsonRedactor<'_> {
             return None;
         }
         match *self.input.get(self.at)? {
-            b'{' => {
-                self.at += 1;
-                self.out.push('{');
-                self.blank();
-                if self.input.get(self.at) == Some(&b'}') {
-                    self.at += 1;
-                    self.out.push('}');
-                    return Some(());
+            b'{' => self.sequence(b'}', |this| {
+                let key = this.string()?.to_owned();
+                this.out.push_str(&key);
+                this.blank();
+                if this.input.get(this.at) != Some(&b':') {
+                    return None;
                 }
-                loop {
-                    self.blank();
-                    let key = self.string()?.to_owned();
-                    self.out.push_str(&key);
-                    self.blank();
-                    if self.input.get(self.at) != Some(&b':') {
-                        return None;
-                    }
-                    self.at += 1;
-                    self.out.push(':');
-                    let name: String = serde_json::from_str(&key).ok()?;
-                    if is_sensitive(&name, self.patterns) {
-                        let kept = self.out.len();
-                        self.value(depth + 1)?;
-                        self.out.truncate(kept);
-                        self.out.push_str(&format!("\"{REDACTED}\""));
-                    } else {
-                        self.value(depth + 1)?;
-                    }
-                    self.blank();
-                    match *self.input.get(self.at)? {
-                        b',' => {
-                            self.at += 1;
-                            self.out.push(',');
-                        }
-                        b'}' => {
-                            self.at += 1;
-                            self.out.push('}');
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
+                this.at += 1;
+                this.out.push(':');
+                let name: String = serde_json::from_str(&key).ok()?;
+                if is_sensitive(&name, this.patterns) {
+                    let kept = this.out.len();
+                    this.value(depth + 1)?;
+                    this.out.truncate(kept);
+                    this.out.push_str(&format!("\"{REDACTED}\""));
+                    Some(())
+                } else {
+                    this.value(depth + 1)
                 }
-            }
-            b'[' => {
-                self.at += 1;
-                self.out.push('[');
-                self.blank();
-                if self.input.get(self.at) == Some(&b']') {
-                    self.at += 1;
-                    self.out.push(']');
-                    return Some(());
-                }
-                loop {
-                    self.value(depth + 1)?;
-                    self.blank();
-                    match *self.input.get(self.at)? {
-                        b',' => {
-                            self.at += 1;
-                            self.out.push(',');
-                        }
-                        b']' => {
-                            self.at += 1;
-                            self.out.push(']');
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            }),
+            b'[' => self.sequence(b']', |this| this.value(depth + 1)),
             b'"' => {
                 let text = self.string()?.to_owned();
                 self.out.push_str(&text);

@@ -84,6 +84,10 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
         ..Settings::default()
     };
     let report = run(&target, &settings).await;
+    assert_eq!(
+        report.audit_settings.connections, 3,
+        "the snapshot was exported and shared by the parallel connections"
+    );
     let files = pg_auditor::output::render(&report, "20260101_000000").expect("render");
     assert_eq!(files.json_name, "audit_20260101_000000.json");
     assert_eq!(files.csv_name, "tables_summary_20260101_000000.csv");
@@ -905,6 +909,9 @@ async fn a_table_the_auditor_may_not_read_is_recorded_and_the_rest_is_complete()
     let error = &denied.errors[0];
     assert_eq!(error.sqlstate.as_deref(), Some("42501"), "{error:?}");
     assert_eq!(entry(&report, "public", "readable").record_count, Some(2));
-    assert_eq!(entry(&report, "public", "also_readable").record_count, Some(1));
+    assert_eq!(
+        entry(&report, "public", "also_readable").record_count,
+        Some(1)
+    );
     assert_eq!(report.summary.tables_with_errors, 1);
 }
