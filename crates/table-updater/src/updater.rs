@@ -258,7 +258,7 @@ impl Updater {
         timestamp: &str,
         caller: &Caller,
     ) -> Result<Applied, UpdateError> {
-        if plan.audit {
+        let record = if plan.audit {
             // The audit record carries every updated value plus its own fields: an update
             // that fits an item can still make a record that does not. Refused before
             // anything is written (no failed-attempt record either: nothing was attempted).
@@ -279,9 +279,12 @@ impl Updater {
                     "attributes",
                 ));
             }
-        }
-        let outcome = if plan.audit || plan.idempotency_key.is_some() {
-            self.transact(plan, timestamp, caller).await
+            Some(record)
+        } else {
+            None
+        };
+        let outcome = if record.is_some() || plan.idempotency_key.is_some() {
+            self.transact(plan, record).await
         } else {
             self.update(plan).await.map(|()| Applied::Updated)
         };
@@ -327,11 +330,11 @@ impl Updater {
         }
     }
 
+    /// The update in a transaction, with `record` (the audit record) when auditing.
     async fn transact(
         &self,
         plan: &UpdatePlan,
-        timestamp: &str,
-        caller: &Caller,
+        record: Option<HashMap<String, AttributeValue>>,
     ) -> Result<Applied, (UpdateError, Option<HashMap<String, AttributeValue>>)> {
         let database = |what: &str| {
             tracing::error!(error = what, "TransactWriteItems failed");
@@ -349,8 +352,7 @@ impl Updater {
             .map_err(|e| database(&e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         let id = log_id(&self.config.table_name, plan);
-        if plan.audit {
-            let record = self.audit_record(plan, id.clone(), timestamp, caller, None);
+        if let Some(record) = record {
             let put = Put::builder()
                 .table_name(&self.config.audit_table)
                 .set_item(Some(record))
