@@ -45,7 +45,8 @@ setup:
 test: setup
 	@# The end-to-end tests run the function binaries, so build them all first.
 	$(CARGO) build --workspace --bins --locked
-	$(CARGO) test --workspace --all-targets --locked
+	@# Every test binary runs even after one fails: the summary lists every failure.
+	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
 
 demo: setup
 	$(CARGO) build --locked --workspace --bins

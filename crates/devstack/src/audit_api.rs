@@ -3,7 +3,7 @@
 
 use crate::process::{GuardedProcess, free_port};
 use crate::{function_binary, postgres, scratch_dir, unique_name};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running `audit-api serve`, stopped when dropped.
 #[derive(Debug)]
@@ -45,18 +45,12 @@ impl AuditApiServer {
         )
         .map_err(|e| format!("cannot start audit-api: {e}"))?;
         let base_url = format!("http://127.0.0.1:{port}/pyaudit");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-            if up {
-                break;
-            }
-            if Instant::now() > deadline {
-                let output = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!("audit-api did not start within 30 s:\n{output}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut process = process;
+        // The port opens only after migrations; still, ready means the healthcheck says so.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        process.wait_until("answering its healthcheck", Duration::from_secs(60), || {
+            crate::process::http_status(addr, "/pyaudit/api/healthcheck") == Some(200)
+        })?;
         Ok(AuditApiServer {
             base_url,
             database,

@@ -82,7 +82,16 @@ impl Moto {
             })?;
             let mut process = process;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            match process.wait_for_port(addr, Duration::from_secs(60)) {
+            // Listening, then answering its own API (moto's Flask app is imported after the
+            // socket is bound on some versions).
+            let serving = process
+                .wait_for_port(addr, Duration::from_secs(60))
+                .and_then(|()| {
+                    process.wait_until("serving /moto-api/", Duration::from_secs(60), || {
+                        crate::process::http_status(addr, "/moto-api/data.json") == Some(200)
+                    })
+                });
+            match serving {
                 Ok(()) => {
                     return Ok(Moto {
                         endpoint: format!("http://{addr}"),

@@ -110,8 +110,14 @@ impl Postgres {
         .map_err(|e| format!("cannot start postgres: {e}"))?;
         process.wait_for_port(
             SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(30),
+            Duration::from_secs(60),
         )?;
+        // Listening is not serving: until recovery ends, connections are refused with 57P03
+        // ("the database system is starting up"). Ready means a query succeeded.
+        let url = url(port, "postgres");
+        process.wait_until("answering queries", Duration::from_secs(60), || {
+            run_psql(&bindir, &url, "SELECT 1").is_ok()
+        })?;
         Ok(Postgres {
             port,
             bindir,
@@ -125,30 +131,38 @@ impl Postgres {
 
     /// A connection URL for `database` as the superuser `postgres`.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        url(self.port, database)
     }
 
     /// Runs SQL through `psql` (for fixtures and smoke checks); returns its unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.bindir.join("psql"))
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(database),
-                "-c",
-                sql,
-            ])
-            .output()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        run_psql(&self.bindir, &self.url(database), sql)
+    }
+}
+
+fn url(port: u16, database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+}
+
+fn run_psql(bindir: &Path, url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(bindir.join("psql"))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }
 }
 

@@ -81,21 +81,32 @@ impl GuardedProcess {
 
     /// Waits until `addr` accepts TCP connections, failing early if the server exits.
     pub fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+        self.wait_until(&format!("listening on {addr}"), timeout, || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Waits until `ready` says the server serves (not merely listens: PostgreSQL accepts
+    /// connections while it starts up and refuses them with 57P03), failing early if the server
+    /// exits. `what` names the condition in the error.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if ready() {
                 return Ok(());
             }
             if !self.is_running() {
-                return Err(format!(
-                    "exited before listening on {addr}:\n{}",
-                    self.log_text()
-                ));
+                return Err(format!("exited before {what}:\n{}", self.log_text()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!(
-            "not listening on {addr} after {timeout:?}:\n{}",
+            "not {what} after {timeout:?}:\n{}",
             self.log_text()
         ))
     }
@@ -116,4 +127,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral loopback port")
+}
+
+/// The status of a plain `GET path` on `addr` (HTTP/1.0, no body read), or `None` when nothing
+/// answers: how devstack tells an HTTP server that serves from one that only listens.
+pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    // "HTTP/1.1 200"
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }

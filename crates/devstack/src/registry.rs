@@ -38,10 +38,12 @@ impl Registry {
         .map_err(|e| {
             format!("cannot start docker-registry (Debian package docker-registry): {e}")
         })?;
-        process.wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(20),
-        )?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        process.wait_for_port(addr, Duration::from_secs(20))?;
+        // The registry API answers `GET /v2/` with 200 once it serves.
+        process.wait_until("serving /v2/", Duration::from_secs(20), || {
+            crate::process::http_status(addr, "/v2/") == Some(200)
+        })?;
         Ok(Registry {
             address: format!("127.0.0.1:{port}"),
             _process: process,
