@@ -190,8 +190,20 @@ impl Copier {
                 })
             }
             Stored::AlreadyExists => {
-                // Another copy of this version won the race; record what it stored.
-                let (bytes, sha256) = self.existing(key).await?.unwrap_or_default();
+                // Another copy of this version won the race; record what it stored. S3 said
+                // the key exists but HEAD finds nothing (deleted in between, or a listing not
+                // yet consistent): nothing is known of its bytes, so nothing is recorded; the
+                // attempt fails and is retried.
+                let (bytes, sha256) =
+                    self.existing(key).await?.ok_or_else(|| CopyError::Upload {
+                        operation: "HeadObject",
+                        key: key.to_owned(),
+                        message:
+                            "S3 refused the upload because the key exists (412), but the object \
+                              is not there now"
+                                .to_owned(),
+                        retryable: true,
+                    })?;
                 self.record(order, key, bytes, &sha256).await?;
                 Ok(CopyOutcome::AlreadyCopied {
                     key: key.to_owned(),

@@ -331,7 +331,7 @@ pub async fn set_metadata(
     s3.copy_object()
         .bucket(bucket)
         .key(key)
-        .copy_source(format!("{bucket}/{key}"))
+        .copy_source(copy_source(bucket, key))
         .set_copy_source_if_match(etag)
         .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
         .set_metadata(Some(metadata))
@@ -397,6 +397,22 @@ pub async fn measure_object(
         None => plain,
     };
     Ok((hashed.bytes, hex::encode(hashed.sha256.finalize())))
+}
+
+/// `CopySource` is `bucket/key` URL-encoded (the `/` between path segments kept): a key with
+/// `%`, `+`, `?`, `#` or a space would otherwise name another object or none.
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{}/{}",
+        percent_encoding::utf8_percent_encode(bucket, KEEP),
+        percent_encoding::utf8_percent_encode(key, KEEP)
+    )
 }
 
 /// S3's answer to `If-None-Match: *` when the key exists: 412 `PreconditionFailed`.

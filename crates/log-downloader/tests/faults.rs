@@ -193,3 +193,38 @@ async fn no_retry_starts_when_the_invocation_is_about_to_time_out() {
         "one attempt, no retry past the deadline margin"
     );
 }
+
+/// S3 answers the conditional upload with 412 (the key exists), then HEAD finds no object
+/// (deleted in between). Nothing is known of the bytes at that key: the copy must not be
+/// recorded (it was recorded with size 0 and an empty checksum); it fails and stays due.
+#[tokio::test]
+async fn a_412_then_no_object_is_a_retry_never_an_empty_record() {
+    let stack = BackupStack::start().await.unwrap();
+    let (size, written) = source(&stack, "ghost-db", 20_000);
+    let mut copier = copier(&stack, "faults", 2).await;
+    let put = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+            aws_smithy_types::body::SdkBody::from(
+                "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+            ),
+        )
+    });
+    let head = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+        aws_sdk_s3::operation::head_object::HeadObjectError::NotFound(
+            aws_sdk_s3::types::error::NotFound::builder().build(),
+        )
+    });
+    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head]);
+    let record = order_record("31", "ghost-db", FILE, size, written, 1);
+    stack
+        .put_row(&record["dynamodb"]["NewImage"])
+        .await
+        .unwrap();
+    let response = copier.handle(event(vec![record])).await.unwrap();
+    assert_eq!(stream_failures(&response), ["31"]);
+    assert_eq!(put.num_calls(), 2, "retried, DOWNLOAD_ATTEMPTS=2");
+    let rows = stack.rows().await.unwrap();
+    assert_eq!(rows[0]["state"], "due", "not recorded as copied: {rows:?}");
+    assert!(rows[0].get("copied_sha256").is_none(), "{rows:?}");
+}
