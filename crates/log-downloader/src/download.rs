@@ -103,9 +103,21 @@ impl RestDownloader {
     }
 }
 
-/// Whether a Portion page ends in RDS's truncation notice (a line was cut).
+/// The smallest page RDS cuts a line in: it fills a page to its 1 MB limit before cutting
+/// (a few bytes under it when the cut falls inside a multi-byte character, or when bytes
+/// that are not UTF-8 came back shorter).
+pub const TRUNCATED_PAGE_MIN_BYTES: usize = 1_000_000;
+
+/// Whether RDS cut a line at the end of this Portion page: it ends in the truncation notice
+/// *and* it is a full page. The notice alone proves nothing: a database user can log a
+/// statement that ends in that text, and taking every such line for a cut one would shrink
+/// the page to that line and then give up on the file (never backed up). The marker's
+/// progress is no proof either: pages of text whose bytes RDS could not return exactly
+/// (U+FFFD, `?`) do not measure the bytes they consumed.
 pub fn is_truncated(page: &str) -> bool {
-    page.trim_end_matches('\n').ends_with(TRUNCATION_NOTICE)
+    page.trim_end_matches('\n')
+        .strip_suffix(TRUNCATION_NOTICE)
+        .is_some_and(|kept| kept.len() >= TRUNCATED_PAGE_MIN_BYTES)
 }
 
 /// The `NumberOfLines` to ask for instead of a truncated page: one line fewer than it held,
@@ -180,12 +192,20 @@ mod tests {
 
     #[test]
     fn truncated_pages_are_recognised_and_shortened_by_one_line() {
-        let page = format!("a,1\nb,2\nccccc{TRUNCATION_NOTICE}\n");
+        let full = "x".repeat(TRUNCATED_PAGE_MIN_BYTES);
+        let page = format!("a,1\nb,2\n{full}{TRUNCATION_NOTICE}\n");
         assert!(is_truncated(&page));
         assert_eq!(fewer_lines(&page), Some(2));
-        let lone = format!("{}{TRUNCATION_NOTICE}", "x".repeat(10));
+        let lone = format!("{full}{TRUNCATION_NOTICE}");
         assert!(is_truncated(&lone));
         assert_eq!(fewer_lines(&lone), None);
         assert!(!is_truncated("a,1\nb,2\n"));
+    }
+
+    #[test]
+    fn a_logged_statement_that_ends_in_the_notice_is_not_a_cut_line() {
+        // A short page whose last line a database user wrote to end in RDS's notice.
+        let page = format!("a,1\nSELECT 'x{TRUNCATION_NOTICE}\n");
+        assert!(!is_truncated(&page));
     }
 }

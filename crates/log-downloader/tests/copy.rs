@@ -305,3 +305,30 @@ async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recor
     assert_eq!(row["copied_sha256"], sha256_hex(&source));
     assert_eq!(row["copied_size"], source.len());
 }
+
+/// A database user logs statements ending in RDS's truncation notice. Through the Portion
+/// fallback they must come through as they are (they were taken for cut lines, the page shrank
+/// to one line, and the file was given up as `LineTooLong`).
+#[tokio::test]
+async fn logged_text_that_imitates_the_truncation_notice_is_copied_exactly() {
+    let stack = BackupStack::start().await.unwrap();
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, Ordering::SeqCst);
+    let instance = "mimic-db";
+    let name = "audit/audit.log.0.2026-11-22-08-30.0";
+    let path = stack.rds_logs.instance_dir(instance).join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut source = Vec::new();
+    for i in 0..3_000 {
+        let line = aurora_line(instance, i);
+        source.extend_from_slice(line.trim_end_matches('\n').as_bytes());
+        source.extend_from_slice(log_downloader::download::TRUNCATION_NOTICE.as_bytes());
+        source.push(b'\n');
+    }
+    std::fs::write(&path, &source).unwrap();
+    let copier = copier(&stack, "mimic", 2).await;
+    assert_copied_exactly(&stack, &copier, instance, &[(name.to_owned(), source)]).await;
+}
