@@ -119,6 +119,27 @@ impl Copier {
             self.record(order, &key, bytes, &sha256).await?;
             return Ok(CopyOutcome::AlreadyCopied { key });
         }
+        // What the name holds now decides the key: a rename rotation between the order and
+        // this copy (`.1` became `.2`, a larger file became `.1`) must not store the new
+        // file's bytes under the ordered version's key and time.
+        let Some(current) = self.as_listed_now(order).await? else {
+            self.release(order).await?;
+            return Ok(CopyOutcome::SourceReplaced);
+        };
+        let (order, key) = if current.last_written == order.last_written {
+            (order, key)
+        } else {
+            tracing::info!(file = %order.log_file, ordered = order.last_written,
+                now = current.last_written, "the file changed since the order; copying what it holds now");
+            let key = backup_key(&self.config.prefix, &current, self.config.compress);
+            if let Some((bytes, sha256)) = self.existing(&key).await? {
+                self.record(&current, &key, bytes, &sha256).await?;
+                return Ok(CopyOutcome::AlreadyCopied { key });
+            }
+            (&current, key)
+        };
+        let order = order.clone();
+        let order = &order;
         let backoff = Backoff::new(
             Duration::from_millis(500),
             Duration::from_secs(10),
@@ -278,8 +299,20 @@ impl Copier {
         Ok(Some((bytes, sha256)))
     }
 
-    /// Whether RDS still lists this version under this name (false: it was replaced).
-    async fn source_replaced(&self, order: &CopyOrder) -> Result<bool, CopyError> {
+    /// The order as RDS lists the file now (its current size and last-written time), or
+    /// `None` when the name is gone or holds fewer bytes than were ordered (another file).
+    async fn as_listed_now(&self, order: &CopyOrder) -> Result<Option<CopyOrder>, CopyError> {
+        Ok(self.listed(order).await?.and_then(|(size, last_written)| {
+            (size >= order.size).then(|| CopyOrder {
+                size,
+                last_written,
+                ..order.clone()
+            })
+        }))
+    }
+
+    /// The file's `(Size, LastWritten)` as RDS lists it now.
+    async fn listed(&self, order: &CopyOrder) -> Result<Option<(i64, i64)>, CopyError> {
         let listed = self
             .rds
             .describe_db_log_files()
@@ -292,11 +325,19 @@ impl Copier {
                 message: format!("DescribeDBLogFiles: {}", describe(&e)),
                 retryable: is_retryable(&e),
             })?;
-        let current = listed
+        Ok(listed
             .describe_db_log_files()
             .iter()
-            .find(|f| f.log_file_name() == Some(order.log_file.as_str()));
-        Ok(current.is_none_or(|f| f.size().unwrap_or(0) < order.size))
+            .find(|f| f.log_file_name() == Some(order.log_file.as_str()))
+            .map(|f| (f.size().unwrap_or(0), f.last_written().unwrap_or(0))))
+    }
+
+    /// Whether RDS still lists this version under this name (false: it was replaced).
+    async fn source_replaced(&self, order: &CopyOrder) -> Result<bool, CopyError> {
+        Ok(self
+            .listed(order)
+            .await?
+            .is_none_or(|(size, _)| size < order.size))
     }
 
     /// Hands an order that cannot be carried out back to the detector: the row returns to

@@ -115,9 +115,20 @@ async fn every_byte_arrives_through_the_rest_endpoint() {
     let files = write_matrix(&stack, "exact-rest");
     let copier = copier(&stack, "rest", 3).await;
     assert_copied_exactly(&stack, &copier, "exact-rest", &files).await;
+    // One version check and one REST download per file; the Portion API never.
     let calls = stack.rds_logs.calls();
     assert!(
-        calls.iter().all(|c| c == "downloadCompleteLogFile"),
+        calls
+            .iter()
+            .all(|c| c == "downloadCompleteLogFile" || c == "DescribeDBLogFiles"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "downloadCompleteLogFile")
+            .count(),
+        files.len(),
         "{calls:?}"
     );
     // The tracking rows record each copy.
@@ -207,6 +218,46 @@ async fn an_order_for_a_version_renamed_away_is_dropped_without_a_copy() {
         row["state"], "observed",
         "handed back so the next poll orders the new bytes"
     );
+}
+
+/// Rename rotation between the order and the copy, to a *larger* file: `.1` (63 bytes) was
+/// ordered, then renamed to `.2`, and a 66-byte file became `.1`. The object must carry the
+/// time and bytes of what was copied, never the ordered version's key over another file's
+/// bytes.
+#[tokio::test]
+async fn a_larger_file_renamed_in_before_the_copy_is_keyed_by_what_was_copied() {
+    let stack = BackupStack::start().await.unwrap();
+    let name = "audit/server_audit.log.1";
+    let path = write_source(&stack, "rotating-db", name, 63);
+    let copier = copier(&stack, "rotated", 3).await;
+    let ordered = order(&stack, "rotating-db", name, 1).await;
+    std::fs::rename(&path, path.with_extension("2")).unwrap();
+    write_exact(&path, "rotating-db", 66).unwrap();
+    let later = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(ordered.last_written + 5_000).unwrap());
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (size_now, written_now) = listed_version(&path).unwrap();
+    assert_ne!(written_now, ordered.last_written);
+
+    let outcome = copier.copy(&ordered).await.unwrap();
+    let CopyOutcome::Copied { key, bytes, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(bytes, 66);
+    assert!(key.ends_with(&format!("{name}.{written_now}.gz")), "{key}");
+    let objects = stack.objects().await.unwrap();
+    assert_eq!(objects.len(), 1);
+    let object = &objects[0];
+    assert!(object.content == std::fs::read(&path).unwrap());
+    assert_eq!(object.metadata[meta::LAST_WRITTEN], written_now.to_string());
+    assert_eq!(object.metadata[meta::SIZE], size_now.to_string());
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(row["copied_last_written"], written_now, "{row}");
 }
 
 #[tokio::test]
