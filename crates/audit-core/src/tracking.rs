@@ -29,6 +29,8 @@ pub mod attr {
     pub const COPIED_KEY: &str = "copied_key";
     pub const COPIED_SHA256: &str = "copied_sha256";
     pub const COPIED_AT: &str = "copied_at";
+    pub const LAST_COPY_ERROR: &str = "last_copy_error";
+    pub const LAST_COPY_ERROR_AT: &str = "last_copy_error_at";
     pub const EXPIRES_AT: &str = "expires_at";
 }
 
@@ -81,5 +83,12 @@ pub struct TrackedLogFile {
     pub copied_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_at: Option<i64>,
+    /// Why the last copy of the due version failed for good (`LineTooLong`, `DownloadShort`,
+    /// ...), and when; cleared when a copy is recorded. What an operator looks for when a
+    /// file stays due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_copy_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_copy_error_at: Option<i64>,
     pub expires_at: i64,
 }

@@ -352,6 +352,8 @@ mod tests {
             copied_key: None,
             copied_sha256: None,
             copied_at: None,
+            last_copy_error: None,
+            last_copy_error_at: None,
             expires_at: 0,
         }
     }

@@ -158,8 +158,51 @@ impl Copier {
                     tracing::warn!(error = %e, attempt, "copy attempt failed; retrying");
                     tokio::time::sleep(backoff.delay(attempt)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.note_failure(order, &e).await;
+                    return Err(e);
+                }
             }
+        }
+    }
+
+    /// Writes why the due version was not copied on its row (`last_copy_error`), so a file
+    /// that stays due says why: a line over 1 MB on the Portion API, a download that kept
+    /// ending short. Best effort: the stream record is reported failed either way.
+    async fn note_failure(&self, order: &CopyOrder, error: &CopyError) {
+        let code = audit_core::Classify::code(error);
+        if audit_core::Classify::retryable(error) {
+            tracing::warn!(file = %order.log_file, instance = %order.instance_id, code, %error, "copy failed");
+        } else {
+            tracing::error!(file = %order.log_file, instance = %order.instance_id, code, %error,
+                "copy failed and will fail again until the source changes");
+        }
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.config.tracking_table)
+            .key(
+                attr::INSTANCE_ID,
+                AttributeValue::S(order.instance_id.clone()),
+            )
+            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .update_expression("SET #error = :error, #error_at = :now")
+            .condition_expression("#due_generation = :g AND #state = :due")
+            .expression_attribute_names("#error", attr::LAST_COPY_ERROR)
+            .expression_attribute_names("#error_at", attr::LAST_COPY_ERROR_AT)
+            .expression_attribute_names("#due_generation", attr::DUE_GENERATION)
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_values(":error", AttributeValue::S(code.to_owned()))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(audit_core::now_ms().to_string()),
+            )
+            .expression_attribute_values(":g", AttributeValue::N(order.generation.to_string()))
+            .expression_attribute_values(":due", AttributeValue::S("due".into()))
+            .send()
+            .await;
+        if let Err(e) = applied(result) {
+            tracing::warn!(error = %e, "the copy failure was not noted on the tracking row");
         }
     }
 
@@ -382,7 +425,8 @@ impl Copier {
             .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
             .update_expression(
                 "SET #state = :copied, #copied_generation = :g, #copied_size = :bytes, \
-                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now",
+                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now \
+                 REMOVE #last_copy_error, #last_copy_error_at",
             )
             .condition_expression("#due_generation = :g")
             .set_expression_attribute_names(Some(
@@ -395,6 +439,8 @@ impl Copier {
                     attr::COPIED_KEY,
                     attr::COPIED_SHA256,
                     attr::COPIED_AT,
+                    attr::LAST_COPY_ERROR,
+                    attr::LAST_COPY_ERROR_AT,
                 ]
                 .iter()
                 .map(|a| (format!("#{a}"), (*a).to_owned()))

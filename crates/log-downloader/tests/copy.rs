@@ -383,3 +383,32 @@ async fn logged_text_that_imitates_the_truncation_notice_is_copied_exactly() {
     let copier = copier(&stack, "mimic", 2).await;
     assert_copied_exactly(&stack, &copier, instance, &[(name.to_owned(), source)]).await;
 }
+
+/// A line over 1 MB can never come through the Portion API (a documented RDS limit): the copy
+/// fails for good, and the row says why, so a file that stays `due` is not a mystery.
+#[tokio::test]
+async fn a_line_over_1_mb_on_the_portion_api_is_a_failure_the_row_names() {
+    let stack = BackupStack::start().await.unwrap();
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, Ordering::SeqCst);
+    let instance = "huge-line-db";
+    let name = "audit/server_audit.log";
+    let path = stack.rds_logs.instance_dir(instance).join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut source = aurora_line(instance, 1).into_bytes();
+    source.extend(std::iter::repeat_n(b'x', 1_200_000));
+    source.push(b'\n');
+    std::fs::write(&path, &source).unwrap();
+    let copier = copier(&stack, "huge", 2).await;
+    let order = order(&stack, instance, name, 1).await;
+    let error = copier.copy(&order).await.unwrap_err();
+    assert_eq!(audit_core::Classify::code(&error), "LineTooLong", "{error}");
+    assert!(stack.objects().await.unwrap().is_empty());
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(row["state"], "due", "{row}");
+    assert_eq!(row["last_copy_error"], "LineTooLong", "{row}");
+    assert!(row["last_copy_error_at"].as_i64().is_some(), "{row}");
+}
