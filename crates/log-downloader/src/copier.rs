@@ -35,6 +35,9 @@ pub enum CopyOutcome {
     /// RDS no longer has this version under this name (rename rotation or deletion); the
     /// detector orders whatever holds those bytes now.
     SourceReplaced,
+    /// Only an inexact copy could be made (the Portion API altered bytes that are not UTF-8):
+    /// stored at `key`, marked lossy, not recorded as a copy; the file stays due.
+    Lossy { key: String, bytes: u64 },
 }
 
 /// The clients and settings built once per cold start.
@@ -206,7 +209,7 @@ impl Copier {
         }
     }
 
-    async fn copy_once(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
+    fn sink(&self, order: &CopyOrder, key: &str, lossy: bool) -> ObjectSink {
         let target = Target {
             bucket: self.config.bucket.clone(),
             key: key.to_owned(),
@@ -219,16 +222,28 @@ impl Copier {
                 ),
                 (meta::GENERATION.to_owned(), order.generation.to_string()),
             ]),
+            lossy,
         };
-        let mut sink = ObjectSink::new(
+        ObjectSink::new(
             self.s3.clone(),
             target,
             self.config.part_size,
             self.config.compress,
-        );
-        if let Err(e) = self.download(order, &mut sink).await {
-            sink.abort().await;
-            return Err(e);
+        )
+    }
+
+    async fn copy_once(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
+        let mut sink = self.sink(order, key, false);
+        match self.download(order, &mut sink).await {
+            Ok(()) => {}
+            Err(CopyError::Lossy { .. }) => {
+                sink.abort().await;
+                return self.copy_lossy(order, key).await;
+            }
+            Err(e) => {
+                sink.abort().await;
+                return Err(e);
+            }
         }
         let expected = u64::try_from(order.size).unwrap_or(0);
         if sink.bytes() < expected {
@@ -276,6 +291,34 @@ impl Copier {
         }
     }
 
+    /// The Portion API cannot return this file's bytes exactly: better a marked copy than none.
+    /// It goes beside the exact copy's key (`.lossy`), says `copy-fidelity: lossy` and has no
+    /// `source-sha256`; the row is not recorded as copied (it stays due, so the detector orders
+    /// it again after `STALLED_COPY_AFTER`, when an exact REST copy may succeed) and names
+    /// `LossyCopy` as its last error.
+    async fn copy_lossy(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
+        let lossy_key = crate::lossy_key(key);
+        let mut sink = self.sink(order, &lossy_key, true);
+        if let Err(e) = download_portions(&self.rds, order, &mut sink, true).await {
+            sink.abort().await;
+            return Err(e);
+        }
+        let bytes = sink.bytes();
+        // Stored now, or by an earlier attempt (If-None-Match): either way it is there.
+        sink.finish().await?;
+        self.note_failure(
+            order,
+            &CopyError::Lossy {
+                file: order.log_file.clone(),
+            },
+        )
+        .await;
+        Ok(CopyOutcome::Lossy {
+            key: lossy_key,
+            bytes,
+        })
+    }
+
     async fn download(&self, order: &CopyOrder, sink: &mut ObjectSink) -> Result<(), CopyError> {
         if !self.rest_refused.load(Ordering::Relaxed) {
             match self.rest.download(order, sink).await? {
@@ -286,7 +329,7 @@ impl Copier {
                 }
             }
         }
-        download_portions(&self.rds, order, sink).await
+        download_portions(&self.rds, order, sink, false).await
     }
 
     /// Size and checksum of an existing object at `key`, from its metadata. An object without
@@ -489,6 +532,9 @@ impl Copier {
             }
             CopyOutcome::SourceReplaced => tracing::warn!(file = %order.log_file,
                 "the ordered version is no longer on the instance under this name; its successor is ordered separately"),
+            CopyOutcome::Lossy { key, bytes } => tracing::error!(file = %order.log_file,
+                instance = %order.instance_id, %key, bytes, fidelity = "lossy",
+                "only a lossy copy could be made (the Portion API altered bytes that are not UTF-8); stored marked, the file stays due for an exact copy"),
         }
         Ok(Some(outcome))
     }

@@ -130,10 +130,14 @@ pub fn fewer_lines(truncated_page: &str) -> Option<i32> {
 
 /// Copies through `DownloadDBLogFilePortion` from marker `0`, repairing truncated pages and
 /// resuming after an early end until at least `order.size` bytes arrived.
+///
+/// A page holding U+FFFD means RDS replaced bytes that are not UTF-8: unless `accept_lossy`,
+/// that is [`CopyError::Lossy`] at once (an exact copy is impossible this way).
 pub async fn download_portions(
     rds: &aws_sdk_rds::Client,
     order: &CopyOrder,
     sink: &mut ObjectSink,
+    accept_lossy: bool,
 ) -> Result<(), CopyError> {
     let expected = u64::try_from(order.size).unwrap_or(0);
     let mut marker = "0".to_owned();
@@ -160,6 +164,11 @@ pub async fn download_portions(
             })?);
             tracing::debug!(file = %order.log_file, %marker, lines, "truncated page; asking for fewer lines");
             continue; // same marker, fewer lines
+        }
+        if !accept_lossy && data.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(CopyError::Lossy {
+                file: order.log_file.clone(),
+            });
         }
         sink.write(data.as_bytes()).await?;
         lines = None;

@@ -186,6 +186,15 @@ pub fn backup_key(prefix: &str, order: &CopyOrder, compress: bool) -> String {
     key
 }
 
+/// The key of a lossy copy of the version `key` names: beside the exact copy's key, never on
+/// it (the exact copy may still come, and is created with `If-None-Match`).
+pub fn lossy_key(key: &str) -> String {
+    match key.strip_suffix(".gz") {
+        Some(stem) => format!("{stem}.lossy.gz"),
+        None => format!("{key}.lossy"),
+    }
+}
+
 /// Object metadata names (S3 adds `x-amz-meta-`).
 pub mod meta {
     pub const INSTANCE: &str = "source-instance";
@@ -194,6 +203,11 @@ pub mod meta {
     pub const LAST_WRITTEN: &str = "source-last-written";
     pub const SHA256: &str = "source-sha256";
     pub const GENERATION: &str = "copy-generation";
+    /// `lossy` on a copy whose bytes are not the source's (the Portion API replaced bytes that
+    /// are not UTF-8 with U+FFFD); such an object has no `source-sha256`, only `copy-sha256`,
+    /// the checksum of what it holds.
+    pub const FIDELITY: &str = "copy-fidelity";
+    pub const COPY_SHA256: &str = "copy-sha256";
 }
 
 /// Why one copy failed.
@@ -215,6 +229,10 @@ pub enum CopyError {
         "{file} has a line longer than 1 MB, which DownloadDBLogFilePortion cannot return whole"
     )]
     LineTooLong { file: String },
+    /// The Portion API returned text in place of bytes that are not UTF-8: an exact copy is
+    /// impossible through it.
+    #[error("{file} holds bytes DownloadDBLogFilePortion cannot return exactly (not UTF-8)")]
+    Lossy { file: String },
     #[error("S3 {operation} failed for {key}: {message}")]
     Upload {
         operation: &'static str,
@@ -237,6 +255,7 @@ impl Classify for CopyError {
             CopyError::Download { .. } => "DownloadFailed",
             CopyError::Short { .. } => "DownloadShort",
             CopyError::LineTooLong { .. } => "LineTooLong",
+            CopyError::Lossy { .. } => "LossyCopy",
             CopyError::Upload { .. } => "UploadFailed",
             CopyError::Table { .. } => "TrackingTableFailed",
             CopyError::BadRecord { .. } => "BadRecord",
@@ -248,7 +267,9 @@ impl Classify for CopyError {
             | CopyError::Upload { retryable, .. }
             | CopyError::Table { retryable, .. } => *retryable,
             CopyError::Short { .. } => true,
-            CopyError::LineTooLong { .. } | CopyError::BadRecord { .. } => false,
+            CopyError::LineTooLong { .. }
+            | CopyError::Lossy { .. }
+            | CopyError::BadRecord { .. } => false,
         }
     }
 }

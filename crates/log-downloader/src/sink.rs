@@ -23,6 +23,9 @@ pub struct Target {
     pub bucket: String,
     pub key: String,
     pub metadata: HashMap<String, String>,
+    /// Whether the bytes are known not to be the source's: the checksum is then recorded as
+    /// `copy-sha256` with `copy-fidelity: lossy`, never as `source-sha256`.
+    pub lossy: bool,
 }
 
 /// How an upload ended.
@@ -205,8 +208,13 @@ impl ObjectSink {
         };
         let sha256 = hex::encode(self.sha256.clone().finalize());
         let mut metadata = self.target.metadata.clone();
-        metadata.insert(crate::meta::SHA256.to_owned(), sha256.clone());
-        metadata.insert(crate::meta::SIZE.to_owned(), self.bytes.to_string());
+        if self.target.lossy {
+            metadata.insert(crate::meta::FIDELITY.to_owned(), "lossy".to_owned());
+            metadata.insert(crate::meta::COPY_SHA256.to_owned(), sha256.clone());
+        } else {
+            metadata.insert(crate::meta::SHA256.to_owned(), sha256.clone());
+            metadata.insert(crate::meta::SIZE.to_owned(), self.bytes.to_string());
+        }
 
         let Some(upload_id) = self.upload_id.clone() else {
             let put = self

@@ -412,3 +412,72 @@ async fn a_line_over_1_mb_on_the_portion_api_is_a_failure_the_row_names() {
     assert_eq!(row["last_copy_error"], "LineTooLong", "{row}");
     assert!(row["last_copy_error_at"].as_i64().is_some(), "{row}");
 }
+
+/// A latin1 client's `caf\xe9` in an audit log: the Portion API returns U+FFFD in its place,
+/// so its copy is longer than the file and not the file. It is stored (better than nothing)
+/// beside the exact key, marked lossy, without `source-sha256`, and not recorded as a copy:
+/// the file stays due, and the exact copy through REST later takes the exact key.
+#[tokio::test]
+async fn bytes_the_portion_api_cannot_return_make_a_marked_lossy_copy_never_an_exact_one() {
+    let stack = BackupStack::start().await.unwrap();
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, Ordering::SeqCst);
+    let instance = "latin1-db";
+    let name = "audit/server_audit.log";
+    let path = stack.rds_logs.instance_dir(instance).join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut source = aurora_line(instance, 1).into_bytes();
+    source.extend_from_slice(
+        b"20261122 08:30:01,db,app,10.0.0.7,42,7,QUERY,shop,'SELECT ''caf\xe9''',0\r\n",
+    );
+    source.extend_from_slice(aurora_line(instance, 2).as_bytes());
+    std::fs::write(&path, &source).unwrap();
+    let portion_only = copier(&stack, "latin1", 2).await;
+    let order = order(&stack, instance, name, 1).await;
+
+    let outcome = portion_only.copy(&order).await.unwrap();
+    let CopyOutcome::Lossy { key, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(key.ends_with(".lossy.gz"), "{key}");
+    let objects = stack.objects().await.unwrap();
+    assert_eq!(objects.len(), 1);
+    let object = &objects[0];
+    assert!(
+        object.content != source,
+        "the Portion API altered the bytes"
+    );
+    assert_eq!(object.metadata[meta::FIDELITY], "lossy");
+    assert!(
+        !object.metadata.contains_key(meta::SHA256),
+        "a lossy copy never claims the source's checksum: {:?}",
+        object.metadata
+    );
+    assert_eq!(
+        object.metadata[meta::COPY_SHA256],
+        sha256_hex(&object.content)
+    );
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(row["state"], "due", "not recorded as copied: {row}");
+    assert_eq!(row["last_copy_error"], "LossyCopy", "{row}");
+
+    // The REST endpoint is back (a new execution environment): the exact copy takes the
+    // exact key, and the row is recorded.
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(false, Ordering::SeqCst);
+    let fresh = copier(&stack, "latin1", 2).await;
+    let outcome = fresh.copy(&order).await.unwrap();
+    let CopyOutcome::Copied { sha256, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(sha256, sha256_hex(&source));
+    let row = &stack.rows().await.unwrap()[0];
+    assert_eq!(row["state"], "copied", "{row}");
+    assert!(row.get("last_copy_error").is_none(), "{row}");
+}
