@@ -2,7 +2,7 @@
 //! its own span; failures reported by sequence number, lowest first.
 
 use crate::download::{RestDownloader, RestOutcome, download_portions};
-use crate::sink::{ObjectSink, Stored, Target, measure_object, set_metadata};
+use crate::sink::{ByteSink, HashSink, ObjectSink, Stored, Target, measure_object, set_metadata};
 use crate::{Config, CopyError, CopyOrder, backup_key, copy_order, meta};
 use audit_core::FunctionError;
 use audit_core::aws::{describe, is_retryable};
@@ -143,6 +143,9 @@ impl Copier {
         };
         let order = order.clone();
         let order = &order;
+        if let Some(key) = self.already_copied_as_another_name(order).await? {
+            return Ok(CopyOutcome::AlreadyCopied { key });
+        }
         let backoff = Backoff::new(
             Duration::from_millis(500),
             Duration::from_secs(10),
@@ -319,7 +322,7 @@ impl Copier {
         })
     }
 
-    async fn download(&self, order: &CopyOrder, sink: &mut ObjectSink) -> Result<(), CopyError> {
+    async fn download(&self, order: &CopyOrder, sink: &mut impl ByteSink) -> Result<(), CopyError> {
         if !self.rest_refused.load(Ordering::Relaxed) {
             match self.rest.download(order, sink).await? {
                 RestOutcome::Copied => return Ok(()),
@@ -383,6 +386,69 @@ impl Copier {
         )
         .await?;
         Ok(Some((bytes, sha256)))
+    }
+
+    /// Rename rotation (RDS MySQL/MariaDB: `server_audit.log` -> `.1` -> `.2`) shows the same
+    /// file under a new name, with its size and `LastWritten` kept. When a copy of the same
+    /// instance has exactly that size and time under another name, the file is hashed (not
+    /// stored); the same SHA-256 records this name against the existing object instead of
+    /// storing the bytes again. Returns that object's key.
+    async fn already_copied_as_another_name(
+        &self,
+        order: &CopyOrder,
+    ) -> Result<Option<String>, CopyError> {
+        let table = |e: String, retryable: bool| CopyError::Table {
+            message: e,
+            retryable,
+        };
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.config.tracking_table)
+            .key_condition_expression("#instance = :instance")
+            .filter_expression(
+                "#state = :copied AND #size = :size AND #lw = :lw AND #file <> :file",
+            )
+            .expression_attribute_names("#instance", attr::INSTANCE_ID)
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#size", attr::COPIED_SIZE)
+            .expression_attribute_names("#lw", attr::COPIED_LAST_WRITTEN)
+            .expression_attribute_names("#file", attr::LOG_FILE)
+            .expression_attribute_values(":instance", AttributeValue::S(order.instance_id.clone()))
+            .expression_attribute_values(":copied", AttributeValue::S("copied".into()))
+            .expression_attribute_values(":size", n(order.size))
+            .expression_attribute_values(":lw", n(order.last_written))
+            .expression_attribute_values(":file", AttributeValue::S(order.log_file.clone()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut candidate = None;
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| table(describe(&e), is_retryable(&e)))?;
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            if let (Some(key), Some(sha256)) = (text(attr::COPIED_KEY), text(attr::COPIED_SHA256)) {
+                candidate = Some((key, sha256));
+                break;
+            }
+        }
+        let Some((key, sha256)) = candidate else {
+            return Ok(None);
+        };
+        let mut hash = HashSink::default();
+        match self.download(order, &mut hash).await {
+            Ok(()) => {}
+            // Not exactly readable: not provably the same file.
+            Err(CopyError::Lossy { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        if hash.sha256() != sha256 {
+            return Ok(None);
+        }
+        tracing::info!(file = %order.log_file, %key, "already backed up under another name (rename rotation); recorded against that object");
+        self.record(order, &key, hash.bytes(), &sha256).await?;
+        Ok(Some(key))
     }
 
     /// The order as RDS lists the file now (its current size and last-written time), or

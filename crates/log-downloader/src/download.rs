@@ -1,7 +1,7 @@
 //! The RDS side of a copy: the REST `downloadCompleteLogFile` stream, and the
 //! `DownloadDBLogFilePortion` fallback with its repairs.
 
-use crate::sink::ObjectSink;
+use crate::sink::ByteSink;
 use crate::{CopyError, CopyOrder, download_url};
 use audit_core::aws::{describe, is_retryable};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -39,7 +39,7 @@ impl RestDownloader {
     pub async fn download(
         &self,
         order: &CopyOrder,
-        sink: &mut ObjectSink,
+        sink: &mut impl ByteSink,
     ) -> Result<RestOutcome, CopyError> {
         let url = download_url(&self.base_url, &order.instance_id, &order.log_file);
         let failed = |message: String, retryable: bool| CopyError::Download {
@@ -136,7 +136,7 @@ pub fn fewer_lines(truncated_page: &str) -> Option<i32> {
 pub async fn download_portions(
     rds: &aws_sdk_rds::Client,
     order: &CopyOrder,
-    sink: &mut ObjectSink,
+    sink: &mut impl ByteSink,
     accept_lossy: bool,
 ) -> Result<(), CopyError> {
     let expected = u64::try_from(order.size).unwrap_or(0);

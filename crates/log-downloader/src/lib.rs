@@ -51,6 +51,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:PutObject",
     "s3:AbortMultipartUpload",
     "s3:ListBucket",
+    // The rename-rotation check: the instance's copies of the same size and time.
+    "dynamodb:Query",
     "dynamodb:UpdateItem",
 ];
 

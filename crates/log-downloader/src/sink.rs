@@ -17,6 +17,54 @@ use tokio::task::JoinSet;
 /// Parts uploading while the next one fills.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// Where downloaded bytes go: an object being uploaded ([`ObjectSink`]), or only their
+/// checksum ([`HashSink`], to recognise a file already backed up under another name).
+pub trait ByteSink: Send {
+    /// Appends source bytes.
+    fn write(
+        &mut self,
+        chunk: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), CopyError>> + Send;
+    /// Source bytes written so far.
+    fn bytes(&self) -> u64;
+}
+
+/// Counts and hashes the bytes, stores nothing.
+#[derive(Debug, Default)]
+pub struct HashSink {
+    sha256: sha2::Sha256,
+    bytes: u64,
+}
+
+impl HashSink {
+    /// The SHA-256 (hex) of what was written.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
+    }
+}
+
+impl ByteSink for HashSink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), CopyError> {
+        self.sha256.update(chunk);
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl ByteSink for ObjectSink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), CopyError> {
+        ObjectSink::write(self, chunk).await
+    }
+
+    fn bytes(&self) -> u64 {
+        ObjectSink::bytes(self)
+    }
+}
+
 /// Where the object goes.
 #[derive(Debug, Clone)]
 pub struct Target {

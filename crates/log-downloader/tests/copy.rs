@@ -481,3 +481,49 @@ async fn bytes_the_portion_api_cannot_return_make_a_marked_lossy_copy_never_an_e
     assert_eq!(row["state"], "copied", "{row}");
     assert!(row.get("last_copy_error").is_none(), "{row}");
 }
+
+/// RDS MySQL/MariaDB rotate by renaming (`server_audit.log.1` becomes `.2`, keeping its size
+/// and `LastWritten`). The renamed file is the one already backed up: its new name is recorded
+/// against the existing object, and its bytes are not stored again.
+#[tokio::test]
+async fn a_file_renamed_by_rotation_is_recorded_against_its_existing_copy() {
+    let stack = BackupStack::start().await.unwrap();
+    let instance = "renaming-db";
+    let first = "audit/server_audit.log.1";
+    let second = "audit/server_audit.log.2";
+    let path = write_source(&stack, instance, first, 30_000);
+    let copier = copier(&stack, "renaming", 2).await;
+    let order_first = order(&stack, instance, first, 1).await;
+    let CopyOutcome::Copied { key, .. } = copier.copy(&order_first).await.unwrap() else {
+        panic!("the first copy");
+    };
+    // Rotation: `.1` becomes `.2` (same bytes, same time), a new file becomes `.1`.
+    let dir = stack.rds_logs.instance_dir(instance);
+    std::fs::rename(&path, dir.join(second)).unwrap();
+    write_exact(&path, instance, 12_000).unwrap();
+
+    let order_second = order(&stack, instance, second, 1).await;
+    let outcome = copier.copy(&order_second).await.unwrap();
+    assert_eq!(
+        outcome,
+        CopyOutcome::AlreadyCopied { key: key.clone() },
+        "recorded against the existing object"
+    );
+    assert_eq!(
+        stack.objects().await.unwrap().len(),
+        1,
+        "nothing stored again"
+    );
+    let rows = stack.rows().await.unwrap();
+    let row = rows.iter().find(|r| r["log_file"] == second).unwrap();
+    assert_eq!(row["state"], "copied", "{row}");
+    assert_eq!(row["copied_key"], key.as_str(), "{row}");
+
+    // The new `.1` is another file: copied as usual.
+    let order_new = order(&stack, instance, first, 2).await;
+    assert!(matches!(
+        copier.copy(&order_new).await.unwrap(),
+        CopyOutcome::Copied { .. }
+    ));
+    assert_eq!(stack.objects().await.unwrap().len(), 2);
+}

@@ -138,7 +138,10 @@ async fn throttled_dynamodb_when_recording_is_reported_and_the_replay_then_succe
                 .build(),
         )
     });
-    copier.dynamodb = devstack::mocked_client!(aws_sdk_dynamodb, [&rule]);
+    // No copy under another name (the rename-rotation check finds nothing).
+    let query = mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
+    copier.dynamodb = devstack::mocked_client!(aws_sdk_dynamodb, [&rule, &query]);
     let record = order_record("555", "slow-ddb", FILE, size, written, 1);
     stack
         .put_row(&record["dynamodb"]["NewImage"])
