@@ -184,27 +184,15 @@ impl Copier {
                 "copy failed and will fail again until the source changes");
         }
         let result = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.config.tracking_table)
-            .key(
-                attr::INSTANCE_ID,
-                AttributeValue::S(order.instance_id.clone()),
-            )
-            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .update_due_row(order)
             .update_expression("SET #error = :error, #error_at = :now")
-            .condition_expression("#due_generation = :g AND #state = :due")
             .expression_attribute_names("#error", attr::LAST_COPY_ERROR)
             .expression_attribute_names("#error_at", attr::LAST_COPY_ERROR_AT)
-            .expression_attribute_names("#due_generation", attr::DUE_GENERATION)
-            .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_values(":error", AttributeValue::S(code.to_owned()))
             .expression_attribute_values(
                 ":now",
                 AttributeValue::N(audit_core::now_ms().to_string()),
             )
-            .expression_attribute_values(":g", AttributeValue::N(order.generation.to_string()))
-            .expression_attribute_values(":due", AttributeValue::S("due".into()))
             .send()
             .await;
         if let Err(e) = applied(result) {
@@ -492,12 +480,14 @@ impl Copier {
             .is_none_or(|(size, _)| size < order.size))
     }
 
-    /// Hands an order that cannot be carried out back to the detector: the row returns to
-    /// `observed` (if no newer order exists), so the next poll orders whatever the name holds now
-    /// instead of waiting for `STALLED_COPY_AFTER`.
-    async fn release(&self, order: &CopyOrder) -> Result<(), CopyError> {
-        let result = self
-            .dynamodb
+    /// An update of the order's row, on condition that it is still due for this order's
+    /// generation (a newer order, or a recorded copy, is left alone): `#state`, `:due`, `:g`
+    /// are bound; the caller adds its expression.
+    fn update_due_row(
+        &self,
+        order: &CopyOrder,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamodb
             .update_item()
             .table_name(&self.config.tracking_table)
             .key(
@@ -505,13 +495,21 @@ impl Copier {
                 AttributeValue::S(order.instance_id.clone()),
             )
             .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
-            .update_expression("SET #state = :observed")
             .condition_expression("#due_generation = :g AND #state = :due")
             .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_names("#due_generation", attr::DUE_GENERATION)
-            .expression_attribute_values(":observed", AttributeValue::S("observed".into()))
             .expression_attribute_values(":due", AttributeValue::S("due".into()))
             .expression_attribute_values(":g", AttributeValue::N(order.generation.to_string()))
+    }
+
+    /// Hands an order that cannot be carried out back to the detector: the row returns to
+    /// `observed` (if no newer order exists), so the next poll orders whatever the name holds now
+    /// instead of waiting for `STALLED_COPY_AFTER`.
+    async fn release(&self, order: &CopyOrder) -> Result<(), CopyError> {
+        let result = self
+            .update_due_row(order)
+            .update_expression("SET #state = :observed")
+            .expression_attribute_values(":observed", AttributeValue::S("observed".into()))
             .send()
             .await;
         applied(result).map(|_| ())

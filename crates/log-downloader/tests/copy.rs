@@ -45,6 +45,24 @@ fn write_source(
     path
 }
 
+/// A stack whose REST endpoint refuses every request: copies go through the Portion API.
+async fn portion_only_stack() -> BackupStack {
+    let stack = BackupStack::start().await.unwrap();
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, Ordering::SeqCst);
+    stack
+}
+
+/// Writes `bytes` as the source file `name` of `instance`.
+fn write_raw(stack: &BackupStack, instance: &str, name: &str, bytes: &[u8]) {
+    let path = stack.rds_logs.instance_dir(instance).join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -362,16 +380,9 @@ async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recor
 /// to one line, and the file was given up as `LineTooLong`).
 #[tokio::test]
 async fn logged_text_that_imitates_the_truncation_notice_is_copied_exactly() {
-    let stack = BackupStack::start().await.unwrap();
-    stack
-        .rds_logs
-        .faults()
-        .refuse_rest
-        .store(true, Ordering::SeqCst);
+    let stack = portion_only_stack().await;
     let instance = "mimic-db";
     let name = "audit/audit.log.0.2026-11-22-08-30.0";
-    let path = stack.rds_logs.instance_dir(instance).join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut source = Vec::new();
     for i in 0..3_000 {
         let line = aurora_line(instance, i);
@@ -379,7 +390,7 @@ async fn logged_text_that_imitates_the_truncation_notice_is_copied_exactly() {
         source.extend_from_slice(log_downloader::download::TRUNCATION_NOTICE.as_bytes());
         source.push(b'\n');
     }
-    std::fs::write(&path, &source).unwrap();
+    write_raw(&stack, instance, name, &source);
     let copier = copier(&stack, "mimic", 2).await;
     assert_copied_exactly(&stack, &copier, instance, &[(name.to_owned(), source)]).await;
 }
@@ -388,20 +399,13 @@ async fn logged_text_that_imitates_the_truncation_notice_is_copied_exactly() {
 /// fails for good, and the row says why, so a file that stays `due` is not a mystery.
 #[tokio::test]
 async fn a_line_over_1_mb_on_the_portion_api_is_a_failure_the_row_names() {
-    let stack = BackupStack::start().await.unwrap();
-    stack
-        .rds_logs
-        .faults()
-        .refuse_rest
-        .store(true, Ordering::SeqCst);
+    let stack = portion_only_stack().await;
     let instance = "huge-line-db";
     let name = "audit/server_audit.log";
-    let path = stack.rds_logs.instance_dir(instance).join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut source = aurora_line(instance, 1).into_bytes();
     source.extend(std::iter::repeat_n(b'x', 1_200_000));
     source.push(b'\n');
-    std::fs::write(&path, &source).unwrap();
+    write_raw(&stack, instance, name, &source);
     let copier = copier(&stack, "huge", 2).await;
     let order = order(&stack, instance, name, 1).await;
     let error = copier.copy(&order).await.unwrap_err();
@@ -419,22 +423,15 @@ async fn a_line_over_1_mb_on_the_portion_api_is_a_failure_the_row_names() {
 /// the file stays due, and the exact copy through REST later takes the exact key.
 #[tokio::test]
 async fn bytes_the_portion_api_cannot_return_make_a_marked_lossy_copy_never_an_exact_one() {
-    let stack = BackupStack::start().await.unwrap();
-    stack
-        .rds_logs
-        .faults()
-        .refuse_rest
-        .store(true, Ordering::SeqCst);
+    let stack = portion_only_stack().await;
     let instance = "latin1-db";
     let name = "audit/server_audit.log";
-    let path = stack.rds_logs.instance_dir(instance).join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut source = aurora_line(instance, 1).into_bytes();
     source.extend_from_slice(
         b"20261122 08:30:01,db,app,10.0.0.7,42,7,QUERY,shop,'SELECT ''caf\xe9''',0\r\n",
     );
     source.extend_from_slice(aurora_line(instance, 2).as_bytes());
-    std::fs::write(&path, &source).unwrap();
+    write_raw(&stack, instance, name, &source);
     let portion_only = copier(&stack, "latin1", 2).await;
     let order = order(&stack, instance, name, 1).await;
 
