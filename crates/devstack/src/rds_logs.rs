@@ -160,6 +160,10 @@ fn mtime_ms(path: &FsPath) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Text as XML character data. Control characters other than tab and newline (a terminal's
+/// ESC in a logged statement, a CR) are numeric character references: raw, they make a
+/// document no XML parser accepts (the SDK refused it). The AWS documentation does not say how
+/// the real service encodes them; references are the only form an XML client can read at all.
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -169,7 +173,8 @@ fn xml_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() => out.push_str(&format!("&#{};", u32::from(c))),
             _ => out.push(c),
         }
     }

@@ -524,3 +524,20 @@ async fn a_file_renamed_by_rotation_is_recorded_against_its_existing_copy() {
     ));
     assert_eq!(stack.objects().await.unwrap().len(), 2);
 }
+
+/// Control characters in logged statements (a terminal's ESC sequences, a stray BEL or NUL)
+/// come through the Portion fallback byte for byte.
+#[tokio::test]
+async fn control_characters_in_a_line_come_through_the_portion_api_exactly() {
+    let stack = portion_only_stack().await;
+    let instance = "ctrl-db";
+    let name = "audit/server_audit.log";
+    let mut source = aurora_line(instance, 1).into_bytes();
+    source.extend_from_slice(
+        b"20261122 08:30:02,db,app,10.0.0.7,42,8,QUERY,shop,'SELECT ''\x1b[31mred\x1b[0m\x07\x00''',0\r\n",
+    );
+    source.extend_from_slice(aurora_line(instance, 2).as_bytes());
+    write_raw(&stack, instance, name, &source);
+    let copier = copier(&stack, "ctrl", 2).await;
+    assert_copied_exactly(&stack, &copier, instance, &[(name.to_owned(), source)]).await;
+}
