@@ -63,6 +63,14 @@ fn write_raw(stack: &BackupStack, instance: &str, name: &str, bytes: &[u8]) {
     std::fs::write(&path, bytes).unwrap();
 }
 
+/// A source log: an ordinary line, `hostile` (as raw bytes), another ordinary line.
+fn log_around(instance: &str, hostile: &[u8]) -> Vec<u8> {
+    let mut source = aurora_line(instance, 1).into_bytes();
+    source.extend_from_slice(hostile);
+    source.extend_from_slice(aurora_line(instance, 2).as_bytes());
+    source
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -426,11 +434,10 @@ async fn bytes_the_portion_api_cannot_return_make_a_marked_lossy_copy_never_an_e
     let stack = portion_only_stack().await;
     let instance = "latin1-db";
     let name = "audit/server_audit.log";
-    let mut source = aurora_line(instance, 1).into_bytes();
-    source.extend_from_slice(
+    let source = log_around(
+        instance,
         b"20261122 08:30:01,db,app,10.0.0.7,42,7,QUERY,shop,'SELECT ''caf\xe9''',0\r\n",
     );
-    source.extend_from_slice(aurora_line(instance, 2).as_bytes());
     write_raw(&stack, instance, name, &source);
     let portion_only = copier(&stack, "latin1", 2).await;
     let order = order(&stack, instance, name, 1).await;
@@ -532,11 +539,10 @@ async fn control_characters_in_a_line_come_through_the_portion_api_exactly() {
     let stack = portion_only_stack().await;
     let instance = "ctrl-db";
     let name = "audit/server_audit.log";
-    let mut source = aurora_line(instance, 1).into_bytes();
-    source.extend_from_slice(
+    let source = log_around(
+        instance,
         b"20261122 08:30:02,db,app,10.0.0.7,42,8,QUERY,shop,'SELECT ''\x1b[31mred\x1b[0m\x07\x00''',0\r\n",
     );
-    source.extend_from_slice(aurora_line(instance, 2).as_bytes());
     write_raw(&stack, instance, name, &source);
     let copier = copier(&stack, "ctrl", 2).await;
     assert_copied_exactly(&stack, &copier, instance, &[(name.to_owned(), source)]).await;
