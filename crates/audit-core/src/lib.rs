@@ -18,6 +18,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod messages;
+pub mod metrics;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod spreadsheet;

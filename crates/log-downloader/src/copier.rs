@@ -8,6 +8,7 @@ use audit_core::FunctionError;
 use audit_core::aws::{describe, is_retryable};
 use audit_core::backoff::Backoff;
 use audit_core::batch::stream_response;
+use audit_core::metrics::{MetricSet, MetricsOut, Unit};
 use audit_core::telemetry::record_span;
 use audit_core::tracking::{TrackedLogFile, attr};
 use aws_lambda_events::dynamodb::{Event, EventRecord};
@@ -51,6 +52,8 @@ pub struct Copier {
     /// Set once the REST endpoint refused a request: later copies go straight to the
     /// Portion API for the rest of this execution environment's life.
     pub rest_refused: AtomicBool,
+    /// Where each invocation's metric line goes (stdout in the function).
+    pub metrics: MetricsOut,
 }
 
 /// Whether a conditional `UpdateItem` of the tracking row applied: `false` when its condition
@@ -79,6 +82,51 @@ fn applied<T>(
             retryable: is_retryable(&e),
         }),
     }
+}
+
+/// What one stream record came to: nothing ordered, an outcome with the ordered version's
+/// `LastWritten` (for the copy lag), or a failure.
+pub type RecordResult = Result<Option<(CopyOutcome, i64)>, CopyError>;
+
+/// One invocation's metrics: what was copied (files, bytes, and how long after the file was
+/// last written), what could not be (all failures, and the two an operator must act on: lossy
+/// copies and lines too long for the Portion API), and what needed nothing. The counts an alarm
+/// watches are written even when 0.
+pub fn invocation_metrics<'a>(
+    results: impl Iterator<Item = &'a RecordResult>,
+    now_ms: i64,
+) -> MetricSet {
+    let mut set = MetricSet::new("log-downloader");
+    for name in ["FilesCopied", "CopyFailures", "LossyCopies", "LinesTooLong"] {
+        set.count(name, 0);
+    }
+    set.add("BytesCopied", Unit::Bytes, 0.0);
+    for result in results {
+        match result {
+            Ok(None) => {}
+            Ok(Some((outcome, last_written))) => match outcome {
+                CopyOutcome::Copied { bytes, .. } => {
+                    set.count("FilesCopied", 1);
+                    set.add("BytesCopied", Unit::Bytes, *bytes as f64);
+                    set.add(
+                        "CopyLagSeconds",
+                        Unit::Seconds,
+                        (now_ms - last_written).max(0) as f64 / 1000.0,
+                    );
+                }
+                CopyOutcome::AlreadyCopied { .. } => set.count("ReplaysSkipped", 1),
+                CopyOutcome::SourceReplaced => set.count("SourcesReplaced", 1),
+                CopyOutcome::Lossy { .. } => set.count("LossyCopies", 1),
+            },
+            Err(error) => {
+                set.count("CopyFailures", 1);
+                if matches!(error, CopyError::LineTooLong { .. }) {
+                    set.count("LinesTooLong", 1);
+                }
+            }
+        }
+    }
+    set
 }
 
 /// Time an attempt is assumed to need: a retry starts only with at least this much left.
@@ -575,7 +623,7 @@ impl Copier {
         &self,
         record: &EventRecord,
         deadline: Option<std::time::SystemTime>,
-    ) -> Result<Option<CopyOutcome>, CopyError> {
+    ) -> RecordResult {
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
         let bad = |message: String| CopyError::BadRecord {
             sequence_number: sequence_number.clone(),
@@ -600,7 +648,7 @@ impl Copier {
                 instance = %order.instance_id, %key, bytes, fidelity = "lossy",
                 "only a lossy copy could be made (the Portion API altered bytes that are not UTF-8); stored marked, the file stays due for an exact copy"),
         }
-        Ok(Some(outcome))
+        Ok(Some((outcome, order.last_written)))
     }
 
     /// The Lambda entry point: failures by sequence number, lowest first.
@@ -610,7 +658,7 @@ impl Copier {
     ) -> Result<DynamoDbEventResponse, FunctionError> {
         let deadline = (event.context.deadline > 0)
             .then(|| std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
-        let results: Vec<(String, Result<Option<CopyOutcome>, CopyError>)> =
+        let results: Vec<(String, RecordResult)> =
             futures_util::stream::iter(event.payload.records.iter())
                 .map(|record| {
                     let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
@@ -621,6 +669,10 @@ impl Copier {
                 .buffer_unordered(self.config.concurrency)
                 .collect()
                 .await;
+        self.metrics.publish(&invocation_metrics(
+            results.iter().map(|(_, result)| result),
+            audit_core::now_ms(),
+        ));
         let mut failed = Vec::new();
         for (sequence_number, result) in results {
             if let Err(error) = result {

@@ -42,6 +42,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         rds: aws_sdk_rds::Client::new(&sdk),
         rest,
         rest_refused: Default::default(),
+        metrics: audit_core::metrics::MetricsOut::stdout(),
     };
     let copier = &copier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {

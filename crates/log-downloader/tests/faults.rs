@@ -231,3 +231,53 @@ async fn a_412_then_no_object_is_a_retry_never_an_empty_record() {
     assert_eq!(rows[0]["state"], "due", "not recorded as copied: {rows:?}");
     assert!(rows[0].get("copied_sha256").is_none(), "{rows:?}");
 }
+
+/// One batch through the Portion API (the REST endpoint refused): an ordinary file, one whose
+/// bytes are not UTF-8, and one with a line over 1 MB. The metric line an operator alarms on
+/// says exactly that (one copied, one lossy, one line too long), and is valid EMF.
+#[tokio::test]
+async fn a_batch_reports_lossy_copies_and_lines_too_long_as_metrics() {
+    let stack = BackupStack::start().await.unwrap();
+    stack
+        .rds_logs
+        .faults()
+        .refuse_rest
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let write = |instance: &str, bytes: &[u8]| {
+        let path = stack.rds_logs.instance_dir(instance).join(FILE);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        listed_version(&path).unwrap()
+    };
+    let (plain_size, plain_written) = source(&stack, "plain-db", 40_000);
+    let (latin1_size, latin1_written) = write("latin1-db", b"20261122 08:30:01,db,app,'caf\xe9'\n");
+    let mut huge = b"20261122 08:30:02,db,app,'".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 1_200_000));
+    huge.extend_from_slice(b"'\n");
+    let (huge_size, huge_written) = write("huge-db", &huge);
+    let copier = copier(&stack, "metrics", 1).await;
+
+    let response = copier
+        .handle(event(vec![
+            order_record("100", "plain-db", FILE, plain_size, plain_written, 1),
+            order_record("200", "latin1-db", FILE, latin1_size, latin1_written, 1),
+            order_record("300", "huge-db", FILE, huge_size, huge_written, 1),
+        ]))
+        .await
+        .unwrap();
+
+    assert_eq!(stream_failures(&response), ["300"]);
+    let lines = copier.metrics.captured();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let record = audit_core::metrics::check_line(&lines[0]).unwrap();
+    assert_eq!(record.dimensions["function"], "log-downloader");
+    assert_eq!(record.total("FilesCopied"), 1.0, "{record:?}");
+    assert_eq!(record.total("BytesCopied"), plain_size as f64, "{record:?}");
+    assert_eq!(record.total("LossyCopies"), 1.0, "{record:?}");
+    assert_eq!(record.total("LinesTooLong"), 1.0, "{record:?}");
+    assert_eq!(record.total("CopyFailures"), 1.0, "{record:?}");
+    let (unit, lags) = &record.metrics["CopyLagSeconds"];
+    assert_eq!(unit.as_deref(), Some("Seconds"));
+    assert_eq!(lags.len(), 1);
+    assert!(lags[0] >= 0.0, "{lags:?}");
+}

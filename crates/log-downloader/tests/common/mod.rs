@@ -36,5 +36,6 @@ pub async fn copier(stack: &BackupStack, prefix: &str, attempts: u32) -> Copier 
             base_url: stack.rds_logs.endpoint().to_owned(),
         },
         rest_refused: Default::default(),
+        metrics: audit_core::metrics::MetricsOut::capture(),
     }
 }
