@@ -1,7 +1,9 @@
 //! The PostgreSQL adapter: the connection pool, embedded migrations, the catalog, inserts and
 //! event queries. Every statement is parameterised; identifiers are never built from input.
 
-use crate::model::{Catalog, EventRecord, NewEvent, Statement};
+use crate::event::{Catalog, NewEvent};
+use crate::search::EventRecord;
+use crate::sql::Statement;
 use audit_core::postgres::{DatabaseConfig, Target, tls_config};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::BoxFuture;
@@ -310,7 +312,7 @@ JOIN auditfunctionalities f ON f.id = s.functionalityid
 JOIN auditeventtypes t ON t.id = s.eventtypeid
 ORDER BY s.id";
 
-/// One row of [`crate::model::EVENT_SELECT`] (or the insert's answer).
+/// One row of [`crate::sql::EVENT_SELECT`] (or the insert's answer).
 pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {
     Ok(EventRecord {
         id: row.try_get(0)?,
@@ -326,7 +328,7 @@ pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {
         additional_data: row
             .try_get::<_, Option<String>>(9)?
             .as_deref()
-            .and_then(crate::model::JsonText::compact),
+            .and_then(crate::json_text::JsonText::compact),
     })
 }
 
@@ -354,7 +356,7 @@ pub async fn query_events(
     rows.iter().map(event_record).collect()
 }
 
-/// The count a [`crate::model::count_events`] statement returns.
+/// The count a [`crate::sql::count_events`] statement returns.
 pub async fn count_events(db: &Database, statement: &Statement) -> Result<i64, DbError> {
     let (client, prepared) = prepared(db, &statement.sql).await?;
     let row = client

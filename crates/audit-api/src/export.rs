@@ -2,7 +2,8 @@
 //! rust_xlsxwriter's constant-memory mode, or CSV), then streamed to the client. Memory stays
 //! flat whatever the row count; the file disappears when the response is done.
 
-use crate::model::{EVENT_COLUMNS, EventRecord, excel_cell_text, format_timestamp};
+use crate::search::{EventRecord, ExportFormat, format_timestamp};
+use crate::sql::EVENT_COLUMNS;
 use audit_core::spreadsheet::csv_cell;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
@@ -28,31 +29,6 @@ use std::path::Path;
 /// Data rows per worksheet: Excel's 1,048,576 rows minus the header. Past it the export
 /// continues on a new sheet ("Audit Events (2)", ...).
 pub const ROWS_PER_SHEET: u32 = 1_048_575;
-
-/// The export's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Xlsx,
-    Csv,
-}
-
-impl ExportFormat {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Xlsx => {
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            }
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Xlsx => "xlsx",
-            ExportFormat::Csv => "csv",
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -237,5 +213,34 @@ impl XlsxSink {
         self.row += 1;
         self.rows += 1;
         Ok(())
+    }
+}
+
+/// Text as one export cell: Excel holds at most 32,767 characters per cell, so longer text is
+/// cut and says so (the CSV export keeps it whole).
+pub fn excel_cell_text(text: &str) -> std::borrow::Cow<'_, str> {
+    const LIMIT: usize = 32_767;
+    if text.chars().count() <= LIMIT {
+        return text.into();
+    }
+    let total = text.chars().count();
+    let marker = format!(" [truncated: {total} characters; export as CSV for the full text]");
+    let keep = LIMIT - marker.chars().count();
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(&marker);
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excel_cells_say_when_text_was_cut() {
+        assert_eq!(excel_cell_text("short"), "short");
+        let long = "é".repeat(40_000);
+        let cell = excel_cell_text(&long);
+        assert_eq!(cell.chars().count(), 32_767);
+        assert!(cell.ends_with("[truncated: 40000 characters; export as CSV for the full text]"));
     }
 }

@@ -3,9 +3,13 @@
 //! [`crate::db`], answer in FastAPI's shapes.
 
 use crate::db::{self, Database, DbError};
-use crate::export::{EventWriter, ExportFormat, ROWS_PER_SHEET};
+use crate::event::{self, Catalog, FieldError};
+use crate::export::{EventWriter, ROWS_PER_SHEET};
+use crate::json_text;
 use crate::keys::ApiKeys;
-use crate::model::{self, Catalog, FieldError, RECENT_EVENTS, Scope, SearchFilters, Selection};
+use crate::search::ExportFormat;
+use crate::search::{self, ExportRequest, RECENT_EVENTS, SearchFilters};
+use crate::sql::{self, Scope, Selection};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
@@ -408,7 +412,7 @@ fn check_company(scope: &Scope, company: Option<i64>, loc: Vec<Value>) -> Result
     request_body = crate::openapi::AuditEventIn,
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Stored", body = crate::model::EventRecord),
+        (status = 200, description = "Stored", body = crate::search::EventRecord),
         (status = 413, description = "Body too large", body = crate::openapi::Detail),
         crate::openapi::KeyedErrors,
     ))]
@@ -420,8 +424,8 @@ pub async fn create_event(
     let (value, bytes) = read_body(&app, body).await?;
     let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
     let mut event =
-        model::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
-    model::exact_additional_data(&bytes, std::slice::from_mut(&mut event), false)
+        event::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
+    json_text::exact_additional_data(&bytes, std::slice::from_mut(&mut event), false)
         .map_err(|e| ApiError::Validation(vec![e]))?;
     let stored = store(&app, &scope, std::slice::from_ref(&event), |_| {
         vec![json!("body"), json!("company_id")]
@@ -452,7 +456,7 @@ async fn catalog_for(app: &App, items: &[Value]) -> Result<Arc<Catalog>, ApiErro
         .catalog_knowing(
             items
                 .iter()
-                .filter_map(model::referenced_names)
+                .filter_map(event::referenced_names)
                 .map(|(f, t)| (f, Some(t))),
         )
         .await?)
@@ -463,9 +467,9 @@ async fn catalog_for(app: &App, items: &[Value]) -> Result<Arc<Catalog>, ApiErro
 async fn store(
     app: &App,
     scope: &Scope,
-    events: &[model::NewEvent],
+    events: &[event::NewEvent],
     company_loc: impl Fn(usize) -> Vec<Value>,
-) -> Result<Vec<model::EventRecord>, ApiError> {
+) -> Result<Vec<search::EventRecord>, ApiError> {
     for (index, event) in events.iter().enumerate() {
         check_company(scope, event.company_id, company_loc(index))?;
     }
@@ -486,10 +490,10 @@ pub async fn create_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (value, bytes) = read_body(&app, body).await?;
-    let (items, prefix) = model::batch_items(&value).unwrap_or_default();
+    let (items, prefix) = event::batch_items(&value).unwrap_or_default();
     let catalog = catalog_for(&app, items).await?;
-    let mut events = model::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
-    model::exact_additional_data(&bytes, &mut events, true)
+    let mut events = event::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
+    json_text::exact_additional_data(&bytes, &mut events, true)
         .map_err(|e| ApiError::Validation(vec![e]))?;
     let stored = store(&app, &scope, &events, |index| {
         let mut loc = prefix.clone();
@@ -513,7 +517,7 @@ fn query_pairs(raw: Option<String>) -> Result<HashMap<String, String>, ApiError>
                 format!("Invalid query string: {e}"),
             )])
         })?;
-    Ok(model::query_map(pairs))
+    Ok(search::query_map(pairs))
 }
 
 /// Resolves the filters' names and applies the key's scope.
@@ -558,7 +562,7 @@ async fn selection(
 #[utoipa::path(get, path = "/api/audit-events/recent", tag = "audit-events",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "The 500 newest events, newest first", body = Vec<crate::model::EventRecord>),
+        (status = 200, description = "The 500 newest events, newest first", body = Vec<crate::search::EventRecord>),
         crate::openapi::KeyedErrors,
     ))]
 pub async fn recent_events(
@@ -567,7 +571,7 @@ pub async fn recent_events(
 ) -> Result<Response, ApiError> {
     app.ensure_ready().await?;
     let selection = selection(&app, &scope, SearchFilters::default()).await?;
-    let statement = model::select_events(&selection, None, Some(RECENT_EVENTS));
+    let statement = sql::select_events(&selection, None, Some(RECENT_EVENTS));
     let events = db::query_events(&app.db, &statement).await?;
     Ok(Json(events).into_response())
 }
@@ -578,7 +582,7 @@ pub async fn recent_events(
     responses(
         (status = 200, description = "One page, newest first. `X-Has-More` says whether more \
             follow; `X-Next-Cursor` is the `cursor` of the next page.",
-            body = Vec<crate::model::EventRecord>,
+            body = Vec<crate::search::EventRecord>,
             headers(("X-Has-More" = String, description = "true or false"),
                     ("X-Next-Cursor" = String, description = "present when more follow"))),
         crate::openapi::KeyedErrors,
@@ -589,13 +593,13 @@ pub async fn search_events(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = query_pairs(raw)?;
-    let request = model::parse_search(&query).map_err(ApiError::Validation)?;
+    let request = search::parse_search(&query).map_err(ApiError::Validation)?;
     app.ensure_ready().await?;
     let selection = selection(&app, &scope, request.filters).await?;
     let statement =
-        model::select_events(&selection, Some(&request.page), Some(request.page_size + 1));
+        sql::select_events(&selection, Some(&request.page), Some(request.page_size + 1));
     let rows = db::query_events(&app.db, &statement).await?;
-    let (page, next) = model::split_page(rows, request.page_size);
+    let (page, next) = search::split_page(rows, request.page_size);
     let mut headers = HeaderMap::new();
     headers.insert(
         HAS_MORE_HEADER,
@@ -624,39 +628,11 @@ pub async fn export_events(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = query_pairs(raw)?;
-    let mut errors = Vec::new();
-    let filters = model::parse_filters(&query, &mut errors);
-    let recent = match query
-        .get("recent")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("false" | "0" | "no" | "off") => false,
-        Some("true" | "1" | "yes" | "on") => true,
-        Some(_) => {
-            errors.push(FieldError::new(
-                vec![json!("query"), json!("recent")],
-                "bool_parsing",
-                "Input should be a valid boolean",
-            ));
-            false
-        }
-    };
-    let format = match query.get("format").map(String::as_str) {
-        None | Some("xlsx") => ExportFormat::Xlsx,
-        Some("csv") => ExportFormat::Csv,
-        Some(_) => {
-            errors.push(FieldError::new(
-                vec![json!("query"), json!("format")],
-                "enum",
-                "Input should be 'xlsx' or 'csv'",
-            ));
-            ExportFormat::Xlsx
-        }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let ExportRequest {
+        filters,
+        recent,
+        format,
+    } = search::parse_export(&query).map_err(ApiError::Validation)?;
     app.ensure_ready().await?;
     let (selection, limit) = if recent {
         (
@@ -668,13 +644,13 @@ pub async fn export_events(
         let selection = selection(&app, &scope, filters).await?;
         // Counted first (no further than one past the limit): an export that would be
         // refused writes nothing.
-        let matching = db::count_events(&app.db, &model::count_events(&selection, limit)).await?;
+        let matching = db::count_events(&app.db, &sql::count_events(&selection, limit)).await?;
         if matching >= limit {
             return Err(too_many_to_export(app.export_max_rows));
         }
         (selection, limit)
     };
-    let statement = model::select_events(&selection, None, Some(limit));
+    let statement = sql::select_events(&selection, None, Some(limit));
     let (file, rows) =
         write_export(&app.db, &statement, format, ROWS_PER_SHEET, &app.export_dir).await?;
     if !recent && rows > app.export_max_rows {
@@ -718,7 +694,7 @@ fn too_many_to_export(max: u64) -> ApiError {
 
 pub async fn write_export(
     db: &Database,
-    statement: &model::Statement,
+    statement: &sql::Statement,
     format: ExportFormat,
     rows_per_sheet: u32,
     tempdir: &std::path::Path,

@@ -6,7 +6,7 @@
 //! digests with `subtle` takes the same time whatever the presented key, and every entry is
 //! compared (no early exit) so timing does not say which entry matched.
 
-use crate::model::Scope;
+use crate::sql::Scope;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 

@@ -10,21 +10,25 @@
 //! produce a 500: every input problem is a 4xx naming its field, and nothing is stored unless
 //! the whole request is valid.
 //!
-//! Layout: [`model`] (pure: validation, the search statement, cursors, the maintenance plan),
-//! [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
+//! Layout: the pure core is [`event`] (validation against the catalog), [`json_text`] (exact
+//! `additional_data`), [`search`] (filters, cursors, pages, export requests) and [`sql`] (the
+//! statements they become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
 //! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
 pub mod cli;
 pub mod db;
+pub mod event;
 pub mod export;
 pub mod http;
+pub mod json_text;
 pub mod keys;
 pub mod lambda;
 pub mod maintain;
-pub mod model;
 pub mod openapi;
+pub mod search;
 pub mod server;
+pub mod sql;
 
 use audit_core::postgres::DatabaseConfig;
 use audit_core::{ConfigError, Env};

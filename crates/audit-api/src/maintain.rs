@@ -10,11 +10,93 @@
 //! detach and drop is finished by the next one.
 
 use crate::db::{DbError, MAINTENANCE_LOCK, PARTITION_LOCK};
-use crate::model::{Month, plan_maintenance};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::io::Write as _;
 use tokio_postgres::GenericClient;
+
+/// The months a partition covers are whole UTC months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Month {
+    pub fn of(t: DateTime<Utc>) -> Month {
+        use chrono::Datelike as _;
+        Month {
+            year: t.year(),
+            month: t.month(),
+        }
+    }
+
+    pub fn plus(self, months: i32) -> Month {
+        let index = self.year * 12 + (self.month as i32 - 1) + months;
+        Month {
+            year: index.div_euclid(12),
+            month: index.rem_euclid(12) as u32 + 1,
+        }
+    }
+
+    pub fn start(self) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// `auditevents_YYYYMM`, the seed's partition names.
+    pub fn partition_name(self) -> String {
+        format!("auditevents_{:04}{:02}", self.year, self.month)
+    }
+
+    pub fn from_partition_name(name: &str) -> Option<Month> {
+        let digits = name.strip_prefix("auditevents_")?;
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let month = Month {
+            year: digits[..4].parse().ok()?,
+            month: digits[4..].parse().ok()?,
+        };
+        (1..=12).contains(&month.month).then_some(month)
+    }
+}
+
+/// What maintenance must do, decided from the partitions that exist and today's date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenancePlan {
+    /// Months to create, oldest first: every month of the retention window (late and
+    /// backfilled events are accepted while they would be kept), this month, and the next
+    /// `premake_months`.
+    pub create: Vec<Month>,
+    /// Attached partitions wholly older than the retention window: archive, then drop.
+    pub retire: Vec<Month>,
+}
+
+/// Partitions to create ahead and partitions past retention. A partition is retired when its
+/// whole month is older than `retention_months` whole months before the current month.
+pub fn plan_maintenance(
+    now: DateTime<Utc>,
+    existing: &[Month],
+    premake_months: i32,
+    retention_months: i32,
+) -> MaintenancePlan {
+    let this_month = Month::of(now);
+    let create = (-retention_months..=premake_months)
+        .map(|offset| this_month.plus(offset))
+        .filter(|m| !existing.contains(m))
+        .collect();
+    let oldest_kept = this_month.plus(-retention_months);
+    let mut retire: Vec<Month> = existing
+        .iter()
+        .copied()
+        .filter(|m| *m < oldest_kept)
+        .collect();
+    retire.sort();
+    MaintenancePlan { create, retire }
+}
 
 /// Where retired events go.
 #[derive(Debug, Clone)]
@@ -387,4 +469,47 @@ async fn export_jsonl_gz(
         message: e.to_string(),
     })?;
     Ok((body, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_keeps_the_window_and_makes_months_ahead() {
+        let now = Month {
+            year: 2027,
+            month: 1,
+        }
+        .start();
+        let existing: Vec<Month> = (-14..=2).map(|m| Month::of(now).plus(m)).collect();
+        let plan = plan_maintenance(now, &existing, 5, 12);
+        let names = |months: &[Month]| {
+            months
+                .iter()
+                .map(|m| m.partition_name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&plan.create),
+            [
+                "auditevents_202704",
+                "auditevents_202705",
+                "auditevents_202706"
+            ]
+        );
+        assert_eq!(
+            names(&plan.retire),
+            ["auditevents_202511", "auditevents_202512"]
+        );
+        assert_eq!(Month::from_partition_name("auditevents_202613"), None);
+        assert_eq!(Month::from_partition_name("auditevents_archival"), None);
+        assert_eq!(
+            Month::from_partition_name("auditevents_202602"),
+            Some(Month {
+                year: 2026,
+                month: 2
+            })
+        );
+    }
 }

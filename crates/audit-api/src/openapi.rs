@@ -155,7 +155,7 @@ pub enum ExportFormatDoc {
     ),
     components(schemas(
         AuditEventIn,
-        crate::model::EventRecord,
+        crate::search::EventRecord,
         BatchCreated,
         Detail,
         ValidationDetail,

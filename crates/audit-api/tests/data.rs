@@ -3,8 +3,8 @@
 
 mod common;
 
+use audit_api::maintain::Month;
 use audit_api::maintain::{self, ArchiveTarget, MaintenanceSettings};
-use audit_api::model::Month;
 use calamine::{Data, Reader as _, Xlsx};
 use chrono::{TimeZone as _, Utc};
 use common::{KEY, Service, events};
@@ -221,8 +221,9 @@ async fn an_export_larger_than_the_limit_is_refused_not_cut() {
 
 #[tokio::test]
 async fn rows_past_a_sheet_continue_on_the_next() {
-    use audit_api::export::{EventWriter, ExportFormat};
-    use audit_api::model::EventRecord;
+    use audit_api::export::EventWriter;
+    use audit_api::search::EventRecord;
+    use audit_api::search::ExportFormat;
     let dir = tempfile::tempdir().expect("tempdir");
     // Three rows per sheet stands in for Excel's 1,048,575.
     let mut writer = EventWriter::new(ExportFormat::Xlsx, dir.path(), 3).expect("writer");
