@@ -82,7 +82,7 @@ async fn run(
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             let base = app.base_path.clone();
             let app = Arc::new(app);
-            let router = crate::http::router(Arc::clone(&app));
+            let router = crate::router(Arc::clone(&app));
             let _partitions =
                 crate::server::keep_partitions(app, crate::server::PARTITION_CHECK_INTERVAL);
             println!(

@@ -14,11 +14,14 @@ pub const MAX_USER_CHARS: usize = 20;
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
 /// One entry of a FastAPI 422 body: `{"loc": ["body", "user"], "msg": ..., "type": ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationError)]
 pub struct FieldError {
+    /// Where: `["body", "user"]`, `["body", 3, "status"]`, `["query", "page_size"]`.
     pub loc: Vec<Value>,
     pub msg: String,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
 }
 

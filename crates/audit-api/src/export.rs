@@ -2,7 +2,10 @@
 //! rust_xlsxwriter's constant-memory mode, or CSV), then streamed to the client. Memory stays
 //! flat whatever the row count; the file disappears when the response is done.
 
+use crate::db::{self, Database};
+use crate::error::ApiError;
 use crate::search::{EventRecord, ExportFormat, format_timestamp};
+use crate::sql;
 use crate::sql::EVENT_COLUMNS;
 use audit_core::spreadsheet::csv_cell;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
@@ -214,6 +217,34 @@ impl XlsxSink {
         self.rows += 1;
         Ok(())
     }
+}
+
+/// Runs `statement` and writes every event it returns into a temporary file in `tempdir`:
+/// rows stream from the database on one task while a blocking task writes them, so memory
+/// stays bounded whatever the export's size. Returns the file and its row count.
+pub async fn write_export(
+    db: &Database,
+    statement: &sql::Statement,
+    format: ExportFormat,
+    rows_per_sheet: u32,
+    tempdir: &std::path::Path,
+) -> Result<(std::fs::File, u64), ApiError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
+    let tempdir = tempdir.to_owned();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut writer = EventWriter::new(format, &tempdir, rows_per_sheet)?;
+        while let Some(event) = receiver.blocking_recv() {
+            writer.push(&event)?;
+        }
+        writer.finish()
+    });
+    let streamed = db::stream_events(db, statement, sender).await;
+    let written = writer
+        .await
+        .map_err(|e| ApiError::Internal(format!("export writer: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("export: {e}")))?;
+    streamed?;
+    Ok(written)
 }
 
 /// Text as one export cell: Excel holds at most 32,767 characters per cell, so longer text is

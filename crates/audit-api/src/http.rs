@@ -1,15 +1,18 @@
 //! The HTTP interface: one axum router, served by `audit-api serve` and by the Lambda
-//! (through `lambda_http`). Handlers are thin: parse with [`crate::model`], act with
-//! [`crate::db`], answer in FastAPI's shapes.
+//! (through `lambda_http`). Handlers are thin: parse with [`crate::event`] and
+//! [`crate::search`], act with [`crate::db`], answer with the types of [`crate::schema`] (the
+//! ones the OpenAPI document describes) or an [`ApiError`]. Failures of ours are logged once,
+//! by the `log_failures` layer.
 
-use crate::db::{self, Database, DbError};
+use crate::db;
+use crate::error::{ApiError, FailureCause};
 use crate::event::{self, Catalog, FieldError};
-use crate::export::{EventWriter, ROWS_PER_SHEET};
+use crate::export::{ROWS_PER_SHEET, write_export};
 use crate::json_text;
-use crate::keys::ApiKeys;
-use crate::search::ExportFormat;
-use crate::search::{self, ExportRequest, RECENT_EVENTS, SearchFilters};
+use crate::schema::{BatchCreated, Detail, Health};
+use crate::search::{self, EventRecord, ExportRequest, RECENT_EVENTS, SearchFilters};
 use crate::sql::{self, Scope, Selection};
+use crate::state::App;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
@@ -20,9 +23,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The API key header, as the seed.
 pub const API_KEY_HEADER: &str = "CSIQ-APIKEY";
@@ -30,204 +32,8 @@ pub const API_KEY_HEADER: &str = "CSIQ-APIKEY";
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 pub const HAS_MORE_HEADER: &str = "X-Has-More";
 
-/// The shortest time between two catalog reads caused by unknown names: a new functionality
-/// is known to every process within this time.
-pub const CATALOG_REREAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What every request shares.
-#[derive(Debug)]
-pub struct App {
-    pub db: Database,
-    keys: ApiKeys,
-    catalog: RwLock<Arc<Catalog>>,
-    /// When the catalog was last read; held while it is read, so concurrent requests that
-    /// name something unknown wait for one read instead of each making their own.
-    catalog_read_at: tokio::sync::Mutex<Option<Instant>>,
-    catalog_reads: AtomicU64,
-    /// Migrations and this month's partitions, checked once per process before the first
-    /// request that touches the tables (a Lambda does not wait for them at cold start).
-    ready: tokio::sync::OnceCell<()>,
-    pub base_path: String,
-    cors_origins: Vec<String>,
-    max_body_bytes: usize,
-    body_timeout: Duration,
-    export_max_rows: u64,
-    export_dir: std::path::PathBuf,
-    pub maintenance: crate::maintain::MaintenanceSettings,
-}
-
-impl App {
-    pub fn new(
-        config: &crate::Config,
-        db: Database,
-        keys: ApiKeys,
-        s3: Option<aws_sdk_s3::Client>,
-    ) -> Self {
-        App {
-            db,
-            keys,
-            catalog: RwLock::default(),
-            catalog_read_at: tokio::sync::Mutex::new(None),
-            catalog_reads: AtomicU64::new(0),
-            ready: tokio::sync::OnceCell::new(),
-            base_path: config.base_path.clone(),
-            cors_origins: config.cors_origins.clone(),
-            max_body_bytes: config.max_body_bytes,
-            body_timeout: config.body_timeout,
-            export_max_rows: config.export_max_rows,
-            export_dir: config.export_dir.clone(),
-            maintenance: crate::maintenance_settings(config, s3),
-        }
-    }
-
-    /// Applies pending migrations and creates the partitions due, once per process.
-    pub async fn ensure_ready(&self) -> Result<(), ApiError> {
-        self.ready
-            .get_or_try_init(|| async {
-                db::migrate(&self.db).await?;
-                crate::maintain::ensure_partitions(&self.db, &self.maintenance, chrono::Utc::now())
-                    .await
-                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
-                self.reload_catalog().await?;
-                Ok::<(), DbError>(())
-            })
-            .await
-            .map(|_| ())
-            .map_err(ApiError::from)
-    }
-
-    fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
-            .read()
-            .map(|c| Arc::clone(&c))
-            .unwrap_or_default()
-    }
-
-    async fn reload_catalog(&self) -> Result<Arc<Catalog>, DbError> {
-        let mut read_at = self.catalog_read_at.lock().await;
-        self.read_catalog(&mut read_at).await
-    }
-
-    async fn read_catalog(&self, read_at: &mut Option<Instant>) -> Result<Arc<Catalog>, DbError> {
-        let fresh = Arc::new(db::load_catalog(&self.db).await?);
-        if let Ok(mut guard) = self.catalog.write() {
-            *guard = Arc::clone(&fresh);
-        }
-        *read_at = Some(Instant::now());
-        self.catalog_reads.fetch_add(1, Ordering::Relaxed);
-        Ok(fresh)
-    }
-
-    /// How many times this process has read the catalog.
-    pub fn catalog_reads(&self) -> u64 {
-        self.catalog_reads.load(Ordering::Relaxed)
-    }
-
-    /// The catalog, read again when a request names something it does not hold (a type
-    /// added by another deployment since this process read it), but at most once per
-    /// [`CATALOG_REREAD_INTERVAL`]: a client sending unknown names cannot make every request
-    /// a catalog read.
-    async fn catalog_knowing<'a>(
-        &self,
-        names: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-    ) -> Result<Arc<Catalog>, DbError> {
-        let catalog = self.catalog();
-        if names.into_iter().all(|(f, t)| catalog.knows(f, t)) {
-            return Ok(catalog);
-        }
-        let mut read_at = self.catalog_read_at.lock().await;
-        if read_at.is_some_and(|at| at.elapsed() < CATALOG_REREAD_INTERVAL) {
-            // Read moments ago (perhaps by the request this one waited for): the name is
-            // unknown, not new.
-            return Ok(self.catalog());
-        }
-        self.read_catalog(&mut read_at).await
-    }
-}
-
-/// An answer other than success, in FastAPI's shapes.
-#[derive(Debug)]
-pub enum ApiError {
-    Unauthorized(&'static str),
-    Forbidden(String),
-    NotFound(String),
-    Validation(Vec<FieldError>),
-    TooLarge(usize),
-    /// The body did not arrive within `BODY_TIMEOUT_MS`.
-    BodyTimeout(Duration),
-    /// The client broke off while sending the body.
-    BodyUnreadable,
-    Unavailable,
-    Internal(String),
-}
-
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(why) => {
-                tracing::warn!("database unavailable: {why}");
-                ApiError::Unavailable
-            }
-            DbError::NoPartition => ApiError::Validation(vec![FieldError::new(
-                vec![json!("body"), json!("event_timestamp")],
-                "value_error",
-                "No stored month holds this timestamp: events are kept for RETENTION_MONTHS \
-                 and accepted up to the months prepared ahead",
-            )]),
-            DbError::Query(e) => ApiError::Internal(format!(
-                "database: {}",
-                e.as_db_error().map_or_else(
-                    || e.to_string(),
-                    |d| format!("{} ({})", d.message(), d.code().code())
-                )
-            )),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::Unauthorized(detail) => {
-                (StatusCode::UNAUTHORIZED, json!({ "detail": detail }))
-            }
-            ApiError::Forbidden(detail) => (StatusCode::FORBIDDEN, json!({ "detail": detail })),
-            ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
-            ApiError::Validation(errors) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "detail": errors }),
-            ),
-            ApiError::TooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
-            ),
-            ApiError::BodyTimeout(limit) => (
-                StatusCode::REQUEST_TIMEOUT,
-                json!({ "detail": format!("Request body not received within {} ms", limit.as_millis()) }),
-            ),
-            ApiError::BodyUnreadable => (
-                StatusCode::BAD_REQUEST,
-                json!({ "detail": "The request body could not be read" }),
-            ),
-            ApiError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "detail": "Database unavailable, try again later" }),
-            ),
-            ApiError::Internal(why) => {
-                // The cause goes to the log only: a client learns nothing about internals.
-                tracing::error!("internal error: {why}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "detail": "Internal server error" }),
-                )
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
 /// The router: the seed's paths under the base path, the docs, FastAPI-shaped fallbacks.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<App>, docs: Router) -> Router {
     let events = Router::new()
         .route("/create", post(create_event))
         .route("/create-batch", post(create_batch))
@@ -251,11 +57,11 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
-    let docs: Router = crate::openapi::docs_router(&app.base_path);
     let mut router = Router::new()
         .nest(&app.base_path, api)
         .merge(docs)
         .fallback(not_found)
+        .layer(middleware::from_fn(log_failures))
         // Bodies are read whole (as `Bytes`) only up to the limit; the 413 is ours.
         .layer(DefaultBodyLimit::max(app.max_body_bytes));
     if !app.cors_origins.is_empty() {
@@ -284,20 +90,27 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "detail": "Not Found" })),
-    )
-        .into_response()
+async fn not_found() -> (StatusCode, Json<Detail>) {
+    (StatusCode::NOT_FOUND, Json(Detail::new("Not Found")))
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed() -> (StatusCode, Json<Detail>) {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({ "detail": "Method Not Allowed" })),
+        Json(Detail::new("Method Not Allowed")),
     )
-        .into_response()
+}
+
+/// Logs, once, why a request failed on our side: the [`FailureCause`] an [`ApiError`] left on
+/// its response. The client's answer never carries it.
+async fn log_failures(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    match response.extensions().get::<FailureCause>() {
+        Some(FailureCause::Unavailable(why)) => tracing::warn!("database unavailable: {why}"),
+        Some(FailureCause::Internal(why)) => tracing::error!("internal error: {why}"),
+        None => {}
+    }
+    response
 }
 
 /// Checks `CSIQ-APIKEY` and hands the key's scope to the handler. The key itself is never
@@ -345,23 +158,18 @@ async fn require_key(
 
 #[utoipa::path(get, path = "/api/healthcheck", tag = "health",
     responses(
-        (status = 200, description = "Service and database are up", body = crate::openapi::Health),
-        (status = 503, description = "The database is unreachable", body = crate::openapi::Health),
+        (status = 200, description = "Service and database are up", body = crate::schema::Health),
+        (status = 503, description = "The database is unreachable", body = crate::schema::Health),
     ))]
-pub async fn healthcheck(State(app): State<Arc<App>>) -> Response {
+pub async fn healthcheck(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     match db::ping(&app.db, Duration::from_secs(3)).await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "healthy", "database": "connected" })),
-        )
-            .into_response(),
+        Ok(()) => (StatusCode::OK, Json(Health::new("healthy", "connected"))),
         Err(e) => {
             tracing::warn!("healthcheck: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unhealthy", "database": "unreachable" })),
+                Json(Health::new("unhealthy", "unreachable")),
             )
-                .into_response()
         }
     }
 }
@@ -409,18 +217,18 @@ fn check_company(scope: &Scope, company: Option<i64>, loc: Vec<Value>) -> Result
 }
 
 #[utoipa::path(post, path = "/api/audit-events/create", tag = "audit-events",
-    request_body = crate::openapi::AuditEventIn,
+    request_body = crate::schema::AuditEventIn,
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Stored", body = crate::search::EventRecord),
-        (status = 413, description = "Body too large", body = crate::openapi::Detail),
-        crate::openapi::KeyedErrors,
+        (status = 200, description = "Stored", body = EventRecord),
+        (status = 413, description = "Body too large", body = crate::schema::Detail),
+        crate::schema::KeyedErrors,
     ))]
 pub async fn create_event(
     State(app): State<Arc<App>>,
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<EventRecord>, ApiError> {
     let (value, bytes) = read_body(&app, body).await?;
     let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
     let mut event =
@@ -435,7 +243,7 @@ pub async fn create_event(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("insert returned no row".to_owned()))?;
-    Ok(Json(record).into_response())
+    Ok(Json(record))
 }
 
 /// Both creates start here: the body read (413 and malformed JSON answered), the schema
@@ -469,7 +277,7 @@ async fn store(
     scope: &Scope,
     events: &[event::NewEvent],
     company_loc: impl Fn(usize) -> Vec<Value>,
-) -> Result<Vec<search::EventRecord>, ApiError> {
+) -> Result<Vec<EventRecord>, ApiError> {
     for (index, event) in events.iter().enumerate() {
         check_company(scope, event.company_id, company_loc(index))?;
     }
@@ -477,18 +285,18 @@ async fn store(
 }
 
 #[utoipa::path(post, path = "/api/audit-events/create-batch", tag = "audit-events",
-    request_body(content = Vec<crate::openapi::AuditEventIn>, description = "1 to 1,000 events; all are stored or none"),
+    request_body(content = Vec<crate::schema::AuditEventIn>, description = "1 to 1,000 events; all are stored or none"),
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "All stored", body = crate::openapi::BatchCreated),
-        (status = 413, description = "Body too large", body = crate::openapi::Detail),
-        crate::openapi::KeyedErrors,
+        (status = 200, description = "All stored", body = crate::schema::BatchCreated),
+        (status = 413, description = "Body too large", body = crate::schema::Detail),
+        crate::schema::KeyedErrors,
     ))]
 pub async fn create_batch(
     State(app): State<Arc<App>>,
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<BatchCreated>, ApiError> {
     let (value, bytes) = read_body(&app, body).await?;
     let (items, prefix) = event::batch_items(&value).unwrap_or_default();
     let catalog = catalog_for(&app, items).await?;
@@ -501,11 +309,10 @@ pub async fn create_batch(
         loc
     })
     .await?;
-    Ok(Json(json!({
-        "created": stored.len(),
-        "ids": stored.iter().map(|e| e.id).collect::<Vec<_>>(),
+    Ok(Json(BatchCreated {
+        created: stored.len() as u64,
+        ids: stored.iter().map(|e| e.id).collect(),
     }))
-    .into_response())
 }
 
 fn query_pairs(raw: Option<String>) -> Result<HashMap<String, String>, ApiError> {
@@ -562,36 +369,35 @@ async fn selection(
 #[utoipa::path(get, path = "/api/audit-events/recent", tag = "audit-events",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "The 500 newest events, newest first", body = Vec<crate::search::EventRecord>),
-        crate::openapi::KeyedErrors,
+        (status = 200, description = "The 500 newest events, newest first", body = Vec<EventRecord>),
+        crate::schema::KeyedErrors,
     ))]
 pub async fn recent_events(
     State(app): State<Arc<App>>,
     Extension(scope): Extension<Scope>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Vec<EventRecord>>, ApiError> {
     app.ensure_ready().await?;
     let selection = selection(&app, &scope, SearchFilters::default()).await?;
     let statement = sql::select_events(&selection, None, Some(RECENT_EVENTS));
-    let events = db::query_events(&app.db, &statement).await?;
-    Ok(Json(events).into_response())
+    Ok(Json(db::query_events(&app.db, &statement).await?))
 }
 
 #[utoipa::path(get, path = "/api/audit-events/search", tag = "audit-events",
-    params(crate::openapi::FilterParams, crate::openapi::PageParams),
+    params(crate::schema::FilterParams, crate::schema::PageParams),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "One page, newest first. `X-Has-More` says whether more \
             follow; `X-Next-Cursor` is the `cursor` of the next page.",
-            body = Vec<crate::search::EventRecord>,
+            body = Vec<EventRecord>,
             headers(("X-Has-More" = String, description = "true or false"),
                     ("X-Next-Cursor" = String, description = "present when more follow"))),
-        crate::openapi::KeyedErrors,
+        crate::schema::KeyedErrors,
     ))]
 pub async fn search_events(
     State(app): State<Arc<App>>,
     Extension(scope): Extension<Scope>,
     RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<(HeaderMap, Json<Vec<EventRecord>>), ApiError> {
     let query = query_pairs(raw)?;
     let request = search::parse_search(&query).map_err(ApiError::Validation)?;
     app.ensure_ready().await?;
@@ -610,17 +416,17 @@ pub async fn search_events(
     {
         headers.insert(NEXT_CURSOR_HEADER, value);
     }
-    Ok((headers, Json(page)).into_response())
+    Ok((headers, Json(page)))
 }
 
 #[utoipa::path(get, path = "/api/audit-events/export", tag = "audit-events",
-    params(crate::openapi::ExportParams, crate::openapi::FilterParams),
+    params(crate::schema::ExportParams, crate::schema::FilterParams),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "An .xlsx workbook (or CSV with format=csv) of every matching \
             event, newest first; past 1,048,575 rows the workbook continues on another sheet",
             content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        crate::openapi::KeyedErrors,
+        crate::schema::KeyedErrors,
     ))]
 pub async fn export_events(
     State(app): State<Arc<App>>,
@@ -692,44 +498,19 @@ fn too_many_to_export(max: u64) -> ApiError {
     )])
 }
 
-pub async fn write_export(
-    db: &Database,
-    statement: &sql::Statement,
-    format: ExportFormat,
-    rows_per_sheet: u32,
-    tempdir: &std::path::Path,
-) -> Result<(std::fs::File, u64), ApiError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
-    let tempdir = tempdir.to_owned();
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut writer = EventWriter::new(format, &tempdir, rows_per_sheet)?;
-        while let Some(event) = receiver.blocking_recv() {
-            writer.push(&event)?;
-        }
-        writer.finish()
-    });
-    let streamed = db::stream_events(db, statement, sender).await;
-    let written = writer
-        .await
-        .map_err(|e| ApiError::Internal(format!("export writer: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("export: {e}")))?;
-    streamed?;
-    Ok(written)
-}
-
 #[utoipa::path(get, path = "/api/audit-events/get-eventtypenames-by-functionalityname", tag = "audit-events",
     params(("functionality_name" = String, Query, example = "Authenticate",
         description = "e.g. Authenticate (also accepted as `functionality`)")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The functionality's event type names", body = Vec<String>),
-        (status = 404, description = "No such functionality", body = crate::openapi::Detail),
-        crate::openapi::KeyedErrors,
+        (status = 404, description = "No such functionality", body = crate::schema::Detail),
+        crate::schema::KeyedErrors,
     ))]
 pub async fn event_type_names(
     State(app): State<Arc<App>>,
     RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Vec<String>>, ApiError> {
     let query = query_pairs(raw)?;
     let name = query
         .get("functionality_name")
@@ -746,5 +527,5 @@ pub async fn event_type_names(
     let names = catalog
         .event_type_names(name)
         .ok_or_else(|| ApiError::NotFound(format!("Functionality '{name}' not found")))?;
-    Ok(Json(names).into_response())
+    Ok(Json(names))
 }

@@ -2,7 +2,8 @@
 //! through `lambda_http` to the same router the server uses; an EventBridge event is the
 //! maintenance schedule.
 
-use crate::http::{App, router};
+use crate::router;
+use crate::state::App;
 use crate::{Clients, Config, MaintenanceFailed};
 use audit_core::FunctionError;
 use lambda_http::Service as _;

@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod error;
 pub mod event;
 pub mod export;
 pub mod http;
@@ -26,9 +27,11 @@ pub mod keys;
 pub mod lambda;
 pub mod maintain;
 pub mod openapi;
+pub mod schema;
 pub mod search;
 pub mod server;
 pub mod sql;
+pub mod state;
 
 use audit_core::postgres::DatabaseConfig;
 use audit_core::{ConfigError, Env};
@@ -249,11 +252,18 @@ pub enum StartError {
     Keys(String),
 }
 
+/// The whole HTTP interface of `app`: the API under its base path, the OpenAPI document and
+/// the docs page. The server, the Lambda and the tests serve this.
+pub fn router(app: std::sync::Arc<state::App>) -> axum::Router {
+    let docs = openapi::docs_router(&app.base_path);
+    http::router(app, docs)
+}
+
 /// Builds what every request shares: the pool (connections open on first use), the keys.
 pub async fn build_app(
     config: &Config,
     clients: Option<&Clients>,
-) -> Result<http::App, StartError> {
+) -> Result<state::App, StartError> {
     let aws = clients.map(|c| (&c.sdk, &c.secrets));
     let target = config
         .database
@@ -294,7 +304,7 @@ pub async fn build_app(
             ApiKeys::parse(text).map_err(|e| StartError::Keys(e.to_string()))?
         }
     };
-    Ok(http::App::new(
+    Ok(state::App::new(
         config,
         database,
         keys,

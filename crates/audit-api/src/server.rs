@@ -4,7 +4,7 @@
 //! must not hold a connection (and a task, and maybe a database connection) for ever; nor may
 //! ten thousand idle sockets. So:
 //! - headers must arrive within `HEADER_READ_TIMEOUT_MS` (hyper closes the connection);
-//! - a body must arrive whole within `BODY_TIMEOUT_MS` (408, [`crate::http::router`]);
+//! - a body must arrive whole within `BODY_TIMEOUT_MS` (408, [`crate::http`]);
 //! - at most `MAX_CONNECTIONS` connections are served at once; further clients wait in the
 //!   listen backlog until one ends.
 //!
@@ -93,7 +93,10 @@ pub const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 /// Every `every`, creates the month partitions that are due (one catalog query when there
 /// are none). A failure is logged and tried again at the next tick: inserts fail only once
 /// the months prepared ahead have run out.
-pub fn keep_partitions(app: Arc<crate::http::App>, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn keep_partitions(
+    app: Arc<crate::state::App>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

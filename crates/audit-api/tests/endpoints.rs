@@ -447,7 +447,7 @@ async fn event_type_names_by_functionality() {
         svc.app.catalog_reads() - reads
     );
     // A type added in the database is known without a restart, once the interval passed.
-    tokio::time::sleep(audit_api::http::CATALOG_REREAD_INTERVAL).await;
+    tokio::time::sleep(audit_api::state::CATALOG_REREAD_INTERVAL).await;
     svc.sql("INSERT INTO auditfunctionalities (name) VALUES ('Inventory')");
     svc.sql("INSERT INTO auditeventtypes (functionalityid, name) SELECT id, 'Counted' FROM auditfunctionalities WHERE name = 'Inventory'");
     let (status, body) = Service::json(
@@ -481,7 +481,7 @@ async fn healthcheck_is_503_when_the_database_is_unreachable() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, audit_api::http::router(app)).await;
+        let _ = axum::serve(listener, audit_api::router(app)).await;
     });
     let client = reqwest::Client::new();
     let response = client

@@ -15,7 +15,7 @@ pub const SCOPED_KEY: &str = "scoped-key-0123456789abcdef";
 pub struct Service {
     pub base: String,
     pub database: String,
-    pub app: Arc<audit_api::http::App>,
+    pub app: Arc<audit_api::state::App>,
     pub config: Config,
     http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
@@ -74,7 +74,7 @@ impl Service {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let router = audit_api::http::router(Arc::clone(&app));
+        let router = audit_api::router(Arc::clone(&app));
         let limits = config.server;
         let server = tokio::spawn(audit_api::server::serve(
             listener,

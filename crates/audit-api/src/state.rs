@@ -1,0 +1,128 @@
+//! [`App`]: what every request shares, built once per process: the database pool, the API
+//! keys, the settings, and the catalog of functionalities and event types, cached and read
+//! again (at most once per [`CATALOG_REREAD_INTERVAL`]) when a request names something new.
+//! The schema is made ready (migrations, this month's partitions) by the first request that
+//! needs it, not at cold start.
+
+use crate::db::{self, Database, DbError};
+use crate::error::ApiError;
+use crate::event::Catalog;
+use crate::keys::ApiKeys;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The shortest time between two catalog reads caused by unknown names: a new functionality
+/// is known to every process within this time.
+pub const CATALOG_REREAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every request shares.
+#[derive(Debug)]
+pub struct App {
+    pub db: Database,
+    pub(crate) keys: ApiKeys,
+    catalog: RwLock<Arc<Catalog>>,
+    /// When the catalog was last read; held while it is read, so concurrent requests that
+    /// name something unknown wait for one read instead of each making their own.
+    catalog_read_at: tokio::sync::Mutex<Option<Instant>>,
+    catalog_reads: AtomicU64,
+    /// Migrations and this month's partitions, checked once per process before the first
+    /// request that touches the tables (a Lambda does not wait for them at cold start).
+    ready: tokio::sync::OnceCell<()>,
+    pub base_path: String,
+    pub(crate) cors_origins: Vec<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) export_max_rows: u64,
+    pub(crate) export_dir: std::path::PathBuf,
+    pub maintenance: crate::maintain::MaintenanceSettings,
+}
+
+impl App {
+    pub fn new(
+        config: &crate::Config,
+        db: Database,
+        keys: ApiKeys,
+        s3: Option<aws_sdk_s3::Client>,
+    ) -> Self {
+        App {
+            db,
+            keys,
+            catalog: RwLock::default(),
+            catalog_read_at: tokio::sync::Mutex::new(None),
+            catalog_reads: AtomicU64::new(0),
+            ready: tokio::sync::OnceCell::new(),
+            base_path: config.base_path.clone(),
+            cors_origins: config.cors_origins.clone(),
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
+            export_max_rows: config.export_max_rows,
+            export_dir: config.export_dir.clone(),
+            maintenance: crate::maintenance_settings(config, s3),
+        }
+    }
+
+    /// Applies pending migrations and creates the partitions due, once per process.
+    pub async fn ensure_ready(&self) -> Result<(), ApiError> {
+        self.ready
+            .get_or_try_init(|| async {
+                db::migrate(&self.db).await?;
+                crate::maintain::ensure_partitions(&self.db, &self.maintenance, chrono::Utc::now())
+                    .await
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                self.reload_catalog().await?;
+                Ok::<(), DbError>(())
+            })
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default()
+    }
+
+    async fn reload_catalog(&self) -> Result<Arc<Catalog>, DbError> {
+        let mut read_at = self.catalog_read_at.lock().await;
+        self.read_catalog(&mut read_at).await
+    }
+
+    async fn read_catalog(&self, read_at: &mut Option<Instant>) -> Result<Arc<Catalog>, DbError> {
+        let fresh = Arc::new(db::load_catalog(&self.db).await?);
+        if let Ok(mut guard) = self.catalog.write() {
+            *guard = Arc::clone(&fresh);
+        }
+        *read_at = Some(Instant::now());
+        self.catalog_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(fresh)
+    }
+
+    /// How many times this process has read the catalog.
+    pub fn catalog_reads(&self) -> u64 {
+        self.catalog_reads.load(Ordering::Relaxed)
+    }
+
+    /// The catalog, read again when a request names something it does not hold (a type
+    /// added by another deployment since this process read it), but at most once per
+    /// [`CATALOG_REREAD_INTERVAL`]: a client sending unknown names cannot make every request
+    /// a catalog read.
+    pub(crate) async fn catalog_knowing<'a>(
+        &self,
+        names: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Arc<Catalog>, DbError> {
+        let catalog = self.catalog();
+        if names.into_iter().all(|(f, t)| catalog.knows(f, t)) {
+            return Ok(catalog);
+        }
+        let mut read_at = self.catalog_read_at.lock().await;
+        if read_at.is_some_and(|at| at.elapsed() < CATALOG_REREAD_INTERVAL) {
+            // Read moments ago (perhaps by the request this one waited for): the name is
+            // unknown, not new.
+            return Ok(self.catalog());
+        }
+        self.read_catalog(&mut read_at).await
+    }
+}
