@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod messages;
 pub mod metrics;
+pub mod number;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod spreadsheet;

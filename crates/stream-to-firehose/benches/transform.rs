@@ -12,8 +12,8 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use stream_to_firehose::event::StreamEvent as Event;
 use stream_to_firehose::forwarder::transform;
-use stream_to_firehose::record::StreamEvent as Event;
 
 // The allocator the function binary uses (src/main.rs).
 #[global_allocator]

@@ -182,7 +182,7 @@ impl<'a> Parser<'a, '_> {
         let contents = self.string()?;
         let text = &self.bytes[contents];
         let text = std::str::from_utf8(text).map_err(|_| Failure::new("number is not UTF-8"))?;
-        match crate::record::json_number(text) {
+        match audit_core::number::json_number(text) {
             Some(token) => {
                 self.out.extend_from_slice(token.as_bytes());
                 Ok(())

@@ -2,7 +2,8 @@
 
 use crate::Config;
 use crate::delivery::{DeliveryReport, deliver};
-use crate::record::{AuditLine, RecordError, Scratch, StreamEvent, StreamRecord, audit_line_with};
+use crate::event::{StreamEvent, StreamRecord};
+use crate::record::{AuditLine, RecordError, Scratch, audit_line_with};
 use audit_core::FunctionError;
 use audit_core::batch::stream_response;
 use aws_lambda_events::streams::DynamoDbEventResponse;

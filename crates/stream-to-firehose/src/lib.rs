@@ -20,7 +20,9 @@
 //! one row per `event_id`.
 
 pub mod delivery;
+pub mod diff;
 pub mod dynamo_json;
+pub mod event;
 pub mod forwarder;
 pub mod record;
 
@@ -106,4 +108,74 @@ pub fn chunks(sizes: &[usize], max_records: usize, max_bytes: usize) -> Vec<Rang
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::record::MAX_RECORD_BYTES;
+
+    #[test]
+    fn chunks_hold_at_most_500_records() {
+        let sizes = vec![100; 1001];
+        let ranges = chunks(&sizes, MAX_BATCH_RECORDS, MAX_BATCH_BYTES);
+        assert_eq!(ranges, vec![0..500, 500..1000, 1000..1001]);
+        assert_eq!(chunks(&[100; 500], 500, MAX_BATCH_BYTES), vec![0..500]);
+        assert!(chunks(&[], 500, MAX_BATCH_BYTES).is_empty());
+    }
+
+    #[test]
+    fn chunks_hold_at_most_4_mib() {
+        // Five records of 1,000 KiB: four fit in 4 MiB (4,096,000 <= 4,194,304), the fifth does not.
+        let sizes = vec![MAX_RECORD_BYTES; 5];
+        assert_eq!(chunks(&sizes, 500, MAX_BATCH_BYTES), vec![0..4, 4..5]);
+        // Exactly 4 MiB fits; one byte more starts a new call.
+        let sizes = [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2, 1];
+        assert_eq!(chunks(&sizes, 500, MAX_BATCH_BYTES), vec![0..2, 2..3]);
+        // Order is kept: every index appears once, ascending.
+        let sizes: Vec<usize> = (0..3000).map(|i| 1 + (i * 7919) % 40_000).collect();
+        let ranges = chunks(&sizes, 500, MAX_BATCH_BYTES);
+        let flat: Vec<usize> = ranges.iter().flat_map(Clone::clone).collect();
+        assert_eq!(flat, (0..3000).collect::<Vec<_>>());
+        for r in ranges {
+            assert!(r.len() <= 500 && sizes[r].iter().sum::<usize>() <= MAX_BATCH_BYTES);
+        }
+    }
+
+    #[test]
+    fn the_declared_environment_is_exactly_what_the_loader_reads() {
+        let env = audit_core::Env::from_pairs([("DELIVERY_STREAM_NAME", "audit")]);
+        let read = audit_core::environment_read(&env, Config::from_env).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(read, declared);
+    }
+
+    #[test]
+    fn configuration_names_each_bad_variable() {
+        let ok = Config::from_env(&audit_core::Env::from_pairs([
+            ("DELIVERY_STREAM_NAME", "auditkit-changes"),
+            ("PUT_MAX_ATTEMPTS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.delivery_stream, "auditkit-changes");
+        assert_eq!(ok.backoff.max_attempts, 3);
+        assert_eq!(
+            Config::from_env(&audit_core::Env::default())
+                .unwrap_err()
+                .variable(),
+            "DELIVERY_STREAM_NAME"
+        );
+        for (var, value) in [
+            ("DELIVERY_STREAM_NAME", "has space"),
+            ("DELIVERY_STREAM_NAME", &"x".repeat(65)),
+            ("PUT_MAX_ATTEMPTS", "0"),
+            ("PUT_MAX_ATTEMPTS", "many"),
+        ] {
+            let pairs = if var == "DELIVERY_STREAM_NAME" {
+                vec![(var, value)]
+            } else {
+                vec![("DELIVERY_STREAM_NAME", "s"), (var, value)]
+            };
+            let err = Config::from_env(&audit_core::Env::from_pairs(pairs)).unwrap_err();
+            assert_eq!(err.variable(), var, "{value}");
+        }
+    }
+}

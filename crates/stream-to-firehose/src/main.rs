@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use stream_to_firehose::Config;
+use stream_to_firehose::event::StreamEvent;
 use stream_to_firehose::forwarder::Forwarder;
-use stream_to_firehose::record::StreamEvent;
 
 // A batch allocates a buffer per image and per line; glibc's malloc spent about a third of the
 // transform consolidating and faulting pages in (BENCHMARKS.md).

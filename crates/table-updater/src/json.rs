@@ -6,6 +6,7 @@
 //! text (`RawValue`, already validated as JSON by serde_json) and is converted here: strings are
 //! decoded, numbers keep their text, objects become maps, arrays lists, `null` NULL.
 
+use audit_core::number::DecimalNumber;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -180,33 +181,25 @@ impl Parser<'_> {
 /// A JSON number DynamoDB can store: at most 38 significant digits, magnitude between 1E-130
 /// and 9.9999999999999999999999999999999999999E+125 (or zero).
 pub fn check_number(number: &str) -> Result<(), String> {
-    let unsigned = number.strip_prefix('-').unwrap_or(number);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
-        None => (unsigned, "0"),
-    };
-    let exponent: i64 = exponent
-        .parse()
-        .map_err(|_| format!("{number} is not a number"))?;
-    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits: String = integer.chars().chain(fraction.chars()).collect();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{number} is not a number"));
+    let not_a_number = || format!("{number} is not a number");
+    // A leading `+` is no spelling JSON or DynamoDB accepts.
+    if number.starts_with('+') {
+        return Err(not_a_number());
     }
-    let significant = digits.trim_start_matches('0');
-    if significant.is_empty() {
+    let (_, digits, last_digit_power) = DecimalNumber::parse(number)
+        .and_then(|n| n.canonical())
+        .ok_or_else(not_a_number)?;
+    if digits.is_empty() {
         return Ok(()); // zero
     }
-    let leading_zeros = digits.len() - significant.len();
-    let significant_digits = significant.trim_end_matches('0').len();
-    if significant_digits > 38 {
+    if digits.len() > 38 {
         return Err(format!(
-            "{number} has {significant_digits} significant digits; DynamoDB keeps at most 38"
+            "{number} has {} significant digits; DynamoDB keeps at most 38",
+            digits.len()
         ));
     }
     // The power of ten of the first significant digit.
-    let integer_digits = i64::try_from(integer.len()).unwrap_or(i64::MAX);
-    let magnitude = exponent + integer_digits - 1 - i64::try_from(leading_zeros).unwrap_or(0);
+    let magnitude = last_digit_power + i64::try_from(digits.len()).unwrap_or(i64::MAX) - 1;
     if !(-130..=125).contains(&magnitude) {
         return Err(format!(
             "{number} is outside DynamoDB's range (1E-130 to 9.99E+125)"
@@ -277,5 +270,8 @@ mod tests {
         assert!(check_number("1e-130").is_ok() && check_number("1e-131").is_err());
         assert!(check_number("9.9e125").is_ok() && check_number("1e126").is_err());
         assert!(check_number("0.000e-500").is_ok(), "zero has no magnitude");
+        for bad in ["", "-", "+5", "1e", "x1", "1.2.3"] {
+            assert!(check_number(bad).is_err(), "{bad:?}");
+        }
     }
 }

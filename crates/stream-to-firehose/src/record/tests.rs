@@ -1,7 +1,9 @@
-//! The pure decisions: conversion, diff, oversize records, chunking, configuration.
+//! The audit line of a stream record: conversion, the diff as the line reports it, oversize
+//! records, the transform of a batch.
 
-use super::record::*;
 use super::*;
+use crate::event::{StreamRecord, UserIdentity};
+use crate::forwarder;
 use serde_json::{Value, json};
 
 const ARN: &str =
@@ -215,80 +217,6 @@ fn each_view_type_carries_its_images() {
 }
 
 #[test]
-fn the_diff_names_added_removed_and_modified_attributes() {
-    let new = json!({
-        "orderId": {"S": "101"}, "state": {"S": "RETURNED"}, "reason": {"S": "damaged"},
-        "total": {"N": "10.50"}, "tags": {"SS": ["b", "a"]}, "lines": {"L": [{"N": "1"}]},
-        "meta": {"M": {"by": {"S": "ops"}}},
-    });
-    let old = json!({
-        "orderId": {"S": "101"}, "state": {"S": "DELIVERED"}, "courier": {"S": "dhl"},
-        "total": {"N": "10.5"}, "tags": {"SS": ["a", "b"]}, "lines": {"L": [{"N": "2"}]},
-        "meta": {"M": {"by": {"S": "ops"}}},
-    });
-    let v = line(&stream_record(
-        "MODIFY",
-        "NEW_AND_OLD_IMAGES",
-        order_keys(),
-        Some(new),
-        Some(old),
-    ));
-    // 10.50 = 10.5 and a set is unordered: neither counts as a change.
-    assert_eq!(
-        v["changed_attributes"],
-        json!({"added": ["reason"], "removed": ["courier"], "modified": ["lines", "state"]})
-    );
-
-    // The same names in the same order (the usual shape) take a shorter path to the same answer.
-    let same_order = |state: &str, total: &str, tags: [&str; 2]| json!({"orderId": {"S": "101"}, "total": {"N": total}, "tags": {"SS": tags}, "state": {"S": state}});
-    let v = line(&stream_record(
-        "MODIFY",
-        "NEW_AND_OLD_IMAGES",
-        order_keys(),
-        Some(same_order("RETURNED", "10.50", ["b", "a"])),
-        Some(same_order("DELIVERED", "10.5", ["a", "b"])),
-    ));
-    assert_eq!(
-        v["changed_attributes"],
-        json!({"added": [], "removed": [], "modified": ["state"]})
-    );
-}
-
-#[test]
-fn numbers_compare_by_value() {
-    use serde_dynamo::AttributeValue as V;
-    let n = |s: &str| V::N(s.to_owned());
-    assert!(same_value(&n("1.50"), &n("15e-1")));
-    assert!(same_value(&n("0"), &n("-0.000")));
-    assert!(same_value(&n("100"), &n("1E+2")));
-    assert!(!same_value(&n("100"), &n("10")));
-    assert!(!same_value(
-        &n("12345678901234567890123456789012345678"),
-        &n("12345678901234567890123456789012345679")
-    ));
-    let ns = |v: &[&str]| V::Ns(v.iter().map(|s| (*s).to_owned()).collect());
-    assert!(same_value(&ns(&["1", "2.0"]), &ns(&["2", "1"])));
-    assert!(!same_value(&ns(&["1", "2"]), &ns(&["1", "3"])));
-    assert!(
-        !same_value(&V::S("1".into()), &n("1")),
-        "a type change is a change"
-    );
-}
-
-#[test]
-fn numbers_keep_their_digits_in_json_grammar() {
-    assert_eq!(json_number("101").as_deref(), Some("101"));
-    assert_eq!(json_number("-1.25E-7").as_deref(), Some("-1.25E-7"));
-    assert_eq!(json_number("+5").as_deref(), Some("5"));
-    assert_eq!(json_number(".5").as_deref(), Some("0.5"));
-    assert_eq!(json_number("5.").as_deref(), Some("5"));
-    assert_eq!(json_number("007").as_deref(), Some("7"));
-    for bad in ["", "-", "abc", "1e", "1.2.3", "0x10", "NaN", "1e+"] {
-        assert_eq!(json_number(bad), None, "{bad:?}");
-    }
-}
-
-#[test]
 fn a_number_that_is_not_one_is_refused_naming_its_attribute() {
     let new = json!({"orderId": {"S": "101"}, "lines": {"L": [{"M": {"qty": {"N": "lots"}}}]}});
     let record = stream_record("INSERT", "NEW_IMAGE", order_keys(), Some(new), None);
@@ -454,33 +382,6 @@ fn a_record_just_under_the_limit_is_left_whole() {
 }
 
 #[test]
-fn chunks_hold_at_most_500_records() {
-    let sizes = vec![100; 1001];
-    let ranges = chunks(&sizes, MAX_BATCH_RECORDS, MAX_BATCH_BYTES);
-    assert_eq!(ranges, vec![0..500, 500..1000, 1000..1001]);
-    assert_eq!(chunks(&[100; 500], 500, MAX_BATCH_BYTES), vec![0..500]);
-    assert!(chunks(&[], 500, MAX_BATCH_BYTES).is_empty());
-}
-
-#[test]
-fn chunks_hold_at_most_4_mib() {
-    // Five records of 1,000 KiB: four fit in 4 MiB (4,096,000 <= 4,194,304), the fifth does not.
-    let sizes = vec![MAX_RECORD_BYTES; 5];
-    assert_eq!(chunks(&sizes, 500, MAX_BATCH_BYTES), vec![0..4, 4..5]);
-    // Exactly 4 MiB fits; one byte more starts a new call.
-    let sizes = [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2, 1];
-    assert_eq!(chunks(&sizes, 500, MAX_BATCH_BYTES), vec![0..2, 2..3]);
-    // Order is kept: every index appears once, ascending.
-    let sizes: Vec<usize> = (0..3000).map(|i| 1 + (i * 7919) % 40_000).collect();
-    let ranges = chunks(&sizes, 500, MAX_BATCH_BYTES);
-    let flat: Vec<usize> = ranges.iter().flat_map(Clone::clone).collect();
-    assert_eq!(flat, (0..3000).collect::<Vec<_>>());
-    for r in ranges {
-        assert!(r.len() <= 500 && sizes[r].iter().sum::<usize>() <= MAX_BATCH_BYTES);
-    }
-}
-
-#[test]
 fn a_bad_record_stops_the_transform_at_that_record() {
     let good = stream_record("INSERT", "NEW_IMAGE", order_keys(), None, None);
     let mut bad = good.clone();
@@ -488,46 +389,6 @@ fn a_bad_record_stops_the_transform_at_that_record() {
     let (lines, error) = forwarder::transform(&[good.clone(), bad, good]);
     assert_eq!(lines.len(), 1);
     assert_eq!(error.map(|(i, _)| i), Some(1));
-}
-
-#[test]
-fn the_declared_environment_is_exactly_what_the_loader_reads() {
-    let env = audit_core::Env::from_pairs([("DELIVERY_STREAM_NAME", "audit")]);
-    let read = audit_core::environment_read(&env, Config::from_env).unwrap();
-    let declared: std::collections::BTreeSet<String> =
-        ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(read, declared);
-}
-
-#[test]
-fn configuration_names_each_bad_variable() {
-    let ok = Config::from_env(&audit_core::Env::from_pairs([
-        ("DELIVERY_STREAM_NAME", "auditkit-changes"),
-        ("PUT_MAX_ATTEMPTS", "3"),
-    ]))
-    .unwrap();
-    assert_eq!(ok.delivery_stream, "auditkit-changes");
-    assert_eq!(ok.backoff.max_attempts, 3);
-    assert_eq!(
-        Config::from_env(&audit_core::Env::default())
-            .unwrap_err()
-            .variable(),
-        "DELIVERY_STREAM_NAME"
-    );
-    for (var, value) in [
-        ("DELIVERY_STREAM_NAME", "has space"),
-        ("DELIVERY_STREAM_NAME", &"x".repeat(65)),
-        ("PUT_MAX_ATTEMPTS", "0"),
-        ("PUT_MAX_ATTEMPTS", "many"),
-    ] {
-        let pairs = if var == "DELIVERY_STREAM_NAME" {
-            vec![(var, value)]
-        } else {
-            vec![("DELIVERY_STREAM_NAME", "s"), (var, value)]
-        };
-        let err = Config::from_env(&audit_core::Env::from_pairs(pairs)).unwrap_err();
-        assert_eq!(err.variable(), var, "{value}");
-    }
 }
 
 #[test]
@@ -550,4 +411,44 @@ fn the_creation_time_is_rfc3339_utc_with_its_fraction() {
             "{epoch:?}"
         );
     }
+}
+
+#[test]
+fn the_diff_names_added_removed_and_modified_attributes() {
+    let new = json!({
+        "orderId": {"S": "101"}, "state": {"S": "RETURNED"}, "reason": {"S": "damaged"},
+        "total": {"N": "10.50"}, "tags": {"SS": ["b", "a"]}, "lines": {"L": [{"N": "1"}]},
+        "meta": {"M": {"by": {"S": "ops"}}},
+    });
+    let old = json!({
+        "orderId": {"S": "101"}, "state": {"S": "DELIVERED"}, "courier": {"S": "dhl"},
+        "total": {"N": "10.5"}, "tags": {"SS": ["a", "b"]}, "lines": {"L": [{"N": "2"}]},
+        "meta": {"M": {"by": {"S": "ops"}}},
+    });
+    let v = line(&stream_record(
+        "MODIFY",
+        "NEW_AND_OLD_IMAGES",
+        order_keys(),
+        Some(new),
+        Some(old),
+    ));
+    // 10.50 = 10.5 and a set is unordered: neither counts as a change.
+    assert_eq!(
+        v["changed_attributes"],
+        json!({"added": ["reason"], "removed": ["courier"], "modified": ["lines", "state"]})
+    );
+
+    // The same names in the same order (the usual shape) take a shorter path to the same answer.
+    let same_order = |state: &str, total: &str, tags: [&str; 2]| json!({"orderId": {"S": "101"}, "total": {"N": total}, "tags": {"SS": tags}, "state": {"S": state}});
+    let v = line(&stream_record(
+        "MODIFY",
+        "NEW_AND_OLD_IMAGES",
+        order_keys(),
+        Some(same_order("RETURNED", "10.50", ["b", "a"])),
+        Some(same_order("DELIVERED", "10.5", ["a", "b"])),
+    ));
+    assert_eq!(
+        v["changed_attributes"],
+        json!({"added": [], "removed": [], "modified": ["state"]})
+    );
 }
