@@ -277,27 +277,14 @@ impl LineParts<'_> {
 /// Epoch seconds as RFC 3339 UTC (`2026-11-22T10:00:00Z`), with milli- or microseconds when
 /// the time has a fraction.
 fn rfc3339(epoch_seconds: f64) -> Option<String> {
-    use chrono::{Datelike, Timelike};
     if !epoch_seconds.is_finite() || epoch_seconds <= 0.0 {
         return None;
     }
     let micros = (epoch_seconds * 1e6).round() as i64;
-    let t = chrono::DateTime::from_timestamp_micros(micros)?;
-    let date = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let fraction = micros.rem_euclid(1_000_000);
-    Some(match fraction {
-        0 => format!("{date}Z"),
-        f if f % 1000 == 0 => format!("{date}.{:03}Z", f / 1000),
-        f => format!("{date}.{f:06}Z"),
-    })
+    Some(
+        chrono::DateTime::from_timestamp_micros(micros)?
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
 }
 
 /// Names as JSON strings; they are already escaped as in the image.
@@ -321,36 +308,10 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// A JSON string literal (RFC 8259 escaping: quote, backslash and control characters).
+/// A JSON string literal, escaped by serde_json (RFC 8259: quote, backslash and control
+/// characters).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    serde_json::to_writer(out, s).expect("writing a string into a Vec cannot fail");
 }
 
 #[cfg(test)]
