@@ -742,3 +742,181 @@ impl Clients {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Env;
+
+    #[test]
+    fn connection_strings_keep_tls_settings_and_never_echo_passwords() {
+        let target = parse_target(
+            "postgresql://auditor:s3cret@db.example.com:6432/app?sslmode=verify-full&sslrootcert=/tmp/ca.pem&connect_timeout=5",
+        )
+        .expect("valid");
+        assert_eq!(target.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(
+            target.root_cert.as_deref(),
+            Some(std::path::Path::new("/tmp/ca.pem"))
+        );
+        assert_eq!(target.config.get_user(), Some("auditor"));
+        assert_eq!(target.config.get_ports(), [6432]);
+        let kv =
+            parse_target("host=db user=a password=p dbname=x sslmode=verify-ca").expect("valid");
+        assert_eq!(kv.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(
+            parse_target("postgresql://h/db").expect("valid").ssl_mode,
+            SslMode::Prefer
+        );
+
+        let bad =
+            parse_target("postgresql://a:hunter2@h/db?sslmode=sometimes").expect_err("bad mode");
+        assert!(
+            bad.0.contains("sslmode") && !bad.0.contains("hunter2"),
+            "{bad}"
+        );
+        let env = Env::from_pairs([("DATABASE_URL", "postgresql://a:hunter2@h:notaport/db")]);
+        let error = DatabaseConfig::from_env(&env, "pg-auditor")
+            .expect_err("bad port")
+            .to_string();
+        assert!(
+            error.contains("DATABASE_URL") && !error.contains("hunter2"),
+            "{error}"
+        );
+    }
+
+    /// AWS credentials never go to an unverified server unless the deployment says so; a bare URL
+    /// keeps libpq's semantics.
+    #[test]
+    fn aws_credentials_need_verified_tls_unless_explicitly_allowed() {
+        let load = |pairs: &[(&str, &str)]| {
+            DatabaseConfig::from_env(&Env::from_pairs(pairs.to_vec()), "pg-auditor")
+        };
+        let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db";
+        for mode in ["require", "verify-ca", "prefer", "disable"] {
+            let error = load(&[("DB_SECRET_ARN", secret), ("DB_SSLMODE", mode)])
+                .expect_err("weaker than verify-full");
+            assert_eq!(error.variable(), "DB_SSLMODE", "{mode}: {error}");
+            assert!(
+                error.to_string().contains("DB_ALLOW_UNVERIFIED_TLS"),
+                "{error}"
+            );
+            assert!(
+                load(&[
+                    ("DB_SECRET_ARN", secret),
+                    ("DB_SSLMODE", mode),
+                    ("DB_ALLOW_UNVERIFIED_TLS", "true")
+                ])
+                .is_ok(),
+                "{mode} allowed explicitly"
+            );
+        }
+        assert!(
+            load(&[("DB_SECRET_ARN", secret)]).is_ok(),
+            "verify-full by default"
+        );
+
+        // IAM tokens: verify-full unless the URL or DB_SSLMODE names a weaker mode, which is
+        // refused (and never accepted without TLS).
+        let iam = load(&[
+            ("DATABASE_URL", "postgresql://u@db.example.com/app"),
+            ("DB_IAM_AUTH", "true"),
+        ])
+        .expect("valid");
+        match iam.source {
+            ConnectionSource::Url(target) => {
+                assert_eq!(target.ssl_mode, SslMode::VerifyFull)
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = load(&[
+            (
+                "DATABASE_URL",
+                "postgresql://u:hunter2@db.example.com/app?sslmode=require",
+            ),
+            ("DB_IAM_AUTH", "true"),
+        ])
+        .expect_err("require does not verify the server");
+        assert_eq!(error.variable(), "DATABASE_URL");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(
+            load(&[
+                (
+                    "DATABASE_URL",
+                    "postgresql://u@db.example.com/app?sslmode=require"
+                ),
+                ("DB_IAM_AUTH", "true"),
+                ("DB_ALLOW_UNVERIFIED_TLS", "true"),
+            ])
+            .is_ok()
+        );
+        let error = load(&[
+            ("DATABASE_URL", "postgresql://u@db.example.com/app"),
+            ("DB_IAM_AUTH", "true"),
+            ("DB_SSLMODE", "disable"),
+            ("DB_ALLOW_UNVERIFIED_TLS", "true"),
+        ])
+        .expect_err("a token never travels in clear");
+        assert_eq!(error.variable(), "DB_SSLMODE");
+
+        // A bare URL: libpq's default, prefer.
+        let bare = load(&[("DATABASE_URL", "postgresql://u@h/app")]).expect("valid");
+        assert!(matches!(
+            bare.source,
+            ConnectionSource::Url(ref t) if t.ssl_mode == SslMode::Prefer
+        ));
+    }
+
+    #[test]
+    fn secrets_in_the_rds_shape_default_to_verified_tls() {
+        let target = target_from_secret(
+            r#"{"username":"u","password":"p","host":"db.x.rds.amazonaws.com","port":"5433","dbname":"app","engine":"postgres"}"#,
+            None,
+        )
+        .expect("valid");
+        assert_eq!(target.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(target.config.get_ports(), [5433]);
+        assert_eq!(target.config.get_dbname(), Some("app"));
+        let error =
+            target_from_secret(r#"{"password":"p","host":"h"}"#, None).expect_err("no user");
+        assert!(error.0.contains("username"), "{error}");
+    }
+
+    #[test]
+    fn the_rds_bundle_and_every_mode_build_a_tls_configuration() {
+        for mode in [
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ] {
+            let mut target = parse_target("postgresql://h/db").expect("valid");
+            target.ssl_mode = mode;
+            tls_config(&target).expect("tls config");
+        }
+        let mut target =
+            parse_target("postgresql://h/db?sslrootcert=/nonexistent/ca.pem").expect("valid");
+        target.ssl_mode = SslMode::VerifyFull;
+        let error = tls_config(&target).expect_err("missing file");
+        assert!(error.0.contains("sslrootcert"), "{error}");
+    }
+
+    /// `application_name` is the function's, unless the URL names one.
+    #[tokio::test]
+    async fn sessions_are_named_after_the_function_unless_the_url_names_them() {
+        let load = |url: &str, name: &'static str| {
+            DatabaseConfig::from_env(&Env::from_pairs([("DATABASE_URL", url)]), name)
+                .expect("valid")
+        };
+        let target = load("postgresql://u@h/app", "audit-api")
+            .resolve(None)
+            .await
+            .expect("resolved");
+        assert_eq!(target.config.get_application_name(), Some("audit-api"));
+        let target = load("postgresql://u@h/app?application_name=etl", "pg-auditor")
+            .resolve(None)
+            .await
+            .expect("resolved");
+        assert_eq!(target.config.get_application_name(), Some("etl"));
+    }
+}

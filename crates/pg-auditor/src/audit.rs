@@ -9,11 +9,10 @@ use crate::catalog::{
 };
 use crate::connect::{Target, connect};
 use crate::plan::{self, CountPlan, TableProbe};
-use crate::report::{
-    AuditReport, ExactFigures, QueryFailure, Readings, SampleFigures, TableReading,
-    VERSIONING_TABLES, VersioningReading, assemble,
-};
+use crate::reading::{ExactFigures, QueryFailure, SampleFigures, TableReading};
+use crate::report::{AuditReport, Readings, assemble};
 use crate::settings::Settings;
+use crate::versioning::{VERSIONING_TABLES, VersioningReading};
 use futures_util::future::join_all;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -174,7 +174,7 @@ fn print_summary(report: &report::AuditReport) {
 }
 
 /// The versioning line of the summary: a check that did not run reads "not run", never 0.
-pub fn versioning_line(v: &crate::report::VersioningValidation) -> String {
+pub fn versioning_line(v: &crate::versioning::VersioningValidation) -> String {
     let active = if v.active_version_checks_ran {
         format!(
             "{} families without an active version, {} with several",
@@ -194,4 +194,38 @@ pub fn versioning_line(v: &crate::report::VersioningValidation) -> String {
         "domain map: not run".to_owned()
     };
     format!("versioning: {active}; {map}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::CountMode;
+
+    #[test]
+    fn cli_flags_are_the_variables_in_lower_case() {
+        let args: Vec<String> = [
+            "--database-url",
+            "postgresql://h/db",
+            "--out",
+            "/tmp/r",
+            "--count-mode=exact",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let env = env_with_flags(Vec::new(), &args).expect("valid");
+        let config = crate::Config::from_env(&env).expect("valid");
+        assert_eq!(config.settings.count_mode, CountMode::Exact);
+        assert_eq!(
+            config.output_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/r"))
+        );
+        let unknown = env_with_flags(Vec::new(), &["--colour".to_owned(), "red".to_owned()]);
+        assert!(
+            unknown
+                .expect_err("unknown")
+                .starts_with("unknown flag --colour")
+        );
+        let missing = env_with_flags(Vec::new(), &["--out".to_owned()]);
+        assert_eq!(missing.expect_err("missing"), "--out needs a value");
+    }
 }

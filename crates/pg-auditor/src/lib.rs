@@ -17,13 +17,16 @@
 pub mod audit;
 pub mod catalog;
 pub mod cli;
+pub mod csv_summary;
 /// The connection layer, shared with `audit-api`: see [`audit_core::postgres`].
 pub use audit_core::postgres as connect;
 pub mod html;
 pub mod output;
 pub mod plan;
+pub mod reading;
 pub mod report;
 pub mod settings;
+pub mod versioning;
 
 use audit_core::{ConfigError, Env};
 use connect::{DatabaseConfig, Target};
@@ -187,7 +190,9 @@ pub async fn handle(
                 );
             }
             tracing::info!(report = %locations.detailed_json, tables = report.summary.total_tables, "audit written");
-            Ok(json!({ "statusCode": 200, "body": report::response_body(&report, &locations) }))
+            Ok(
+                json!({ "statusCode": 200, "body": csv_summary::response_body(&report, &locations) }),
+            )
         }
         Err(error) => {
             tracing::error!("audit failed: {error}");
@@ -200,5 +205,158 @@ pub async fn handle(
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Overrides, Settings, TableName};
+
+    #[test]
+    fn configuration_errors_name_the_variable() {
+        let error = |pairs: &[(&str, &str)]| {
+            crate::Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+                .expect_err("invalid")
+                .variable()
+                .to_owned()
+        };
+        assert_eq!(error(&[]), "DATABASE_URL");
+        assert_eq!(
+            error(&[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("DB_SECRET_ARN", "arn:x")
+            ]),
+            "DB_SECRET_ARN"
+        );
+        assert_eq!(
+            error(&[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("COUNT_MODE", "fast")
+            ]),
+            "COUNT_MODE"
+        );
+        assert_eq!(
+            error(&[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("SAMPLE_ROWS", "1000")
+            ]),
+            "SAMPLE_ROWS"
+        );
+        assert_eq!(
+            error(&[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("LOCK_TIMEOUT_MS", "0")
+            ]),
+            "LOCK_TIMEOUT_MS"
+        );
+        assert_eq!(
+            error(&[("DATABASE_URL", "postgresql://h/db"), ("PARALLELISM", "0")]),
+            "PARALLELISM"
+        );
+        assert_eq!(
+            error(&[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("DB_IAM_AUTH", "true"),
+                ("DB_SSLMODE", "disable")
+            ]),
+            "DB_SSLMODE"
+        );
+        let config = crate::Config::from_env(&Env::from_pairs([
+            ("DATABASE_URL", "postgresql://h/db"),
+            ("EXPECTED_SEED_TABLES", "a, geo.b"),
+            ("SENSITIVE_COLUMN_PATTERNS", "-"),
+            ("REPORT_PREFIX", "audits"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.settings.expected_seed_tables,
+            [
+                TableName::parse("a", "public"),
+                TableName::parse("geo.b", "public")
+            ]
+        );
+        assert!(config.settings.sensitive_column_patterns.is_empty());
+        assert!(config.settings.expected_versioned_tables.is_none());
+        assert_eq!(config.prefix, "audits/");
+    }
+
+    #[test]
+    fn every_variable_read_is_declared() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgresql://h/db")]);
+        crate::Config::from_env(&env).expect("valid");
+        let declared: std::collections::BTreeSet<String> = crate::config_variables()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(env.names_read(), declared);
+        for name in &declared {
+            assert!(
+                crate::ENVIRONMENT.contains(&name.as_str()),
+                "{name} missing from ENVIRONMENT"
+            );
+        }
+    }
+
+    #[test]
+    fn event_overrides_name_the_bad_field() {
+        let parse = |v: serde_json::Value| Overrides::from_event(&v);
+        assert_eq!(
+            parse(serde_json::json!({"bucket": 5})).expect_err("bad"),
+            "bucket: expected a non-empty string"
+        );
+        assert!(
+            parse(serde_json::json!({"expected_seed_tables": [1]}))
+                .expect_err("bad")
+                .starts_with("expected_seed_tables[0]")
+        );
+        assert!(
+            parse(serde_json::json!({"sample_rows": -1}))
+                .expect_err("bad")
+                .starts_with("sample_rows")
+        );
+        let overrides = parse(serde_json::json!({"count_mode": "exact", "expected_versioned_tables": "a,b", "source": "aws.events"})).expect("valid");
+        let settings = Settings::default()
+            .with_overrides(&overrides)
+            .expect("valid");
+        assert_eq!(settings.count_mode, CountMode::Exact);
+        assert_eq!(settings.expected_versioned_tables.map(|t| t.len()), Some(2));
+        let bad = Overrides {
+            count_mode: Some("fast".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::default()
+                .with_overrides(&bad)
+                .expect_err("bad")
+                .starts_with("count_mode")
+        );
+        assert!(crate::is_scheduled(
+            &serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"})
+        ));
+        assert!(!crate::is_scheduled(&serde_json::json!({"bucket": "b"})));
+    }
+
+    #[test]
+    fn file_names_follow_the_original() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-09-22T21:56:26.5Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let (timestamp, stamp) = crate::timestamps(now);
+        assert_eq!(stamp, "20250922_215626");
+        assert_eq!(timestamp, "2025-09-22T21:56:26.500000+00:00");
+        assert_eq!(
+            crate::output::normalise_prefix("/database_audits"),
+            "database_audits/"
+        );
+        assert_eq!(crate::output::normalise_prefix(""), "");
+        assert_eq!(
+            crate::settings::display_name("public", "t", &Settings::default()),
+            "t"
+        );
+        assert_eq!(
+            crate::settings::display_name("geo", "t", &Settings::default()),
+            "geo.t"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Where the report files go: a folder, or S3 under the original's key names. Neither ever
 //! replaces an existing report: files are created new, objects written with `If-None-Match`.
 
-use crate::report::{AuditReport, ReportLocations, tables_csv};
+use crate::csv_summary::{ReportLocations, tables_csv};
+use crate::report::AuditReport;
 use std::path::Path;
 
 /// The three files of one audit.

@@ -513,5 +513,4 @@ pub fn iso_timestamp(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

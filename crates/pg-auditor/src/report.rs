@@ -1,73 +1,20 @@
-//! The report: the seed's JSON shape (a contract: same keys, extra keys only added), the CSV
-//! summary (same columns in the same order, extras appended), and the Lambda response body.
-//! Assembled from the catalog and the per-table figures without I/O.
+//! The JSON report, in the original auditor's shape (a contract: same keys, extra keys only
+//! added), assembled from the catalog and the per-table [`crate::reading`]s without I/O. The
+//! versioning checks are in [`crate::versioning`], the CSV summary in [`crate::csv_summary`],
+//! the HTML page in [`crate::html`].
 
 use crate::catalog::{
     Catalog, CatalogColumn, CatalogTable, ColumnStatistics, DatabaseInfo, SchemaObjects,
 };
 use crate::plan::{self, AuditColumns, CountPlan, EstimateSource};
-use crate::settings::{Settings, TableName};
+use crate::reading::{QueryFailure, TableReading, raw};
+use crate::settings::{Settings, TableName, display_name};
+use crate::versioning::{TableExistence, VersioningReading, VersioningSystem, versioning_system};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// A statement that failed on one table (or versioning table); the audit went on.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct QueryFailure {
-    /// What was being read: `describe` (the table was locked), `count`, `sample_records`,
-    /// `emptiness`, `contents`.
-    pub step: String,
-    pub sqlstate: Option<String>,
-    pub message: String,
-}
-
-/// What the exact scan of a table returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExactFigures {
-    pub count: u64,
-    /// `{"min": ..., "max": ...}` as JSON text, `None` without values.
-    pub created_at_range: Option<String>,
-    /// A JSON array of distinct creators (one more than the cap when cut).
-    pub created_by_values: Option<String>,
-}
-
-/// What the sample statement returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SampleFigures {
-    pub bytes: Option<i64>,
-    /// A JSON array of redacted rows.
-    pub rows: String,
-}
-
-/// Everything read from one table.
-#[derive(Debug, Clone, Default)]
-pub struct TableReading {
-    /// Why the table was not read at all (another session held it ACCESS EXCLUSIVE).
-    pub describe: Option<QueryFailure>,
-    pub exact: Option<Result<ExactFigures, QueryFailure>>,
-    pub sample: Option<Result<SampleFigures, QueryFailure>>,
-    pub emptiness: Option<Result<bool, QueryFailure>>,
-}
-
-/// A versioning table: absent, or its count and (redacted, capped) rows.
-#[derive(Debug, Clone)]
-pub enum VersioningReading {
-    Missing,
-    Read { count: u64, rows: String },
-    Failed(QueryFailure),
-}
-
-/// The four versioning tables, in the original's order.
-pub const VERSIONING_TABLES: [&str; 4] = [
-    "version_family",
-    "version",
-    "domain_family_map",
-    "developer",
-];
-
-// ---------------------------------------------------------------------------------------
-// The JSON report
-// ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Serialize)]
 pub struct AuditReport {
@@ -98,49 +45,6 @@ pub struct AuditSettings {
     pub snapshot: &'static str,
     pub connections: usize,
     pub duration_ms: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct VersioningSystem {
-    pub versioning_tables_exist: BTreeMap<&'static str, TableExistence>,
-    pub version_families: Box<RawValue>,
-    pub versions: Box<RawValue>,
-    pub domain_mappings: Box<RawValue>,
-    pub developers: Box<RawValue>,
-    pub active_versions: Vec<ActiveVersions>,
-    pub validation: VersioningValidation,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum TableExistence {
-    Exists { exists: bool, count: u64 },
-    Absent { exists: bool, error: String },
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ActiveVersions {
-    pub version_family_id: serde_json::Value,
-    pub active_version_ids: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
-pub struct VersioningValidation {
-    pub families_without_active_version: Vec<serde_json::Value>,
-    pub families_with_multiple_active_versions: Vec<ActiveVersions>,
-    pub domain_map_missing_tables: Vec<String>,
-    pub domain_map_unexpected_tables: Vec<String>,
-    /// Whether `EXPECTED_VERSIONED_TABLES` was configured: without it the two domain-map
-    /// lists are empty, not "everything is fine".
-    pub expected_versioned_tables_configured: bool,
-    /// Checks that could not run (a table missing, a column missing).
-    pub unavailable: Vec<String>,
-    /// Whether the two active-version lists were computed (both versioning tables read): an
-    /// empty list is "none found" only when this is true.
-    pub active_version_checks_ran: bool,
-    /// Whether the two domain-map lists were computed (the map read and
-    /// `EXPECTED_VERSIONED_TABLES` configured).
-    pub domain_map_checks_ran: bool,
 }
 
 /// How a figure was obtained.
@@ -255,23 +159,8 @@ pub struct Readings {
     pub duration_ms: u64,
 }
 
-fn raw(json: &str) -> Box<RawValue> {
-    RawValue::from_string(json.to_owned())
-        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
-}
-
 fn raw_string(text: &str) -> Box<RawValue> {
     raw(&serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned()))
-}
-
-/// How configured names and validation lists name a table: plain in the default schema (as
-/// the original, which only knew `public`), `schema.table` elsewhere.
-pub fn display_name(schema: &str, table: &str, settings: &Settings) -> String {
-    if schema == settings.default_schema {
-        table.to_owned()
-    } else {
-        format!("{schema}.{table}")
-    }
 }
 
 /// Builds the report from the catalog and what was read.
@@ -580,184 +469,6 @@ pub fn display_value(value: &RawValue) -> String {
     }
 }
 
-fn versioning_system(readings: Vec<VersioningReading>, settings: &Settings) -> VersioningSystem {
-    let mut exist = BTreeMap::new();
-    let mut contents: Vec<Box<RawValue>> = Vec::new();
-    let mut parsed: Vec<Option<Vec<serde_json::Map<String, serde_json::Value>>>> = Vec::new();
-    for (name, reading) in VERSIONING_TABLES.iter().zip(readings) {
-        match reading {
-            VersioningReading::Read { count, rows } => {
-                exist.insert(
-                    *name,
-                    TableExistence::Exists {
-                        exists: true,
-                        count,
-                    },
-                );
-                parsed.push(serde_json::from_str(&rows).ok());
-                contents.push(raw(&rows));
-            }
-            VersioningReading::Missing | VersioningReading::Failed(_) => {
-                let error = match reading {
-                    VersioningReading::Failed(failure) => failure.message,
-                    _ => format!(
-                        "relation \"{}.{name}\" does not exist",
-                        settings.default_schema
-                    ),
-                };
-                exist.insert(
-                    *name,
-                    TableExistence::Absent {
-                        exists: false,
-                        error,
-                    },
-                );
-                parsed.push(None);
-                contents.push(raw("[]"));
-            }
-        }
-    }
-    let (active_versions, validation) = validate_versioning(
-        parsed[0].as_deref(),
-        parsed[1].as_deref(),
-        parsed[2].as_deref(),
-        settings,
-    );
-    let mut contents = contents.into_iter();
-    let mut next = || contents.next().unwrap_or_else(|| raw("[]"));
-    VersioningSystem {
-        versioning_tables_exist: exist,
-        version_families: next(),
-        versions: next(),
-        domain_mappings: next(),
-        developers: next(),
-        active_versions,
-        validation,
-    }
-}
-
-type Row = serde_json::Map<String, serde_json::Value>;
-
-fn is_true(value: Option<&serde_json::Value>) -> bool {
-    matches!(value, Some(serde_json::Value::Bool(true)))
-}
-
-/// The original's versioning checks, on the rows as read.
-pub fn validate_versioning(
-    families: Option<&[Row]>,
-    versions: Option<&[Row]>,
-    domain_map: Option<&[Row]>,
-    settings: &Settings,
-) -> (Vec<ActiveVersions>, VersioningValidation) {
-    let mut validation = VersioningValidation {
-        expected_versioned_tables_configured: settings.expected_versioned_tables.is_some(),
-        ..Default::default()
-    };
-    let mut active: Vec<ActiveVersions> = Vec::new();
-    match versions {
-        Some(versions) => {
-            let mut by_family: BTreeMap<String, ActiveVersions> = BTreeMap::new();
-            for version in versions.iter().filter(|v| is_true(v.get("is_active"))) {
-                let family = version
-                    .get("version_family_id")
-                    .cloned()
-                    .unwrap_or_default();
-                by_family
-                    .entry(sort_key(&family))
-                    .or_insert_with(|| ActiveVersions {
-                        version_family_id: family,
-                        active_version_ids: Vec::new(),
-                    })
-                    .active_version_ids
-                    .push(version.get("id").cloned().unwrap_or_default());
-            }
-            active = by_family.into_values().collect();
-        }
-        None => validation
-            .unavailable
-            .push("active versions: the version table was not read".to_owned()),
-    }
-    match (families, versions) {
-        (Some(families), Some(_)) => {
-            validation.active_version_checks_ran = true;
-            for family in families {
-                let id = family.get("id").cloned().unwrap_or_default();
-                let count = active
-                    .iter()
-                    .find(|a| a.version_family_id == id)
-                    .map_or(0, |a| a.active_version_ids.len());
-                if count == 0 {
-                    let mut named = serde_json::Map::new();
-                    named.insert("id".to_owned(), id);
-                    if let Some(code) = family.get("short_code") {
-                        named.insert("short_code".to_owned(), code.clone());
-                    }
-                    validation
-                        .families_without_active_version
-                        .push(serde_json::Value::Object(named));
-                }
-            }
-            validation.families_with_multiple_active_versions = active
-                .iter()
-                .filter(|a| a.active_version_ids.len() > 1)
-                .cloned()
-                .collect();
-        }
-        _ => validation.unavailable.push(
-            "families without / with several active versions: version_family or version was not read"
-                .to_owned(),
-        ),
-    }
-    match (domain_map, &settings.expected_versioned_tables) {
-        (Some(map), Some(expected)) => {
-            validation.domain_map_checks_ran = true;
-            let mapped: Vec<TableName> = map
-                .iter()
-                .filter_map(|row| {
-                    let table = row.get("table_name")?.as_str()?;
-                    let schema = row
-                        .get("schema_name")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or(&settings.default_schema);
-                    Some(TableName {
-                        schema: schema.to_owned(),
-                        table: table.to_owned(),
-                    })
-                })
-                .collect();
-            let name = |t: &TableName| display_name(&t.schema, &t.table, settings);
-            validation.domain_map_missing_tables = expected
-                .iter()
-                .filter(|t| !mapped.contains(t))
-                .map(name)
-                .collect();
-            let mut unexpected: Vec<String> = mapped
-                .iter()
-                .filter(|t| !expected.contains(t))
-                .map(name)
-                .collect();
-            unexpected.sort();
-            unexpected.dedup();
-            validation.domain_map_unexpected_tables = unexpected;
-        }
-        (None, _) => validation
-            .unavailable
-            .push("domain map checks: domain_family_map was not read".to_owned()),
-        (Some(_), None) => validation
-            .unavailable
-            .push("domain map checks: EXPECTED_VERSIONED_TABLES is not configured".to_owned()),
-    }
-    (active, validation)
-}
-
-/// Orders family ids numerically when they are numbers.
-fn sort_key(value: &serde_json::Value) -> String {
-    match value.as_i64() {
-        Some(n) => format!("{:020}", n.saturating_add(i64::MAX / 2)),
-        None => value.to_string(),
-    }
-}
-
 fn summarise(
     entries: &[TableEntry],
     seeds: &[SeedTableStatus],
@@ -797,99 +508,4 @@ fn summarise(
         triggers,
         functions,
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// CSV summary and the Lambda response
-// ---------------------------------------------------------------------------------------
-
-/// The CSV header: the original's ten columns in its order (scripts read them by position),
-/// then additions.
-pub const CSV_COLUMNS: [&str; 14] = [
-    "schema",
-    "table",
-    "records",
-    "columns",
-    "has_created_by",
-    "has_created_at",
-    "has_updated_by",
-    "has_updated_at",
-    "created_by_values",
-    "owner",
-    "has_audit_trigger",
-    "records_method",
-    "is_partitioned",
-    "errors",
-];
-
-/// The CSV summary, as the original's pandas wrote it: `True`/`False`, `created_by_values`
-/// joined with `,` in one quoted field, `records` empty when unavailable. Every text cell is
-/// [`audit_core::spreadsheet::csv_cell`]: a table named `=HYPERLINK(...)` reads as text.
-pub fn tables_csv(report: &AuditReport) -> Result<Vec<u8>, csv::Error> {
-    use audit_core::spreadsheet::csv_cell;
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(CSV_COLUMNS)?;
-    let flag = |b: bool| if b { "True" } else { "False" };
-    for entry in &report.tables {
-        let fields = &entry.audit_fields;
-        let values = fields
-            .created_by_values
-            .iter()
-            .map(|v| display_value(v))
-            .collect::<Vec<_>>()
-            .join(",");
-        writer.write_record([
-            &*csv_cell(&entry.schema),
-            &*csv_cell(&entry.table),
-            &entry
-                .record_count
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            &entry.column_count.to_string(),
-            flag(fields.has_created_by),
-            flag(fields.has_created_at),
-            flag(fields.has_updated_by),
-            flag(fields.has_updated_at),
-            &*csv_cell(&values),
-            &*csv_cell(&entry.owner),
-            flag(entry.has_audit_trigger),
-            entry.record_count_method.as_str(),
-            flag(entry.is_partitioned),
-            &entry.errors.len().to_string(),
-        ])?;
-    }
-    writer.into_inner().map_err(|e| e.into_error().into())
-}
-
-/// Where the report files went.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ReportLocations {
-    pub detailed_json: String,
-    pub tables_csv: String,
-    pub html: String,
-}
-
-/// The Lambda response body on success.
-pub fn response_body(report: &AuditReport, locations: &ReportLocations) -> serde_json::Value {
-    let errors = report.summary.tables_with_errors;
-    let message = if errors == 0 {
-        "Database audit completed successfully".to_owned()
-    } else {
-        format!(
-            "Database audit completed; {errors} table(s) could not be read in full (see their `errors`)"
-        )
-    };
-    serde_json::json!({
-        "message": message,
-        "timestamp": report.audit_timestamp,
-        "database": report.database_info.database_name,
-        "session_user": report.database_info.session_user,
-        "summary": report.summary,
-        "validation": {
-            "tables_missing_audit_trigger": report.validation.tables_missing_audit_trigger,
-            "tables_attributed_to_system_only": report.validation.tables_attributed_to_system_only,
-            "versioning": report.versioning_system.validation,
-        },
-        "reports": locations,
-    })
 }

@@ -331,3 +331,13 @@ impl Overrides {
         })
     }
 }
+
+/// How configured names and validation lists name a table: plain in the default schema (as
+/// the original, which only knew `public`), `schema.table` elsewhere.
+pub fn display_name(schema: &str, table: &str, settings: &Settings) -> String {
+    if schema == settings.default_schema {
+        table.to_owned()
+    } else {
+        format!("{schema}.{table}")
+    }
+}

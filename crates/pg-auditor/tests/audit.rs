@@ -677,8 +677,8 @@ async fn a_table_locked_by_a_migration_is_reported_as_locked_and_the_rest_is_com
         "the other tables' indexes are deparsed"
     );
     assert_eq!(report.summary.tables_with_errors, 1);
-    let csv =
-        String::from_utf8(pg_auditor::report::tables_csv(&report).expect("csv")).expect("utf-8");
+    let csv = String::from_utf8(pg_auditor::csv_summary::tables_csv(&report).expect("csv"))
+        .expect("utf-8");
     assert!(
         csv.contains("public,locked,,2,"),
         "an unavailable count is blank, not 0: {csv}"
@@ -732,8 +732,8 @@ async fn a_hostile_role_cannot_run_statements_through_the_auditor() {
     );
     assert_eq!(smuggler.record_count, Some(0));
     assert!(smuggler.errors.is_empty(), "{:?}", smuggler.errors);
-    let csv =
-        String::from_utf8(pg_auditor::report::tables_csv(&report).expect("csv")).expect("utf-8");
+    let csv = String::from_utf8(pg_auditor::csv_summary::tables_csv(&report).expect("csv"))
+        .expect("utf-8");
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
     let hyperlink = rows
