@@ -45,7 +45,7 @@ impl audit_core::Classify for UnknownEvent {
 
 pub async fn handle(lambda: LambdaApp, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
     let LambdaEvent { payload, context } = event;
-    if crate::is_scheduled(&payload) {
+    if audit_core::aws::is_eventbridge_event(&payload) {
         let report = async {
             lambda
                 .app

@@ -194,7 +194,7 @@ impl Config {
             retention_months: env.int_in_range("RETENTION_MONTHS", 12, 1..=1200)?,
             premake_months: env.int_in_range("PREMAKE_MONTHS", 5, 1..=24)?,
             archive_bucket: env.get("ARCHIVE_BUCKET").map(str::to_owned),
-            archive_prefix: normalise_prefix(
+            archive_prefix: audit_core::aws::s3_key_prefix(
                 env.get("ARCHIVE_PREFIX").unwrap_or("auditevents-archive/"),
             ),
             local_timezone,
@@ -229,15 +229,6 @@ impl Config {
         self.database.needs_aws()
             || matches!(self.keys, KeySource::Secret(_))
             || self.archive_bucket.is_some()
-    }
-}
-
-fn normalise_prefix(prefix: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}/")
     }
 }
 
@@ -329,13 +320,6 @@ pub fn maintenance_settings(
             _ => maintain::ArchiveTarget::Table,
         },
     }
-}
-
-/// Whether a Lambda event is an EventBridge event (the maintenance schedule) rather than an
-/// HTTP request.
-pub fn is_scheduled(event: &serde_json::Value) -> bool {
-    event.get("source").and_then(serde_json::Value::as_str) == Some("aws.events")
-        || event.get("detail-type").is_some()
 }
 
 /// A failed maintenance invocation: retryable (EventBridge retries, the alarm counts it).

@@ -90,6 +90,24 @@ where
     }
 }
 
+/// An S3 key prefix as configured (`/reports`, `reports//`, ` reports `) in one form:
+/// `reports/`, or empty for the bucket's root.
+pub fn s3_key_prefix(prefix: &str) -> String {
+    let prefix = prefix.trim().trim_matches('/');
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Whether a Lambda event came from EventBridge (a schedule) rather than a direct invocation
+/// or an HTTP request.
+pub fn is_eventbridge_event(event: &serde_json::Value) -> bool {
+    event.get("source").and_then(serde_json::Value::as_str) == Some("aws.events")
+        || event.get("detail-type").is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +128,29 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
             ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
         ])));
+    }
+
+    #[test]
+    fn key_prefixes_have_one_form() {
+        for (given, expected) in [
+            ("/database_audits", "database_audits/"),
+            ("database_audits//", "database_audits/"),
+            (" a/b ", "a/b/"),
+            ("", ""),
+            ("/", ""),
+        ] {
+            assert_eq!(s3_key_prefix(given), expected, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn eventbridge_events_are_told_from_invocations() {
+        assert!(is_eventbridge_event(&serde_json::json!({
+            "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}
+        })));
+        assert!(!is_eventbridge_event(&serde_json::json!({"bucket": "b"})));
+        assert!(!is_eventbridge_event(
+            &serde_json::json!({"requestContext": {}})
+        ));
     }
 }

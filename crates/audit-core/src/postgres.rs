@@ -177,7 +177,8 @@ pub fn parse_target(connection: &str) -> Result<Target, TargetError> {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded = percent_decode(value);
+            // libpq's decoding: `%XX` only; a `+` is a plus sign, not a space.
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
             if !take(key, &decoded)? {
                 kept.push(pair);
             }
@@ -212,27 +213,6 @@ pub fn parse_target(connection: &str) -> Result<Target, TargetError> {
         ssl_mode_given,
         root_cert,
     })
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The fields of an RDS-managed (or RDS-shaped) Secrets Manager secret.

@@ -87,7 +87,7 @@ impl Config {
             database: DatabaseConfig::from_env(env, "pg-auditor")?,
             settings: Settings::from_env(env)?,
             bucket: env.get("S3_BUCKET").map(str::to_owned),
-            prefix: output::normalise_prefix(
+            prefix: audit_core::aws::s3_key_prefix(
                 env.get("REPORT_PREFIX").unwrap_or("database_audits/"),
             ),
             output_dir: env.get("OUTPUT_DIR").map(std::path::PathBuf::from),
@@ -116,12 +116,6 @@ pub fn timestamps(now: chrono::DateTime<chrono::Utc>) -> (String, String) {
         now.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
         now.format("%Y%m%d_%H%M%S").to_string(),
     )
-}
-
-/// Whether an event is an EventBridge schedule (or any EventBridge event).
-pub fn is_scheduled(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some("aws.events")
-        || event.get("detail-type").is_some()
 }
 
 /// Why an invocation failed.
@@ -196,7 +190,7 @@ pub async fn handle(
         }
         Err(error) => {
             tracing::error!("audit failed: {error}");
-            if is_scheduled(&event) {
+            if audit_core::aws::is_eventbridge_event(&event) {
                 Err(InvocationError::Failed(error).into())
             } else {
                 Ok(json!({
@@ -331,10 +325,12 @@ mod tests {
                 .expect_err("bad")
                 .starts_with("count_mode")
         );
-        assert!(crate::is_scheduled(
+        assert!(audit_core::aws::is_eventbridge_event(
             &serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"})
         ));
-        assert!(!crate::is_scheduled(&serde_json::json!({"bucket": "b"})));
+        assert!(!audit_core::aws::is_eventbridge_event(
+            &serde_json::json!({"bucket": "b"})
+        ));
     }
 
     #[test]
@@ -346,10 +342,10 @@ mod tests {
         assert_eq!(stamp, "20250922_215626");
         assert_eq!(timestamp, "2025-09-22T21:56:26.500000+00:00");
         assert_eq!(
-            crate::output::normalise_prefix("/database_audits"),
+            audit_core::aws::s3_key_prefix("/database_audits"),
             "database_audits/"
         );
-        assert_eq!(crate::output::normalise_prefix(""), "");
+        assert_eq!(audit_core::aws::s3_key_prefix(""), "");
         assert_eq!(
             crate::settings::display_name("public", "t", &Settings::default()),
             "t"

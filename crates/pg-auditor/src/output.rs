@@ -30,16 +30,6 @@ pub fn render(report: &AuditReport, stamp: &str) -> Result<ReportFiles, String> 
     })
 }
 
-/// `""` or a prefix ending in `/`.
-pub fn normalise_prefix(prefix: &str) -> String {
-    let prefix = prefix.trim().trim_start_matches('/');
-    if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
-    }
-}
-
 fn files(files: &ReportFiles) -> [(&str, &[u8], &'static str); 3] {
     [
         (&files.json_name, &files.json, "application/json"),
