@@ -7,7 +7,10 @@
 //! [`s3_needs_path_style`] decides.
 
 use crate::config::Env;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+/// The SDK configuration every client is built from (re-exported so a function crate needs no
+/// `aws-config` dependency of its own).
+pub use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;

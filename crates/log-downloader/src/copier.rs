@@ -152,6 +152,22 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, String> {
 }
 
 impl Copier {
+    /// The clients a cold start builds once, from the SDK configuration and `config`.
+    pub fn new(
+        config: Config,
+        sdk: &audit_core::aws::SdkConfig,
+    ) -> Result<Self, audit_core::ConfigError> {
+        Ok(Copier {
+            rest: RestDownloader::new(sdk, &config)?,
+            config,
+            s3: audit_core::aws::s3_client(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            rds: aws_sdk_rds::Client::new(sdk),
+            rest_refused: AtomicBool::new(false),
+            metrics: MetricsOut::stdout(),
+        })
+    }
+
     /// Copies one ordered version and records it, with no time limit.
     pub async fn copy(&self, order: &CopyOrder) -> Result<CopyOutcome, CopyError> {
         self.copy_before(order, None).await

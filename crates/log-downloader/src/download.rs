@@ -2,7 +2,8 @@
 //! `DownloadDBLogFilePortion` fallback with its repairs.
 
 use crate::sink::ByteSink;
-use crate::{CopyError, CopyOrder, download_url};
+use crate::{Config, CopyError, CopyOrder, download_url};
+use audit_core::ConfigError;
 use audit_core::aws::{describe, is_retryable};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -23,6 +24,35 @@ pub struct RestDownloader {
     pub credentials: SharedCredentialsProvider,
     pub region: String,
     pub base_url: String,
+}
+
+impl RestDownloader {
+    /// The client for `sdk`'s credentials and region: the endpoint `RDS_REST_ENDPOINT` names,
+    /// or the region's RDS endpoint. No overall timeout (a large file takes as long as it
+    /// takes), but a stalled connection fails the attempt rather than hanging until the
+    /// function times out.
+    pub fn new(sdk: &audit_core::aws::SdkConfig, config: &Config) -> Result<Self, ConfigError> {
+        let region = audit_core::aws::region(sdk)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| {
+                ConfigError::invalid("HTTPS client", &e.to_string(), "a usable TLS setup")
+            })?;
+        let credentials = sdk.credentials_provider().ok_or_else(|| {
+            ConfigError::invalid("AWS credentials", "none", "a credentials provider")
+        })?;
+        Ok(RestDownloader {
+            http,
+            credentials,
+            base_url: config
+                .rds_rest_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://rds.{region}.amazonaws.com")),
+            region,
+        })
+    }
 }
 
 /// How a REST download ended.
