@@ -8,9 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let config = audit_core::startup::init(Config::from_env).await;
     let clients = Clients::new(audit_core::aws::sdk_config().await);
-    let app = audit_api::lambda::start(&config, &clients).await?;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
-        audit_api::lambda::handle(app.clone(), event)
-    }))
-    .await
+    let app = audit_api::handler::LambdaApp::new(&config, &clients).await?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| app.handle(event))).await
 }

@@ -498,7 +498,7 @@ async fn the_lambda_answers_http_events_and_runs_maintenance_on_schedule() {
         ("API_KEYS_SECRET_ARN", keys_secret.as_str()),
     ]);
     let config = audit_api::Config::from_env(&env).expect("config");
-    let lambda = audit_api::lambda::start(&config, &clients)
+    let lambda = audit_api::handler::LambdaApp::new(&config, &clients)
         .await
         .expect("start");
     let request = json!({
@@ -518,18 +518,14 @@ async fn the_lambda_answers_http_events_and_runs_maintenance_on_schedule() {
         "isBase64Encoded": false
     });
     let event = lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default());
-    let response = audit_api::lambda::handle(lambda.clone(), event)
-        .await
-        .expect("response");
+    let response = lambda.handle(event).await.expect("response");
     assert_eq!(response["statusCode"], 200, "{response}");
     let body: Value = serde_json::from_str(response["body"].as_str().expect("body")).expect("json");
     assert_eq!(body["user"], "jdoe");
 
     let schedule = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
     let event = lambda_runtime::LambdaEvent::new(schedule, lambda_runtime::Context::default());
-    let report = audit_api::lambda::handle(lambda, event)
-        .await
-        .expect("maintenance");
+    let report = lambda.handle(event).await.expect("maintenance");
     assert!(report["partitions_created"].is_array(), "{report}");
     assert!(report["partitions_archived"].is_array());
 }

@@ -20,6 +20,15 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// The clients a cold start builds once.
+    pub fn new(config: Config, sdk: &audit_core::aws::SdkConfig) -> Self {
+        Scanner {
+            config,
+            rds: aws_sdk_rds::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+
     pub fn backoff(&self) -> Backoff {
         Backoff::new(
             Duration::from_millis(200),

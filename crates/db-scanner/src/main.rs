@@ -6,11 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = audit_core::startup::init(Config::from_env).await;
     let sdk = audit_core::aws::sdk_config().await;
-    let scanner = Scanner {
-        config,
-        rds: aws_sdk_rds::Client::new(&sdk),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-    };
+    let scanner = Scanner::new(config, &sdk);
     let scanner = &scanner;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         scanner.handle(event)

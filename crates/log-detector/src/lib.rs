@@ -20,7 +20,7 @@
 //! and its message consumed; throttling and other errors are reported so SQS redelivers the
 //! message (and, past its receive limit, parks it on the dead-letter queue).
 
-pub mod detector;
+pub mod handler;
 pub mod rds;
 pub mod table;
 

@@ -21,6 +21,7 @@
 
 pub mod copier;
 pub mod download;
+pub mod handler;
 pub mod sink;
 
 use audit_core::tracking::{CopyState, TrackedLogFile};

@@ -1,7 +1,7 @@
 use aws_lambda_events::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 use log_downloader::Config;
-use log_downloader::copier::Copier;
+use log_downloader::handler::Copier;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod csv_summary;
 /// The connection layer, shared with `audit-api`: see [`audit_core::postgres`].
 pub use audit_core::postgres as connect;
+pub mod handler;
 pub mod html;
 pub mod output;
 pub mod plan;
@@ -30,7 +31,6 @@ pub mod versioning;
 
 use audit_core::{ConfigError, Env};
 use connect::{DatabaseConfig, Target};
-use serde_json::{Value, json};
 pub use settings::{CountMode, Settings};
 
 /// The function's configuration.
@@ -140,65 +140,6 @@ impl audit_core::Classify for InvocationError {
 
     fn retryable(&self) -> bool {
         matches!(self, InvocationError::Failed(_))
-    }
-}
-
-/// The Lambda handler. Success: the original's `{statusCode: 200, body}`. A failed audit of
-/// a direct invoke answers the original's `statusCode: 500`; a scheduled one fails the
-/// invocation, so it counts in the Errors metric and EventBridge retries it.
-pub async fn handle(
-    config: &Config,
-    clients: &Clients,
-    event: Value,
-) -> Result<Value, audit_core::FunctionError> {
-    let overrides =
-        settings::Overrides::from_event(&event).map_err(InvocationError::InvalidEvent)?;
-    let settings = config
-        .settings
-        .clone()
-        .with_overrides(&overrides)
-        .map_err(InvocationError::InvalidEvent)?;
-    let bucket = overrides
-        .bucket
-        .clone()
-        .or_else(|| config.bucket.clone())
-        .ok_or(InvocationError::NoBucket)?;
-    let outcome = async {
-        let target = resolve_target(config, Some(clients)).await?;
-        let tls = connect::tls_config(&target).map_err(|e| e.to_string())?;
-        let (timestamp, stamp) = timestamps(chrono::Utc::now());
-        let report = audit::run(&target, &tls, &settings, timestamp)
-            .await
-            .map_err(|e| e.to_string())?;
-        let files = output::render(&report, &stamp).map_err(|e| e.to_string())?;
-        let locations = output::write_s3(&clients.s3, &bucket, &config.prefix, &files).await?;
-        Ok::<_, String>((report, locations))
-    }
-    .await;
-    match outcome {
-        Ok((report, locations)) => {
-            if report.summary.tables_with_errors > 0 {
-                tracing::warn!(
-                    tables_with_errors = report.summary.tables_with_errors,
-                    "audit completed; some tables could not be read in full"
-                );
-            }
-            tracing::info!(report = %locations.detailed_json, tables = report.summary.total_tables, "audit written");
-            Ok(
-                json!({ "statusCode": 200, "body": csv_summary::response_body(&report, &locations) }),
-            )
-        }
-        Err(error) => {
-            tracing::error!("audit failed: {error}");
-            if audit_core::aws::is_eventbridge_event(&event) {
-                Err(InvocationError::Failed(error).into())
-            } else {
-                Ok(json!({
-                    "statusCode": 500,
-                    "body": { "message": "Database audit failed", "error": error },
-                }))
-            }
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use pg_auditor::{Clients, Config};
+use pg_auditor::Config;
+use pg_auditor::handler::Auditor;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -9,12 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::process::exit(code);
     }
     let config = audit_core::startup::init(Config::from_env).await;
-    let clients = Clients::new(audit_core::aws::sdk_config().await);
-    let (config, clients) = (&config, &clients);
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            pg_auditor::handle(config, clients, event.payload).await
-        },
-    ))
+    let auditor = Auditor::new(config, audit_core::aws::sdk_config().await);
+    let auditor = &auditor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        auditor.handle(event)
+    }))
     .await
 }

@@ -3,8 +3,27 @@
 //! original's response body; and the failure answers.
 
 use devstack::{moto, postgres, unique_name};
-use pg_auditor::{Clients, Config, handle};
-use serde_json::json;
+use pg_auditor::handler::Auditor;
+use pg_auditor::{Clients, Config};
+use serde_json::{Value, json};
+
+/// One invocation of the handler a cold start with `config` and `clients` builds.
+async fn handle(
+    config: &Config,
+    clients: &Clients,
+    event: Value,
+) -> Result<Value, audit_core::FunctionError> {
+    let auditor = Auditor {
+        config: config.clone(),
+        clients: clients.clone(),
+    };
+    auditor
+        .handle(lambda_runtime::LambdaEvent::new(
+            event,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+}
 
 async fn clients(aws: &devstack::AwsEnv) -> Clients {
     let sdk = aws.sdk_config().await;

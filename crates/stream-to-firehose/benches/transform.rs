@@ -13,7 +13,7 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use stream_to_firehose::event::StreamEvent as Event;
-use stream_to_firehose::forwarder::transform;
+use stream_to_firehose::handler::transform;
 
 // The allocator the function binary uses (src/main.rs).
 #[global_allocator]

@@ -23,7 +23,7 @@ pub mod delivery;
 pub mod diff;
 pub mod dynamo_json;
 pub mod event;
-pub mod forwarder;
+pub mod handler;
 pub mod record;
 
 use audit_core::backoff::Backoff;

@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use stream_to_firehose::Config;
 use stream_to_firehose::event::StreamEvent;
-use stream_to_firehose::forwarder::Forwarder;
+use stream_to_firehose::handler::Forwarder;
 
 // A batch allocates a buffer per image and per line; glibc's malloc spent about a third of the
 // transform consolidating and faulting pages in (BENCHMARKS.md).
@@ -12,10 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = audit_core::startup::init(Config::from_env).await;
     let sdk = audit_core::aws::sdk_config().await;
-    let forwarder = Forwarder {
-        config,
-        firehose: aws_sdk_firehose::Client::new(&sdk),
-    };
+    let forwarder = Forwarder::new(config, &sdk);
     let forwarder = &forwarder;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         forwarder.handle(event)

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stream_to_firehose::Config;
 use stream_to_firehose::event::StreamEvent;
-use stream_to_firehose::forwarder::Forwarder;
+use stream_to_firehose::handler::Forwarder;
 
 /// Sequence numbers of the records in each call, in order.
 type Calls = Arc<Mutex<Vec<Vec<String>>>>;

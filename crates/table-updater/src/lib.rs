@@ -24,6 +24,7 @@
 
 pub mod condition;
 pub mod front;
+pub mod handler;
 pub mod json;
 pub mod request;
 pub mod updater;
@@ -189,59 +190,6 @@ pub fn timestamp(epoch_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(epoch_ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
-}
-
-/// The Lambda entry point. Every outcome is an answer in the caller's shape (the seed's
-/// contract: a direct caller reads `success`/`error` from the body; HTTP callers get the
-/// status), so the invocation itself does not fail.
-pub async fn handle(
-    updater: &updater::Updater,
-    event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>,
-) -> Result<Value, audit_core::FunctionError> {
-    let now = timestamp(audit_core::now_ms());
-    let incoming = match front::read(&event.payload) {
-        Ok(incoming) => incoming,
-        Err((front_end, error)) => {
-            tracing::warn!(error = error.error_type(), message = %error, "request refused");
-            return Ok(front::respond(front_end, error.status(), &error.body(&now)));
-        }
-    };
-    let outcome = match request::plan(
-        &incoming.body,
-        &updater.schema,
-        updater.config.audit_policy(),
-        incoming.idempotency_key.as_deref(),
-    ) {
-        Ok(plan) => {
-            let caller = updater::Caller {
-                user_agent: incoming.user_agent.clone(),
-            };
-            updater
-                .apply(&plan, &now, &caller)
-                .await
-                .map(|applied| (plan, applied))
-        }
-        Err(error) => Err(error),
-    };
-    let (status, body) = match outcome {
-        Ok((plan, applied)) => {
-            tracing::info!(record_id = %plan.record_id, attributes = plan.attributes.len(),
-                audit = plan.audit, replayed = applied == updater::Applied::Replayed, "record updated");
-            (
-                200,
-                success_body(&plan.record_id, &plan.updated_names(), &now),
-            )
-        }
-        Err(error) => {
-            if error.status() >= 500 {
-                tracing::error!(error = error.error_type(), "update failed");
-            } else {
-                tracing::warn!(error = error.error_type(), message = %error, "update refused");
-            }
-            (error.status(), error.body(&now))
-        }
-    };
-    Ok(front::respond(incoming.front_end, status, &body))
 }
 
 /// The seed's success body.

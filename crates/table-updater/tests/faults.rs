@@ -40,7 +40,7 @@ fn updater(rules: &[&Rule]) -> Updater {
 async fn call(updater: &Updater, request: Value) -> Value {
     let payload = serde_json::from_str(&request.to_string()).unwrap();
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    table_updater::handle(updater, event).await.unwrap()
+    updater.handle(event).await.unwrap()
 }
 
 #[tokio::test]

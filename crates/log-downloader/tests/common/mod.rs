@@ -2,8 +2,8 @@
 
 use devstack::backup::BackupStack;
 use log_downloader::Config;
-use log_downloader::copier::Copier;
 use log_downloader::download::RestDownloader;
+use log_downloader::handler::Copier;
 
 /// A copier for `stack`: RDS (SDK and REST) through the log-file double, S3 and DynamoDB on
 /// moto, 5 MiB parts, gzip on.

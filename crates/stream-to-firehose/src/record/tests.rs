@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::event::{StreamRecord, UserIdentity};
-use crate::forwarder;
+use crate::handler;
 use serde_json::{Value, json};
 
 const ARN: &str =
@@ -386,7 +386,7 @@ fn a_bad_record_stops_the_transform_at_that_record() {
     let good = stream_record("INSERT", "NEW_IMAGE", order_keys(), None, None);
     let mut bad = good.clone();
     bad.event_name = "UPSERT".into();
-    let (lines, error) = forwarder::transform(&[good.clone(), bad, good]);
+    let (lines, error) = handler::transform(&[good.clone(), bad, good]);
     assert_eq!(lines.len(), 1);
     assert_eq!(error.map(|(i, _)| i), Some(1));
 }

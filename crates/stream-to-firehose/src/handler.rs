@@ -73,6 +73,14 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// The client a cold start builds once.
+    pub fn new(config: Config, sdk: &audit_core::aws::SdkConfig) -> Self {
+        Forwarder {
+            config,
+            firehose: aws_sdk_firehose::Client::new(sdk),
+        }
+    }
+
     /// The Lambda entry point: failures by sequence number, lowest first.
     pub async fn handle(
         &self,

@@ -24,6 +24,15 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// The clients a cold start builds once.
+    pub fn new(config: Config, sdk: &audit_core::aws::SdkConfig) -> Self {
+        Detector {
+            config,
+            rds: aws_sdk_rds::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+        }
+    }
+
     /// Lists one instance's files and writes what changed.
     pub async fn scan_instance(
         &self,

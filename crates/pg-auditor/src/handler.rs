@@ -1,0 +1,84 @@
+//! The Lambda entry: [`Auditor`], built once per cold start, audits the database on each
+//! event (a schedule, or a direct invocation with overrides) and writes the reports to S3.
+
+use crate::{
+    Clients, Config, InvocationError, audit, connect, csv_summary, output, resolve_target,
+    settings, timestamps,
+};
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+
+/// The configuration and the AWS clients a cold start builds once.
+#[derive(Debug)]
+pub struct Auditor {
+    pub config: Config,
+    pub clients: Clients,
+}
+
+impl Auditor {
+    pub fn new(config: Config, sdk: audit_core::aws::SdkConfig) -> Self {
+        Auditor {
+            config,
+            clients: Clients::new(sdk),
+        }
+    }
+
+    /// The Lambda handler. Success: the original's `{statusCode: 200, body}`. A failed audit of
+    /// a direct invoke answers the original's `statusCode: 500`; a scheduled one fails the
+    /// invocation, so it counts in the Errors metric and EventBridge retries it.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<Value>,
+    ) -> Result<Value, audit_core::FunctionError> {
+        let (config, clients, event) = (&self.config, &self.clients, event.payload);
+        let overrides =
+            settings::Overrides::from_event(&event).map_err(InvocationError::InvalidEvent)?;
+        let settings = config
+            .settings
+            .clone()
+            .with_overrides(&overrides)
+            .map_err(InvocationError::InvalidEvent)?;
+        let bucket = overrides
+            .bucket
+            .clone()
+            .or_else(|| config.bucket.clone())
+            .ok_or(InvocationError::NoBucket)?;
+        let outcome = async {
+            let target = resolve_target(config, Some(clients)).await?;
+            let tls = connect::tls_config(&target).map_err(|e| e.to_string())?;
+            let (timestamp, stamp) = timestamps(chrono::Utc::now());
+            let report = audit::run(&target, &tls, &settings, timestamp)
+                .await
+                .map_err(|e| e.to_string())?;
+            let files = output::render(&report, &stamp).map_err(|e| e.to_string())?;
+            let locations = output::write_s3(&clients.s3, &bucket, &config.prefix, &files).await?;
+            Ok::<_, String>((report, locations))
+        }
+        .await;
+        match outcome {
+            Ok((report, locations)) => {
+                if report.summary.tables_with_errors > 0 {
+                    tracing::warn!(
+                        tables_with_errors = report.summary.tables_with_errors,
+                        "audit completed; some tables could not be read in full"
+                    );
+                }
+                tracing::info!(report = %locations.detailed_json, tables = report.summary.total_tables, "audit written");
+                Ok(
+                    json!({ "statusCode": 200, "body": csv_summary::response_body(&report, &locations) }),
+                )
+            }
+            Err(error) => {
+                tracing::error!("audit failed: {error}");
+                if audit_core::aws::is_eventbridge_event(&event) {
+                    Err(InvocationError::Failed(error).into())
+                } else {
+                    Ok(json!({
+                        "statusCode": 500,
+                        "body": { "message": "Database audit failed", "error": error },
+                    }))
+                }
+            }
+        }
+    }
+}
