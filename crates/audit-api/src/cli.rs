@@ -39,47 +39,58 @@ pub async fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error(transparent)]
+    Start(#[from] crate::StartError),
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Maintenance(#[from] crate::maintain::MaintenanceError),
+    #[error("database not ready: {0:?}")]
+    NotReady(crate::error::ApiError),
+    #[error("cannot bind {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error("maintenance report: {0}")]
+    Report(#[from] serde_json::Error),
+}
+
 async fn run(
     command: &str,
     bind: &str,
     config: &Config,
     clients: Option<&Clients>,
-) -> Result<(), String> {
-    let app = crate::build_app(config, clients)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), CommandError> {
+    let app = crate::build_app(config, clients).await?;
     match command {
         "migrate" => {
-            let applied = crate::db::migrate(&app.db)
-                .await
-                .map_err(|e| e.to_string())?;
+            let applied = crate::db::migrate(&app.db).await?;
             let created =
                 crate::maintain::ensure_partitions(&app.db, &app.maintenance, chrono::Utc::now())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             println!("migrations applied: {applied}; partitions created: {created:?}");
             Ok(())
         }
         "maintain" => {
-            app.ensure_ready().await.map_err(|e| format!("{e:?}"))?;
-            let report = crate::maintain::run(&app.db, &app.maintenance, chrono::Utc::now())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
+            app.ensure_ready().await.map_err(CommandError::NotReady)?;
+            let report =
+                crate::maintain::run(&app.db, &app.maintenance, chrono::Utc::now()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         _ => {
             // Pending migrations first: a server that cannot reach its schema does not start.
-            app.ensure_ready()
-                .await
-                .map_err(|e| format!("database not ready: {e:?}"))?;
-            let listener = tokio::net::TcpListener::bind(bind)
-                .await
-                .map_err(|e| format!("cannot bind {bind}: {e}"))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            app.ensure_ready().await.map_err(CommandError::NotReady)?;
+            let bound = |source| CommandError::Bind {
+                bind: bind.to_owned(),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(bind).await.map_err(bound)?;
+            let local = listener.local_addr().map_err(bound)?;
             let base = app.base_path.clone();
             let app = Arc::new(app);
             let router = crate::router(Arc::clone(&app));

@@ -77,7 +77,18 @@ impl std::fmt::Debug for Database {
     }
 }
 
-fn prepare(mut target: Target, settings: &SessionSettings) -> Result<Resolved, String> {
+/// Why the pool could not be set up over a target.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Resolve(#[from] audit_core::postgres::ResolveError),
+    #[error(transparent)]
+    Tls(#[from] audit_core::postgres::TargetError),
+    #[error("connection pool: {0}")]
+    Pool(String),
+}
+
+fn prepare(mut target: Target, settings: &SessionSettings) -> Result<Resolved, SetupError> {
     // JIT off: it compiles plans estimated as expensive (a trigram search over twelve
     // partitions is), which costs tens of milliseconds a request and saves nothing on queries
     // that stop after one page.
@@ -86,13 +97,17 @@ fn prepare(mut target: Target, settings: &SessionSettings) -> Result<Resolved, S
         settings.local_timezone, settings.statement_timeout_ms
     ));
     target.config.connect_timeout(Duration::from_secs(5));
-    let tls = tls_config(&target).map_err(|e| e.to_string())?;
+    let tls = tls_config(&target)?;
     Ok(Resolved { target, tls })
 }
 
 impl Database {
     /// A pool of at most `max_size` connections over `target`. Connections open lazily.
-    pub fn new(target: Target, settings: SessionSettings, max_size: usize) -> Result<Self, String> {
+    pub fn new(
+        target: Target,
+        settings: SessionSettings,
+        max_size: usize,
+    ) -> Result<Self, SetupError> {
         let current = Arc::new(RwLock::new(Arc::new(prepare(target, &settings)?)));
         let manager = Manager::from_connect(
             tokio_postgres::Config::new(),
@@ -107,7 +122,7 @@ impl Database {
             .create_timeout(Some(Duration::from_secs(10)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SetupError::Pool(e.to_string()))?;
         Ok(Database {
             pool,
             current,
@@ -131,6 +146,7 @@ impl Database {
                 let resolved = config
                     .resolve(aws.as_ref().map(|(sdk, secrets)| (sdk, secrets)))
                     .await
+                    .map_err(SetupError::from)
                     .and_then(|target| prepare(target, &settings));
                 match resolved {
                     Ok(resolved) => {

@@ -237,8 +237,8 @@ pub use audit_core::postgres::Clients;
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
-    Database(String),
+    #[error(transparent)]
+    Database(#[from] db::SetupError),
     #[error("API_KEYS_SECRET_ARN: {0}")]
     Keys(String),
 }
@@ -260,7 +260,7 @@ pub async fn build_app(
         .database
         .resolve(aws)
         .await
-        .map_err(StartError::Database)?;
+        .map_err(db::SetupError::from)?;
     let database = db::Database::new(
         target,
         db::SessionSettings {
@@ -268,8 +268,7 @@ pub async fn build_app(
             statement_timeout_ms: config.statement_timeout.as_millis() as u64,
         },
         config.pool_size,
-    )
-    .map_err(StartError::Database)?;
+    )?;
     if let (true, Some(c)) = (config.database.needs_aws(), clients) {
         database.refresh_every(
             config.database.clone(),

@@ -263,9 +263,18 @@ const UNITS: &[&str] = &[
     "None",
 ];
 
+/// The rule of the EMF specification a line breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not valid EMF: {0}")]
+pub struct EmfViolation(pub String);
+
 /// Parses `line` as CloudWatch's embedded metric format specification reads a log event, and
 /// says which rule it breaks if it is not a valid EMF document.
-pub fn check_line(line: &str) -> Result<EmfRecord, String> {
+pub fn check_line(line: &str) -> Result<EmfRecord, EmfViolation> {
+    check_rules(line).map_err(EmfViolation)
+}
+
+fn check_rules(line: &str) -> Result<EmfRecord, String> {
     if line.len() > MAX_EVENT_BYTES {
         return Err(format!(
             "{} bytes, over a log event's {MAX_EVENT_BYTES}",
@@ -479,7 +488,7 @@ mod tests {
     fn the_checker_names_the_rule_a_line_breaks() {
         let valid = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"auditkit","Dimensions":[["function"]],"Metrics":[{"Name":"X","Unit":"Count"}]}]},"function":"f","X":1}"#;
         assert!(check_line(valid).is_ok());
-        let broken = |from: &str, to: &str| check_line(&valid.replace(from, to)).unwrap_err();
+        let broken = |from: &str, to: &str| check_line(&valid.replace(from, to)).unwrap_err().0;
         assert!(broken(r#""_aws""#, r#""aws""#).contains("_aws"));
         assert!(broken(r#""Timestamp":1"#, r#""Timestamp":"1""#).contains("Timestamp"));
         assert!(broken(r#""Unit":"Count""#, r#""Unit":"Counts""#).contains("unit"));

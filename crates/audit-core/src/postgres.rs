@@ -672,36 +672,48 @@ impl DatabaseConfig {
     pub async fn resolve(
         &self,
         aws: Option<(&aws_config::SdkConfig, &aws_sdk_secretsmanager::Client)>,
-    ) -> Result<Target, String> {
+    ) -> Result<Target, ResolveError> {
         let mut target = match &self.source {
             ConnectionSource::Url(target) => (**target).clone(),
             ConnectionSource::Secret { arn, ssl_mode } => {
-                let (_, secrets) = aws.ok_or("DB_SECRET_ARN needs AWS clients")?;
+                let (_, secrets) = aws.ok_or(ResolveError::NeedsAws("DB_SECRET_ARN"))?;
                 let secret = secrets
                     .get_secret_value()
                     .secret_id(arn)
                     .send()
                     .await
-                    .map_err(|e| {
-                        format!("cannot read DB_SECRET_ARN: {}", crate::aws::describe(&e))
-                    })?;
-                let json = secret
-                    .secret_string()
-                    .ok_or("DB_SECRET_ARN: the secret has no SecretString")?;
-                target_from_secret(json, *ssl_mode).map_err(|e| format!("DB_SECRET_ARN: {e}"))?
+                    .map_err(|e| ResolveError::SecretUnreadable(crate::aws::describe(&e)))?;
+                let json = secret.secret_string().ok_or(ResolveError::SecretNotText)?;
+                target_from_secret(json, *ssl_mode).map_err(ResolveError::SecretInvalid)?
             }
         };
         if target.config.get_application_name().is_none() {
             target.config.application_name(self.application_name);
         }
         if self.iam_auth {
-            let (sdk, _) = aws.ok_or("DB_IAM_AUTH needs AWS clients")?;
+            let (sdk, _) = aws.ok_or(ResolveError::NeedsAws("DB_IAM_AUTH"))?;
             use_iam_token(&mut target, sdk, self.allow_unverified_tls)
                 .await
-                .map_err(|e| format!("DB_IAM_AUTH: {e}"))?;
+                .map_err(ResolveError::IamToken)?;
         }
         Ok(target)
     }
+}
+
+/// Why a connection target could not be resolved now (read the secret, make the IAM token).
+/// Each names the variable at fault; none contains a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0} needs AWS clients")]
+    NeedsAws(&'static str),
+    #[error("cannot read DB_SECRET_ARN: {0}")]
+    SecretUnreadable(String),
+    #[error("DB_SECRET_ARN: the secret has no SecretString")]
+    SecretNotText,
+    #[error("DB_SECRET_ARN: {0}")]
+    SecretInvalid(TargetError),
+    #[error("DB_IAM_AUTH: {0}")]
+    IamToken(TargetError),
 }
 
 /// The AWS clients a PostgreSQL-backed function builds once: the SDK configuration (IAM

@@ -81,13 +81,11 @@ pub fn invocation_metrics<'a>(
 /// A stream image as a tracking row. An image without a `state` is no row of ours yet: moto,
 /// for an `UpdateItem` that creates an item, first emits a key-only INSERT; such an image orders
 /// nothing. An image with a state that does not parse is an error, never skipped.
-fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, String> {
+fn image(item: &serde_dynamo::Item) -> Result<Option<TrackedLogFile>, serde_dynamo::Error> {
     if !item.contains_key(audit_core::tracking::attr::STATE) {
         return Ok(None);
     }
-    serde_dynamo::from_item(item.clone())
-        .map(Some)
-        .map_err(|e| e.to_string())
+    serde_dynamo::from_item(item.clone()).map(Some)
 }
 
 impl Copier {
@@ -113,9 +111,9 @@ impl Copier {
         deadline: Option<std::time::SystemTime>,
     ) -> RecordResult {
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
-        let bad = |message: String| CopyError::BadRecord {
+        let bad = |error: serde_dynamo::Error| CopyError::BadRecord {
             sequence_number: sequence_number.clone(),
-            message,
+            message: error.to_string(),
         };
         let new = image(&record.change.new_image).map_err(bad)?;
         let old = image(&record.change.old_image).map_err(bad)?;

@@ -91,18 +91,16 @@ pub async fn main(args: Vec<String>) -> i32 {
     }
 }
 
-async fn run(config: &Config) -> Result<usize, String> {
+async fn run(config: &Config) -> Result<usize, crate::RunError> {
     let clients = if config.needs_aws(None) {
         Some(Clients::new(audit_core::aws::sdk_config().await))
     } else {
         None
     };
     let target = crate::resolve_target(config, clients.as_ref()).await?;
-    let tls = connect::tls_config(&target).map_err(|e| e.to_string())?;
+    let tls = connect::tls_config(&target)?;
     let (timestamp, stamp) = crate::timestamps(chrono::Utc::now());
-    let report = audit::run(&target, &tls, &config.settings, timestamp)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = audit::run(&target, &tls, &config.settings, timestamp).await?;
     let files = output::render(&report, &stamp)?;
     let mut written = Vec::new();
     if let Some(dir) = &config.output_dir {

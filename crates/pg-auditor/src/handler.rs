@@ -2,8 +2,8 @@
 //! event (a schedule, or a direct invocation with overrides) and writes the reports to S3.
 
 use crate::{
-    Clients, Config, InvocationError, audit, connect, csv_summary, output, resolve_target,
-    settings, timestamps,
+    Clients, Config, InvocationError, RunError, audit, connect, csv_summary, output,
+    resolve_target, settings, timestamps,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -31,13 +31,12 @@ impl Auditor {
         event: LambdaEvent<Value>,
     ) -> Result<Value, audit_core::FunctionError> {
         let (config, clients, event) = (&self.config, &self.clients, event.payload);
-        let overrides =
-            settings::Overrides::from_event(&event).map_err(InvocationError::InvalidEvent)?;
+        let overrides = settings::Overrides::from_event(&event).map_err(InvocationError::from)?;
         let settings = config
             .settings
             .clone()
             .with_overrides(&overrides)
-            .map_err(InvocationError::InvalidEvent)?;
+            .map_err(InvocationError::from)?;
         let bucket = overrides
             .bucket
             .clone()
@@ -45,14 +44,12 @@ impl Auditor {
             .ok_or(InvocationError::NoBucket)?;
         let outcome = async {
             let target = resolve_target(config, Some(clients)).await?;
-            let tls = connect::tls_config(&target).map_err(|e| e.to_string())?;
+            let tls = connect::tls_config(&target)?;
             let (timestamp, stamp) = timestamps(chrono::Utc::now());
-            let report = audit::run(&target, &tls, &settings, timestamp)
-                .await
-                .map_err(|e| e.to_string())?;
-            let files = output::render(&report, &stamp).map_err(|e| e.to_string())?;
+            let report = audit::run(&target, &tls, &settings, timestamp).await?;
+            let files = output::render(&report, &stamp)?;
             let locations = output::write_s3(&clients.s3, &bucket, &config.prefix, &files).await?;
-            Ok::<_, String>((report, locations))
+            Ok::<_, RunError>((report, locations))
         }
         .await;
         match outcome {
@@ -75,7 +72,7 @@ impl Auditor {
                 } else {
                     Ok(json!({
                         "statusCode": 500,
-                        "body": { "message": "Database audit failed", "error": error },
+                        "body": { "message": "Database audit failed", "error": error.to_string() },
                     }))
                 }
             }

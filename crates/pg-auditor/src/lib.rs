@@ -103,7 +103,10 @@ impl Config {
 pub use audit_core::postgres::Clients;
 
 /// The connection target for this run: the secret read now, an IAM token made now.
-pub async fn resolve_target(config: &Config, clients: Option<&Clients>) -> Result<Target, String> {
+pub async fn resolve_target(
+    config: &Config,
+    clients: Option<&Clients>,
+) -> Result<Target, connect::ResolveError> {
     config
         .database
         .resolve(clients.map(|c| (&c.sdk, &c.secrets)))
@@ -118,15 +121,29 @@ pub fn timestamps(now: chrono::DateTime<chrono::Utc>) -> (String, String) {
     )
 }
 
+/// Why an audit run failed once it started: the target could not be resolved, the TLS setup
+/// could not be built, the audit itself failed, or the reports could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Resolve(#[from] connect::ResolveError),
+    #[error(transparent)]
+    Tls(#[from] connect::TargetError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
+}
+
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
     #[error("invalid event: {0}")]
-    InvalidEvent(String),
+    InvalidEvent(#[from] settings::EventFieldError),
     #[error("no report destination: set S3_BUCKET or pass `bucket` in the event")]
     NoBucket,
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Failed(#[from] RunError),
 }
 
 impl audit_core::Classify for InvocationError {
@@ -237,17 +254,21 @@ mod tests {
     fn event_overrides_name_the_bad_field() {
         let parse = |v: serde_json::Value| Overrides::from_event(&v);
         assert_eq!(
-            parse(serde_json::json!({"bucket": 5})).expect_err("bad"),
+            parse(serde_json::json!({"bucket": 5}))
+                .expect_err("bad")
+                .to_string(),
             "bucket: expected a non-empty string"
         );
         assert!(
             parse(serde_json::json!({"expected_seed_tables": [1]}))
                 .expect_err("bad")
+                .to_string()
                 .starts_with("expected_seed_tables[0]")
         );
         assert!(
             parse(serde_json::json!({"sample_rows": -1}))
                 .expect_err("bad")
+                .to_string()
                 .starts_with("sample_rows")
         );
         let overrides = parse(serde_json::json!({"count_mode": "exact", "expected_versioned_tables": "a,b", "source": "aws.events"})).expect("valid");
@@ -264,6 +285,7 @@ mod tests {
             Settings::default()
                 .with_overrides(&bad)
                 .expect_err("bad")
+                .to_string()
                 .starts_with("count_mode")
         );
         assert!(audit_core::aws::is_eventbridge_event(

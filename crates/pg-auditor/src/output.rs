@@ -16,48 +16,61 @@ pub struct ReportFiles {
     pub html: Vec<u8>,
 }
 
+/// Why the report files could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("report JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("report CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("s3://{bucket}/{key}: {message}")]
+    Upload {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
 /// Renders the files; `stamp` is `YYYYMMDD_HHMMSS`.
-pub fn render(report: &AuditReport, stamp: &str) -> Result<ReportFiles, String> {
-    let mut json = serde_json::to_vec_pretty(report).map_err(|e| format!("report JSON: {e}"))?;
+pub fn render(report: &AuditReport, stamp: &str) -> Result<ReportFiles, OutputError> {
+    let mut json = serde_json::to_vec_pretty(report)?;
     json.push(b'\n');
     Ok(ReportFiles {
         json_name: format!("audit_{stamp}.json"),
         csv_name: format!("tables_summary_{stamp}.csv"),
         html_name: format!("audit_{stamp}.html"),
         json,
-        csv: tables_csv(report).map_err(|e| format!("report CSV: {e}"))?,
+        csv: tables_csv(report)?,
         html: crate::html::render(report).into_bytes(),
     })
 }
 
-fn files(files: &ReportFiles) -> [(&str, &[u8], &'static str); 3] {
-    [
-        (&files.json_name, &files.json, "application/json"),
-        (&files.csv_name, &files.csv, "text/csv; charset=utf-8"),
-        (&files.html_name, &files.html, "text/html; charset=utf-8"),
-    ]
-}
-
 /// Writes the files into `dir` (created if needed); an existing file is an error.
-pub fn write_dir(dir: &Path, report: &ReportFiles) -> Result<ReportLocations, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut paths = Vec::new();
-    for (name, bytes, _) in files(report) {
+pub fn write_dir(dir: &Path, report: &ReportFiles) -> Result<ReportLocations, OutputError> {
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| OutputError::File { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(failed(dir))?;
+    let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        std::io::Write::write_all(&mut file, bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        paths.push(path.display().to_string());
-    }
-    let [detailed_json, tables_csv, html] = <[String; 3]>::try_from(paths).map_err(|_| "paths")?;
+            .map_err(failed(&path))?;
+        std::io::Write::write_all(&mut file, bytes).map_err(failed(&path))?;
+        Ok::<_, OutputError>(path.display().to_string())
+    };
     Ok(ReportLocations {
-        detailed_json,
-        tables_csv,
-        html,
+        detailed_json: write(&report.json_name, &report.json)?,
+        tables_csv: write(&report.csv_name, &report.csv)?,
+        html: write(&report.html_name, &report.html)?,
     })
 }
 
@@ -67,25 +80,28 @@ pub async fn write_s3(
     bucket: &str,
     prefix: &str,
     report: &ReportFiles,
-) -> Result<ReportLocations, String> {
-    let mut urls = Vec::new();
-    for (name, bytes, content_type) in files(report) {
+) -> Result<ReportLocations, OutputError> {
+    let put = |name: &str, bytes: &[u8], content_type: &'static str| {
         let key = format!("{prefix}{name}");
-        s3.put_object()
+        let request = s3
+            .put_object()
             .bucket(bucket)
             .key(&key)
             .content_type(content_type)
             .if_none_match("*")
-            .body(bytes.to_vec().into())
-            .send()
-            .await
-            .map_err(|e| format!("s3://{bucket}/{key}: {}", audit_core::aws::describe(&e)))?;
-        urls.push(format!("s3://{bucket}/{key}"));
-    }
-    let [detailed_json, tables_csv, html] = <[String; 3]>::try_from(urls).map_err(|_| "urls")?;
+            .body(bytes.to_vec().into());
+        async move {
+            request.send().await.map_err(|e| OutputError::Upload {
+                bucket: bucket.to_owned(),
+                key: key.clone(),
+                message: audit_core::aws::describe(&e),
+            })?;
+            Ok::<_, OutputError>(format!("s3://{bucket}/{key}"))
+        }
+    };
     Ok(ReportLocations {
-        detailed_json,
-        tables_csv,
-        html,
+        detailed_json: put(&report.json_name, &report.json, "application/json").await?,
+        tables_csv: put(&report.csv_name, &report.csv, "text/csv; charset=utf-8").await?,
+        html: put(&report.html_name, &report.html, "text/html; charset=utf-8").await?,
     })
 }

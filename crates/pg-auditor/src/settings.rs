@@ -234,10 +234,14 @@ impl Settings {
     }
 
     /// Applies the overrides an invocation event may carry. Errors name the event field.
-    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Self, String> {
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Self, EventFieldError> {
         if let Some(mode) = &overrides.count_mode {
-            self.count_mode = CountMode::parse(mode)
-                .ok_or_else(|| format!("count_mode: {mode:?} is not auto, exact or estimate"))?;
+            self.count_mode = CountMode::parse(mode).ok_or_else(|| {
+                EventFieldError::new(
+                    "count_mode",
+                    format!("{mode:?} is not auto, exact or estimate"),
+                )
+            })?;
         }
         if let Some(tables) = &overrides.expected_versioned_tables {
             self.expected_versioned_tables = Some(
@@ -255,11 +259,32 @@ impl Settings {
         }
         if let Some(rows) = overrides.sample_rows {
             if rows > 100 {
-                return Err(format!("sample_rows: {rows} is above 100"));
+                return Err(EventFieldError::new(
+                    "sample_rows",
+                    format!("{rows} is above 100"),
+                ));
             }
             self.sample_rows = rows;
         }
         Ok(self)
+    }
+}
+
+/// An invocation event field that cannot be used: its name (`expected_seed_tables[0]`) and
+/// what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {expected}")]
+pub struct EventFieldError {
+    pub field: String,
+    pub expected: String,
+}
+
+impl EventFieldError {
+    pub fn new(field: impl Into<String>, expected: impl Into<String>) -> Self {
+        EventFieldError {
+            field: field.into(),
+            expected: expected.into(),
+        }
     }
 }
 
@@ -275,20 +300,20 @@ pub struct Overrides {
 
 impl Overrides {
     /// Reads the known fields of any event; a field of the wrong type is named.
-    pub fn from_event(event: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_event(event: &serde_json::Value) -> Result<Self, EventFieldError> {
         let Some(object) = event.as_object() else {
             return Ok(Overrides::default());
         };
-        let text = |field: &str| -> Result<Option<String>, String> {
+        let text = |field: &str| -> Result<Option<String>, EventFieldError> {
             match object.get(field) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
                     Ok(Some(s.trim().to_owned()))
                 }
-                Some(_) => Err(format!("{field}: expected a non-empty string")),
+                Some(_) => Err(EventFieldError::new(field, "expected a non-empty string")),
             }
         };
-        let list = |field: &str| -> Result<Option<Vec<String>>, String> {
+        let list = |field: &str| -> Result<Option<Vec<String>>, EventFieldError> {
             match object.get(field) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => Ok(Some(
@@ -302,14 +327,18 @@ impl Overrides {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        item.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| format!("{field}[{i}]: expected a table name string"))
+                        item.as_str().map(str::to_owned).ok_or_else(|| {
+                            EventFieldError::new(
+                                format!("{field}[{i}]"),
+                                "expected a table name string",
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Some),
-                Some(_) => Err(format!(
-                    "{field}: expected a list of table names or a comma-separated string"
+                Some(_) => Err(EventFieldError::new(
+                    field,
+                    "expected a list of table names or a comma-separated string",
                 )),
             }
         };
@@ -319,7 +348,9 @@ impl Overrides {
                 value
                     .as_u64()
                     .and_then(|v| u32::try_from(v).ok())
-                    .ok_or("sample_rows: expected a whole number from 0 to 100")?,
+                    .ok_or_else(|| {
+                        EventFieldError::new("sample_rows", "expected a whole number from 0 to 100")
+                    })?,
             ),
         };
         Ok(Overrides {

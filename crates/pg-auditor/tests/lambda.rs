@@ -148,6 +148,7 @@ async fn a_scheduled_run_reads_the_secret_and_writes_the_three_reports_to_s3() {
     assert!(
         refused
             .expect_err("overwrite")
+            .to_string()
             .contains(&format!("audit_{stamp}.json"))
     );
     let unchanged = devstack::AwsEnv::object_bytes(

@@ -140,7 +140,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ConditionError> {
                 if number.starts_with('.') || number.ends_with('.') || number.contains("-.") {
                     return Err(error(start, "a number needs digits on both sides of '.'"));
                 }
-                crate::json::check_number(number).map_err(|m| error(start, &m))?;
+                crate::json::check_number(number).map_err(|e| error(start, &e.to_string()))?;
                 i = j - 1;
                 Token::Num(number.to_owned())
             }

@@ -145,7 +145,7 @@ impl Parser<'_> {
                     self.at += 1;
                 }
                 let number = &self.text[start..self.at];
-                check_number(number).map_err(|m| (Vec::new(), m))?;
+                check_number(number).map_err(|e| (Vec::new(), e.to_string()))?;
                 Ok(AttributeValue::N(number.to_owned()))
             }
             None => self.fail("missing value"),
@@ -178,10 +178,21 @@ impl Parser<'_> {
     }
 }
 
+/// A number DynamoDB cannot store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("{0} is not a number")]
+    NotANumber(String),
+    #[error("{number} has {digits} significant digits; DynamoDB keeps at most 38")]
+    TooPrecise { number: String, digits: usize },
+    #[error("{0} is outside DynamoDB's range (1E-130 to 9.99E+125)")]
+    OutOfRange(String),
+}
+
 /// A JSON number DynamoDB can store: at most 38 significant digits, magnitude between 1E-130
 /// and 9.9999999999999999999999999999999999999E+125 (or zero).
-pub fn check_number(number: &str) -> Result<(), String> {
-    let not_a_number = || format!("{number} is not a number");
+pub fn check_number(number: &str) -> Result<(), NumberError> {
+    let not_a_number = || NumberError::NotANumber(number.to_owned());
     // A leading `+` is no spelling JSON or DynamoDB accepts.
     if number.starts_with('+') {
         return Err(not_a_number());
@@ -193,17 +204,15 @@ pub fn check_number(number: &str) -> Result<(), String> {
         return Ok(()); // zero
     }
     if digits.len() > 38 {
-        return Err(format!(
-            "{number} has {} significant digits; DynamoDB keeps at most 38",
-            digits.len()
-        ));
+        return Err(NumberError::TooPrecise {
+            number: number.to_owned(),
+            digits: digits.len(),
+        });
     }
     // The power of ten of the first significant digit.
     let magnitude = last_digit_power + i64::try_from(digits.len()).unwrap_or(i64::MAX) - 1;
     if !(-130..=125).contains(&magnitude) {
-        return Err(format!(
-            "{number} is outside DynamoDB's range (1E-130 to 9.99E+125)"
-        ));
+        return Err(NumberError::OutOfRange(number.to_owned()));
     }
     Ok(())
 }

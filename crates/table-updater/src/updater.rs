@@ -25,15 +25,29 @@ use aws_sdk_dynamodb::types::{
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 
+/// Why the table's key schema could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySchemaError {
+    #[error("DescribeTable {table}: {message}")]
+    Describe { table: String, message: String },
+    #[error("DescribeTable returned no table")]
+    NoTable,
+    #[error("the table has no partition key")]
+    NoPartitionKey,
+}
+
 /// The table's key schema (`DescribeTable`), read once at cold start.
-pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, String> {
+pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, KeySchemaError> {
     let described = client
         .describe_table()
         .table_name(table)
         .send()
         .await
-        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
-    let table_description = described.table.ok_or("DescribeTable returned no table")?;
+        .map_err(|e| KeySchemaError::Describe {
+            table: table.to_owned(),
+            message: describe(&e),
+        })?;
+    let table_description = described.table.ok_or(KeySchemaError::NoTable)?;
     let kind_of = |name: &str| {
         table_description
             .attribute_definitions()
@@ -59,7 +73,7 @@ pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, Strin
         }
     }
     Ok(KeySchema {
-        partition: partition.ok_or("the table has no partition key")?,
+        partition: partition.ok_or(KeySchemaError::NoPartitionKey)?,
         sort,
     })
 }
