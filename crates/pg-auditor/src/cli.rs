@@ -26,21 +26,34 @@ Every flag may instead be set as its environment variable (--count-mode: COUNT_M
 Writes audit_<stamp>.json, tables_summary_<stamp>.csv and audit_<stamp>.html to --out
 (default ./reports) and, with --s3-bucket, to s3://BUCKET/<prefix>.";
 
+/// A command line that cannot be run (or `--help`): printed with the usage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("{USAGE}")]
+    Help,
+    #[error("unexpected argument {0:?}\n{USAGE}")]
+    Unexpected(String),
+    #[error("unknown flag --{0}\n{USAGE}")]
+    Unknown(String),
+    #[error("--{0} needs a value")]
+    MissingValue(String),
+}
+
 /// The environment with the flags laid over it. `--out` is `OUTPUT_DIR`.
-pub fn env_with_flags(base: Vec<(String, String)>, args: &[String]) -> Result<Env, String> {
+pub fn env_with_flags(base: Vec<(String, String)>, args: &[String]) -> Result<Env, FlagError> {
     let known = crate::config_variables();
     let mut vars = base;
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_owned());
+            return Err(FlagError::Help);
         }
         let (name, inline) = match flag.strip_prefix("--") {
             Some(rest) => match rest.split_once('=') {
                 Some((name, value)) => (name, Some(value.to_owned())),
                 None => (rest, None),
             },
-            None => return Err(format!("unexpected argument {flag:?}\n{USAGE}")),
+            None => return Err(FlagError::Unexpected(flag.clone())),
         };
         let variable = match name {
             "out" => "OUTPUT_DIR".to_owned(),
@@ -48,14 +61,14 @@ pub fn env_with_flags(base: Vec<(String, String)>, args: &[String]) -> Result<En
             other => other.to_ascii_uppercase().replace('-', "_"),
         };
         if !known.contains(&variable.as_str()) {
-            return Err(format!("unknown flag --{name}\n{USAGE}"));
+            return Err(FlagError::Unknown(name.to_owned()));
         }
         let value = match inline {
             Some(value) => value,
             None => args
                 .next()
                 .cloned()
-                .ok_or_else(|| format!("--{name} needs a value"))?,
+                .ok_or_else(|| FlagError::MissingValue(name.to_owned()))?,
         };
         vars.push((variable, value));
     }
@@ -221,9 +234,13 @@ mod tests {
         assert!(
             unknown
                 .expect_err("unknown")
+                .to_string()
                 .starts_with("unknown flag --colour")
         );
         let missing = env_with_flags(Vec::new(), &["--out".to_owned()]);
-        assert_eq!(missing.expect_err("missing"), "--out needs a value");
+        assert_eq!(
+            missing.expect_err("missing").to_string(),
+            "--out needs a value"
+        );
     }
 }
