@@ -1,0 +1,153 @@
+//! The DynamoDB change audit: the Orders example of the original change-audit lab through
+//! stream-to-firehose, read back as order 101's history.
+
+/// The seed's Orders example through stream-to-firehose.
+pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
+    use devstack::change_audit::ChangeAuditStack;
+
+    println!("\n== DynamoDB change audit trail: the Orders table\n");
+    let stack = ChangeAuditStack::create(aws, "demo").await?;
+    let stream_arn = stack
+        .create_audited_table("Orders", "orderId", StreamViewType::NewAndOldImages)
+        .await?;
+    println!(
+        "  table Orders (stream NEW_AND_OLD_IMAGES) -> stream-to-firehose -> Firehose {} -> s3://{}/dynamodb-changes/",
+        stack.delivery_stream, stack.bucket
+    );
+    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    let s = |v: &str| Av::S(v.to_owned());
+    let db = &stack.dynamodb;
+    // The seed's item, then the state changes it walks through.
+    db.put_item()
+        .table_name("Orders")
+        .item("orderId", s("101"))
+        .item("state", s("OPEN"))
+        .item("lastUpdatedDate", Av::N("1705337067".into()))
+        .send()
+        .await
+        .map_err(|x| e(&x))?;
+    println!("  put order 101: state OPEN");
+    for (state, at) in [
+        ("PICKEDUP", 1705340667),
+        ("DELIVERED", 1705351467),
+        ("RETURNED", 1705430667),
+    ] {
+        db.update_item()
+            .table_name("Orders")
+            .key("orderId", s("101"))
+            .update_expression("SET #s = :s, lastUpdatedDate = :t")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":s", s(state))
+            .expression_attribute_values(":t", Av::N(at.to_string()))
+            .send()
+            .await
+            .map_err(|x| e(&x))?;
+        println!("  update order 101: state {state}");
+    }
+    db.put_item()
+        .table_name("Orders")
+        .item("orderId", s("102"))
+        .item("state", s("OPEN"))
+        .item("lastUpdatedDate", Av::N("1705337100".into()))
+        .send()
+        .await
+        .map_err(|x| e(&x))?;
+    db.delete_item()
+        .table_name("Orders")
+        .key("orderId", s("102"))
+        .send()
+        .await
+        .map_err(|x| e(&x))?;
+    println!("  put order 102, then delete it\n");
+
+    let forwarder = stack.start_forwarder(&[]).await?;
+    let mut source = stack.stream_source(&stream_arn).await?;
+    let mut records = 0;
+    while let Some(d) = source.poll_once(&forwarder).await? {
+        println!(
+            "  stream-to-firehose: {} stream record(s), {} reported for retry",
+            d.records, d.failed
+        );
+        records += d.records;
+    }
+
+    let objects = stack.delivered().await?;
+    let mut lines: Vec<serde_json::Value> = objects.iter().flat_map(|o| o.lines.clone()).collect();
+    // Stream order: sequence numbers compare by length, then as text.
+    lines.sort_by_key(|l| {
+        let n = l["sequence_number"].as_str().unwrap_or_default().to_owned();
+        (n.len(), n)
+    });
+    let mut ids: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["event_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    println!(
+        "\nIn S3: {} object(s), {} audit line(s) for {records} stream record(s), {} distinct event id(s)",
+        objects.len(),
+        lines.len(),
+        ids.len()
+    );
+    if let Some(first) = objects.first() {
+        println!("  {}", first.key);
+    }
+
+    println!("\nOrder 101's history (what an Athena item-history query returns):");
+    println!(
+        "  {:<25} {:<7} {:<10} {:<10} changed",
+        "time (UTC)", "event", "from", "to"
+    );
+    for line in lines.iter().filter(|l| l["keys"]["orderId"] == "101") {
+        let state = |image: &str| line[image]["state"].as_str().unwrap_or("-").to_owned();
+        let changed = &line["changed_attributes"];
+        let changed = if changed.is_null() {
+            "(new item)".to_owned()
+        } else {
+            let names = |kind: &str| {
+                changed[kind]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            format!("modified: {}", names("modified"))
+        };
+        println!(
+            "  {:<25} {:<7} {:<10} {:<10} {changed}",
+            line["approximate_creation_time"].as_str().unwrap_or("-"),
+            line["event_name"].as_str().unwrap_or("-"),
+            state("old_image"),
+            state("new_image"),
+        );
+    }
+    if let Some(removal) = lines.iter().find(|l| l["event_name"] == "REMOVE") {
+        println!(
+            "\nOrder 102's deletion: REMOVE, ttl_expired {}, last state {}",
+            removal["ttl_expired"], removal["old_image"]["state"]
+        );
+    }
+    if let Some(example) = objects
+        .first()
+        .and_then(|o| o.raw.split(|b| *b == b'\n').next())
+    {
+        println!(
+            "\nOne audit line as stored:\n  {}",
+            String::from_utf8_lossy(example)
+        );
+    }
+    if lines.len() != records || ids.len() != records {
+        return Err(format!(
+            "{records} stream records but {} lines with {} distinct event ids",
+            lines.len(),
+            ids.len()
+        ));
+    }
+    Ok(())
+}
