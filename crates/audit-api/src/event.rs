@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-/// The seed's `username varchar(20)`.
+/// The original service's `username varchar(20)`.
 pub const MAX_USER_CHARS: usize = 20;
 /// Events in one batch request, all stored or none.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -35,7 +35,7 @@ impl FieldError {
     }
 }
 
-/// The event's outcome, the seed's CHECK constraint.
+/// The event's outcome, the original service's CHECK constraint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Success,
@@ -53,7 +53,7 @@ impl Status {
 
 /// A timestamp as PostgreSQL will read it (`$n::text::timestamptz`): with an offset it is
 /// that instant; without one it is wall-clock time in the session's `TimeZone` (the
-/// configured `LOCAL_TIMEZONE`, Central Time by default as the seed stored it).
+/// configured `LOCAL_TIMEZONE`, Central Time by default as the original service stored it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimestampText(pub String);
 
@@ -137,7 +137,7 @@ impl Catalog {
         self.functionalities.get(name).map(|f| f.id)
     }
 
-    /// The event type names of a functionality, in id order (the seed's order).
+    /// The event type names of a functionality, in id order (the original service's order).
     pub fn event_type_names(&self, functionality: &str) -> Option<Vec<String>> {
         let entry = self.functionalities.get(functionality)?;
         let mut types = entry.event_types.clone();
@@ -179,7 +179,7 @@ pub fn referenced_names(value: &Value) -> Option<(&str, &str)> {
     ))
 }
 
-/// Validates one event of the seed's payload. Every problem is reported, each naming its
+/// Validates one event of the original service's payload. Every problem is reported, each naming its
 /// field, as pydantic would; nothing is stored unless this succeeds.
 pub fn validate_event(
     value: &Value,

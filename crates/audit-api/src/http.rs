@@ -26,13 +26,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The API key header, as the seed.
+/// The API key header, as the original service.
 pub const API_KEY_HEADER: &str = "CSIQ-APIKEY";
 /// The next page's cursor, on search responses that have one.
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 pub const HAS_MORE_HEADER: &str = "X-Has-More";
 
-/// The router: the seed's paths under the base path, the docs, FastAPI-shaped fallbacks.
+/// The router: the original service's paths under the base path, the docs, FastAPI-shaped fallbacks.
 pub fn router(app: Arc<App>, docs: Router) -> Router {
     let events = Router::new()
         .route("/create", post(create_event))

@@ -1,7 +1,7 @@
-//! `audit-api`: the seed's FastAPI audit-event service (004) rebuilt on axum and PostgreSQL.
+//! `audit-api`: the original FastAPI audit-event service rebuilt on axum and PostgreSQL.
 //!
 //! It stands beside the pipelines rather than in them: applications post audit events to it
-//! and people search and export them. Its contract is the seed's HTTP interface, which
+//! and people search and export them. Its contract is the original service's HTTP interface, which
 //! existing clients depend on: the paths under `BASE_PATH` (`/pyaudit`), the `CSIQ-APIKEY`
 //! header, the create payload, the search parameters and FastAPI's error bodies (`{"detail":
 //! "..."}`, 422 with `{loc, msg, type}` lists). What it adds keeps that contract: batch
@@ -52,7 +52,7 @@ pub enum KeySource {
 pub struct Config {
     pub database: DatabaseConfig,
     pub keys: KeySource,
-    /// `BASE_PATH`: `/pyaudit` as the seed.
+    /// `BASE_PATH`: `/pyaudit` as the original service.
     pub base_path: String,
     /// `CORS_ALLOWED_ORIGINS`: exact origins; none (no CORS headers) by default.
     pub cors_origins: Vec<String>,
@@ -66,7 +66,7 @@ pub struct Config {
     /// of the archive table.
     pub archive_bucket: Option<String>,
     pub archive_prefix: String,
-    /// `LOCAL_TIMEZONE`: how timestamps without an offset are read (the seed stored Central
+    /// `LOCAL_TIMEZONE`: how timestamps without an offset are read (the original service stored Central
     /// Time).
     pub local_timezone: String,
     /// `POOL_SIZE`: connections per process.
@@ -386,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_seeds() {
+    fn defaults_are_the_original_services() {
         let config = load(&[URL, KEYS]).expect("config");
         assert_eq!(config.base_path, "/pyaudit");
         assert_eq!(config.retention_months, 12);

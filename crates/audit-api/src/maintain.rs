@@ -46,7 +46,7 @@ impl Month {
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
-    /// `auditevents_YYYYMM`, the seed's partition names.
+    /// `auditevents_YYYYMM`, the original service's partition names.
     pub fn partition_name(self) -> String {
         format!("auditevents_{:04}{:02}", self.year, self.month)
     }

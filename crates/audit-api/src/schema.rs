@@ -6,7 +6,7 @@ use crate::event::FieldError;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
-/// The create payload (the seed's example).
+/// The create payload (the original service's example).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "event_timestamp": "2025-09-25T10:30:00Z", "functionality": "Authenticate",
@@ -64,7 +64,7 @@ pub struct Health {
     pub database: String,
 }
 
-/// The seed's search filters (search and export).
+/// The original service's search filters (search and export).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FilterParams {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 /// `GET .../recent`.
 pub const RECENT_EVENTS: i64 = 500;
-/// `page_size` bounds and default, as the seed.
+/// `page_size` bounds and default, as the original service.
 pub const MAX_PAGE_SIZE: i64 = 5000;
 pub const DEFAULT_PAGE_SIZE: i64 = 500;
 
@@ -65,13 +65,13 @@ impl Cursor {
 /// Which page of a search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
-    /// The seed's `page_number` (1-based; OFFSET, slow deep in a large result).
+    /// The original service's `page_number` (1-based; OFFSET, slow deep in a large result).
     Number(i64),
     /// Keyset: the rows after a cursor (constant time at any depth).
     After(Cursor),
 }
 
-/// The seed's search filters, validated. Names are resolved by the caller.
+/// The original service's search filters, validated. Names are resolved by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchFilters {
     pub from_date: Option<TimestampText>,

@@ -6,7 +6,7 @@ use crate::search::{Page, SearchFilters};
 use tokio_postgres::types::ToSql;
 
 /// `message_pattern` as a literal, case-insensitive substring: LIKE's `%`, `_` and the
-/// escape character `\` are escaped (the seed passed them through as wildcards).
+/// escape character `\` are escaped (the original service passed them through as wildcards).
 pub fn like_substring(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 2);
     out.push('%');

@@ -514,7 +514,7 @@ async fn the_lambda_answers_http_events_and_runs_maintenance_on_schedule() {
             "http": {"method": "POST", "path": "/pyaudit/api/audit-events/create",
                      "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"}
         },
-        "body": common::seed_event().to_string(),
+        "body": common::example_event().to_string(),
         "isBase64Encoded": false
     });
     let event = lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default());

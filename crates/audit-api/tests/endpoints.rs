@@ -2,18 +2,18 @@
 
 mod common;
 
-use common::{KEY, SCOPED_KEY, Service, events, seed_event, yesterday_at};
+use common::{KEY, SCOPED_KEY, Service, events, example_event, yesterday_at};
 use serde_json::{Value, json};
 
 const CREATE: &str = "/api/audit-events/create";
 const BATCH: &str = "/api/audit-events/create-batch";
 
 #[tokio::test]
-async fn the_seed_example_is_stored_and_returned_as_sent() {
+async fn the_original_example_is_stored_and_returned_as_sent() {
     let svc = Service::start(&[]).await;
-    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &seed_event()).await).await;
+    let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &example_event()).await).await;
     assert_eq!(status, 200, "{body}");
-    let mut expected = seed_event();
+    let mut expected = example_event();
     expected["id"] = body["id"].clone();
     assert!(body["id"].as_i64().is_some_and(|id| id > 0));
     assert_eq!(body, expected);
@@ -26,7 +26,7 @@ async fn the_seed_example_is_stored_and_returned_as_sent() {
 #[tokio::test]
 async fn a_timestamp_without_offset_is_central_time_and_answers_are_utc() {
     let svc = Service::start(&[]).await;
-    let mut event = seed_event();
+    let mut event = example_event();
     // What Central Time wall clock means in UTC that day, as PostgreSQL's zone data says
     // (daylight saving included).
     let expected = |naive: &str, fraction: &str| {
@@ -120,7 +120,7 @@ async fn bad_input_is_a_422_naming_each_field_and_stores_nothing() {
         assert_eq!(locs(&body), expected, "{event}");
     }
     // Twenty characters is the limit, not over it.
-    let mut event = seed_event();
+    let mut event = example_event();
     event["user"] = json!("twenty-characters-ok");
     assert_eq!(svc.post(CREATE, Some(KEY), &event).await.status(), 200);
     assert_eq!(svc.count_events(), 1);
@@ -131,7 +131,7 @@ async fn bad_input_is_a_422_naming_each_field_and_stores_nothing() {
     assert_eq!(body["detail"][0]["type"], "json_invalid");
 
     // A year no partition holds is the client's error too.
-    let mut event = seed_event();
+    let mut event = example_event();
     event["event_timestamp"] = json!("2031-01-01T00:00:00Z");
     let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
     assert_eq!(status, 422, "{body}");
@@ -142,7 +142,7 @@ async fn bad_input_is_a_422_naming_each_field_and_stores_nothing() {
 #[tokio::test]
 async fn an_oversized_body_is_413_with_a_detail() {
     let svc = Service::start(&[("MAX_BODY_BYTES", "2048")]).await;
-    let mut event = seed_event();
+    let mut event = example_event();
     event["message"] = json!("x".repeat(4096));
     let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
     assert_eq!(status, 413);
@@ -219,7 +219,7 @@ async fn keys_are_checked_and_scoped_keys_see_only_their_companies() {
     )
     .await;
     assert_eq!((status, body), (401, json!({"detail": "Invalid API Key"})));
-    let (status, body) = Service::json(svc.post(CREATE, Some("x"), &seed_event()).await).await;
+    let (status, body) = Service::json(svc.post(CREATE, Some("x"), &example_event()).await).await;
     assert_eq!((status, body), (401, json!({"detail": "Invalid API Key"})));
     assert_eq!(svc.get("/api/healthcheck", None).await.status(), 200);
 
@@ -228,11 +228,12 @@ async fn keys_are_checked_and_scoped_keys_see_only_their_companies() {
         .await;
     svc.post(BATCH, Some(KEY), &json!(events(4, 9999, now)))
         .await;
-    // The seed's example is company 5001: not this key's.
-    let (status, _) = Service::json(svc.post(CREATE, Some(SCOPED_KEY), &seed_event()).await).await;
+    // The original service's example is company 5001: not this key's.
+    let (status, _) =
+        Service::json(svc.post(CREATE, Some(SCOPED_KEY), &example_event()).await).await;
     assert_eq!(status, 403);
     // A scoped key must say whose events it writes; the error locates the batch item.
-    let mut anonymous = seed_event();
+    let mut anonymous = example_event();
     anonymous.as_object_mut().map(|o| o.remove("company_id"));
     let (status, body) = Service::json(
         svc.post(BATCH, Some(SCOPED_KEY), &json!({"events": [anonymous]}))
@@ -244,7 +245,7 @@ async fn keys_are_checked_and_scoped_keys_see_only_their_companies() {
         locs(&body),
         vec![json!(["body", "events", 0, "company_id"])]
     );
-    let mut own = seed_event();
+    let mut own = example_event();
     own["company_id"] = json!(7002);
     own["event_timestamp"] = json!(now.to_rfc3339());
     assert_eq!(svc.post(CREATE, Some(SCOPED_KEY), &own).await.status(), 200);

@@ -189,7 +189,7 @@ async fn a_cursor_the_server_did_not_issue_is_a_422() {
 #[tokio::test]
 async fn additional_data_is_stored_and_answered_with_every_digit() {
     let svc = Service::start(&[]).await;
-    let mut event = common::seed_event();
+    let mut event = common::example_event();
     let data = r#"{"order": 123456789012345678901234567890, "ratio": 0.1000000000000000055511151231257827, "n": [1e2, -0]}"#;
     event["additional_data"] = json!("PLACEHOLDER");
     let body = event

@@ -2,7 +2,7 @@
 //! per event with the current span's fields flattened in, so every line of a batch handler
 //! carries the record it belongs to.
 //!
-//! The level comes from `LOG_LEVEL` (the seeds' convention: `DEBUG`, `INFO`, `WARNING`,
+//! The level comes from `LOG_LEVEL` (the original functions' convention: `DEBUG`, `INFO`, `WARNING`,
 //! `ERROR`, any case), falling back to `RUST_LOG` (full `EnvFilter` directives), then `info`.
 
 use crate::config::{ConfigError, Env};
@@ -64,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn log_level_uses_the_seed_spelling_and_wins_over_rust_log() {
+    fn log_level_uses_the_original_spelling_and_wins_over_rust_log() {
         assert_eq!(
             filter(&[("LOG_LEVEL", "WARNING"), ("RUST_LOG", "trace")]).unwrap(),
             "warn"

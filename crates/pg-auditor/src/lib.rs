@@ -1,4 +1,4 @@
-//! `pg-auditor`: a read-only audit of a PostgreSQL database, written as the seed's JSON report
+//! `pg-auditor`: a read-only audit of a PostgreSQL database, written as the original auditor's JSON report
 //! and CSV summary (a contract its users' scripts rely on) plus a self-contained HTML page,
 //! to S3 (`database_audits/audit_YYYYMMDD_HHMMSS.json`, `tables_summary_...csv`) or a folder.
 //!

@@ -60,7 +60,7 @@ fn image(order: usize, state: &str) -> Value {
 }
 
 /// A stream event of `records` changes. `both_images`: MODIFY with NEW_AND_OLD_IMAGES (two
-/// images and the diff); otherwise INSERT with NEW_IMAGE (the seed's view type).
+/// images and the diff); otherwise INSERT with NEW_IMAGE (the original change-audit lab's view type).
 fn event_json(records: usize, both_images: bool) -> Vec<u8> {
     let records: Vec<Value> = (0..records)
         .map(|i| {
@@ -156,8 +156,11 @@ fn main() {
     println!(
         "{RECORDS} records per batch, items of 20 attributes ({item_bytes} bytes as DynamoDB JSON), one core, median of {ROUNDS}"
     );
-    let seed_view = event_json(RECORDS, false);
-    measure("INSERT, NEW_IMAGE (the seed's stream)", &seed_view);
+    let new_image_view = event_json(RECORDS, false);
+    measure(
+        "INSERT, NEW_IMAGE (the original change-audit lab's stream)",
+        &new_image_view,
+    );
     let both = event_json(RECORDS, true);
     measure(
         "MODIFY, NEW_AND_OLD_IMAGES (two images and the diff)",

@@ -196,9 +196,9 @@ async fn changes_from_real_table_writes_land_in_s3_once_each_as_documented_lines
 }
 
 #[tokio::test]
-async fn a_new_image_stream_as_the_seed_set_it_up_still_gives_a_complete_trail() {
+async fn a_new_image_stream_as_the_original_lab_set_it_up_still_gives_a_complete_trail() {
     let aws = devstack::moto().isolated();
-    let stack = ChangeAuditStack::create(&aws, "seed").await.unwrap();
+    let stack = ChangeAuditStack::create(&aws, "original").await.unwrap();
     let table = devstack::unique_name("Orders");
     let stream_arn = stack
         .create_audited_table(&table, "orderId", StreamViewType::NewImage)

@@ -108,7 +108,7 @@ pub fn read(event: &RawValue) -> Result<Incoming, (FrontEnd, UpdateError)> {
     })
 }
 
-/// The response for the front end: the seed's body itself for a direct invocation; for HTTP,
+/// The response for the front end: the original updater's body itself for a direct invocation; for HTTP,
 /// the status and the body as a JSON string.
 pub fn respond(front_end: FrontEnd, status: u16, body: &Value) -> Value {
     match front_end {

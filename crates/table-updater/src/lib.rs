@@ -1,6 +1,6 @@
-//! `table-updater`: safe record updates (seed 003). One request updates one DynamoDB item.
+//! `table-updater`: safe record updates. One request updates one DynamoDB item.
 //!
-//! The contract is the seed's, unchanged, because existing callers depend on it. The input is
+//! The contract is the original updater's, unchanged, because existing callers depend on it. The input is
 //! `{id, attributes, enable_logging?, condition_expression?}`, plus `sort_key` for tables that
 //! have one and `idempotency_key`. The success and error bodies and the error types keep their
 //! HTTP statuses: 400 `InvalidInputError`, 400 `ValidationError`, 404 `RecordNotFoundError`,
@@ -109,7 +109,7 @@ pub struct KeySchema {
     pub sort: Option<KeyAttribute>,
 }
 
-/// The seed's error types. Messages never carry internal details (SDK errors are logged, not
+/// The original updater's error types. Messages never carry internal details (SDK errors are logged, not
 /// returned).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UpdateError {
@@ -132,7 +132,7 @@ impl UpdateError {
             details: json!({ "field": field }),
         }
     }
-    /// The seed's message for missing fields, with `details.missing_fields`.
+    /// The original updater's message for missing fields, with `details.missing_fields`.
     pub fn missing_fields(fields: &[&str]) -> Self {
         let message = match fields {
             ["id", "attributes"] => "ID and attributes are required".to_owned(),
@@ -150,7 +150,7 @@ impl UpdateError {
             field: field.to_owned(),
         }
     }
-    /// The seed's `error` value.
+    /// The original updater's `error` value.
     pub fn error_type(&self) -> &'static str {
         match self {
             UpdateError::InvalidInput { .. } => "InvalidInputError",
@@ -168,7 +168,7 @@ impl UpdateError {
             UpdateError::Database => 500,
         }
     }
-    /// The seed's error body.
+    /// The original updater's error body.
     pub fn body(&self, timestamp: &str) -> Value {
         let mut body = json!({
             "success": false,
@@ -185,14 +185,14 @@ impl UpdateError {
     }
 }
 
-/// RFC 3339 UTC with milliseconds, as the seed writes timestamps.
+/// RFC 3339 UTC with milliseconds, as the original updater writes timestamps.
 pub fn timestamp(epoch_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(epoch_ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
 }
 
-/// The seed's success body.
+/// The original updater's success body.
 pub fn success_body(record_id: &str, updated: &[&str], timestamp: &str) -> Value {
     json!({
         "success": true,

@@ -1,4 +1,4 @@
-//! The seed's request, validated and turned into one update: `{id, attributes,
+//! The original updater's request, validated and turned into one update: `{id, attributes,
 //! enable_logging?, condition_expression?}` plus `sort_key` (tables with a sort key) and
 //! `idempotency_key` (or the `Idempotency-Key` header).
 //!
@@ -25,7 +25,7 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 36;
 /// One update, ready for `UpdateItem` or a transaction's `Update`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdatePlan {
-    /// The `id` as the caller sent it (the seed's `updated_id` / `record_id`).
+    /// The `id` as the caller sent it (the original updater's `updated_id` / `record_id`).
     pub record_id: String,
     pub key: HashMap<String, AttributeValue>,
     pub update_expression: String,

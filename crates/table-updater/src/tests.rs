@@ -1,4 +1,4 @@
-//! The request contract: validation, placeholders, numbers, keys, the seed's bodies.
+//! The request contract: validation, placeholders, numbers, keys, the original updater's bodies.
 
 use super::request::plan;
 use super::*;
@@ -32,7 +32,7 @@ fn error(body: &str, schema: &KeySchema) -> UpdateError {
 }
 
 #[test]
-fn the_seeds_example_becomes_one_placeholder_per_name_and_value() {
+fn the_original_example_becomes_one_placeholder_per_name_and_value() {
     let p = plan(
         r#"{"id":"user-123","attributes":{"name":"John Doe","email":"john@example.com","status":"active"},"enable_logging":true}"#,
         &users(),
@@ -342,7 +342,7 @@ fn expressions_dynamodb_would_refuse_are_400s_before_sending() {
 }
 
 #[test]
-fn the_seeds_error_types_keep_their_statuses() {
+fn the_original_error_types_keep_their_statuses() {
     assert_eq!(
         [
             UpdateError::invalid_input("m", "f").status(),

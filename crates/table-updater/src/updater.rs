@@ -214,7 +214,7 @@ fn s(value: &str) -> AttributeValue {
 }
 
 impl Updater {
-    /// The seed's audit record, plus `previous_values` when known and the request fingerprint.
+    /// The original updater's audit record, plus `previous_values` when known and the request fingerprint.
     fn audit_record(
         &self,
         plan: &UpdatePlan,

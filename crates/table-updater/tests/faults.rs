@@ -1,5 +1,5 @@
 //! Database failures moto does not produce: throttling and a cancelled transaction. The caller
-//! gets the seed's 500 `DatabaseError` with a generic message; the SDK's details stay in the logs.
+//! gets the original updater's 500 `DatabaseError` with a generic message; the SDK's details stay in the logs.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 

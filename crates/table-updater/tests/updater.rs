@@ -93,7 +93,7 @@ async fn updates_with_and_without_the_audit_record() {
     let stack = Stack::new().await;
     let function = stack.function(false).await;
 
-    // The seed's example, audit off: updated, no audit record.
+    // The original updater's example, audit off: updated, no audit record.
     let body = function
         .invoke(&json!({"id": "user-123", "attributes": {"name": "John Doe", "email": "john@example.com", "status": "active"}}))
         .await
@@ -307,7 +307,7 @@ async fn each_front_end_gets_its_own_shape() {
     assert_eq!(body["error"], "InvalidInputError");
     assert_eq!(body["details"]["missing_fields"], json!(["attributes"]));
 
-    // Direct invocation: the seed's body itself.
+    // Direct invocation: the original updater's body itself.
     let direct = function
         .invoke(&json!({"attributes": {"a": 1}}))
         .await

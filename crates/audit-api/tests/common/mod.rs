@@ -21,9 +21,9 @@ pub struct Service {
     _server: tokio::task::JoinHandle<()>,
 }
 
-/// The seed's example event, dated yesterday at 10:30 UTC (the seed's date ages out of the
+/// The original service's example event, dated yesterday at 10:30 UTC (the original service's date ages out of the
 /// retention window as time passes).
-pub fn seed_event() -> Value {
+pub fn example_event() -> Value {
     json!({
         "event_timestamp": yesterday_at("10:30:00Z"),
         "functionality": "Authenticate",

@@ -1,7 +1,7 @@
 //! The audit-event service: audit-api as a real server on the throwaway PostgreSQL, exercised
 //! over HTTP as the original FastAPI service's clients would.
 
-/// The seed's audit-event service: `audit-api serve` on the local PostgreSQL, driven over
+/// The original service's audit-event service: `audit-api serve` on the local PostgreSQL, driven over
 /// HTTP as its clients do.
 pub async fn audit_event_service() -> Result<(), String> {
     println!("\n== Audit-event service: audit-api\n");
@@ -26,7 +26,7 @@ pub async fn audit_event_service() -> Result<(), String> {
         let body = response.bytes().await.map_err(|e| e.to_string())?;
         Ok::<_, String>((status, headers, body))
     };
-    // The seed's example event, timestamped now (the seed's 2025 date is past retention).
+    // The original service's example event, timestamped now (the original service's 2025 date is past retention).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
@@ -45,7 +45,7 @@ pub async fn audit_event_service() -> Result<(), String> {
     )
     .await?;
     println!(
-        "  POST /api/audit-events/create (the seed's example) -> {status}\n    {}",
+        "  POST /api/audit-events/create (the original service's example) -> {status}\n    {}",
         String::from_utf8_lossy(&body)
     );
     let batch: Vec<serde_json::Value> = (0..1000u64)

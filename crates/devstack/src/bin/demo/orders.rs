@@ -1,7 +1,7 @@
 //! The DynamoDB change audit: the Orders example of the original change-audit lab through
 //! stream-to-firehose, read back as order 101's history.
 
-/// The seed's Orders example through stream-to-firehose.
+/// The original change-audit lab's Orders example through stream-to-firehose.
 pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
     use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
     use devstack::change_audit::ChangeAuditStack;
@@ -18,7 +18,7 @@ pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
     let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
     let s = |v: &str| Av::S(v.to_owned());
     let db = &stack.dynamodb;
-    // The seed's item, then the state changes it walks through.
+    // The original change-audit lab's item, then the state changes it walks through.
     db.put_item()
         .table_name("Orders")
         .item("orderId", s("101"))

@@ -4,7 +4,7 @@
 
 use devstack::function_binary;
 
-/// The database the structure audit reads: the seed's versioning system (one family without
+/// The database the structure audit reads: the original auditor's versioning system (one family without
 /// an active version, one with two), audited tables with and without the trigger, names that
 /// broke the original, a partitioned table and a table of 1M rows.
 const AUDITED_DATABASE: &str = r#"
@@ -41,7 +41,7 @@ CREATE TABLE seed_regions (id int, name text);
 ANALYZE;
 "#;
 
-/// The seed's database audit: pg-auditor's CLI on a local database, to a folder and to S3.
+/// The original auditor's database audit: pg-auditor's CLI on a local database, to a folder and to S3.
 pub async fn database_structure_audit(aws: &devstack::AwsEnv) -> Result<(), String> {
     println!("\n== Database structure audit: pg-auditor\n");
     let pg = devstack::postgres();

@@ -5,7 +5,7 @@
 use devstack::{LocalLambda, function_binary};
 use serde_json::json;
 
-/// The seed's table-updater example, and the answers a caller can get.
+/// The original updater's example, and the answers a caller can get.
 pub async fn safe_record_updates(aws: &devstack::AwsEnv) -> Result<(), String> {
     use aws_sdk_dynamodb::types::AttributeValue as Av;
     println!("\n== Safe record updates: table-updater\n");
@@ -23,7 +23,7 @@ pub async fn safe_record_updates(aws: &devstack::AwsEnv) -> Result<(), String> {
         .await
         .map_err(|x| e(&x))?;
     println!(
-        "  tables users (user-123: Jane Roe, pending) and audit_logs; ENABLE_AUDIT_LOG=false as in the seed\n"
+        "  tables users (user-123: Jane Roe, pending) and audit_logs; ENABLE_AUDIT_LOG=false as in the original updater\n"
     );
     let updater = LocalLambda::builder(function_binary("table-updater")?)
         .envs(aws.vars())
@@ -33,7 +33,7 @@ pub async fn safe_record_updates(aws: &devstack::AwsEnv) -> Result<(), String> {
         .await?;
     let requests = [
         (
-            "the seed's update, with enable_logging",
+            "the original updater's update, with enable_logging",
             json!({"id": "user-123", "attributes": {"name": "John Doe", "email": "john@example.com", "status": "active"}, "enable_logging": true}),
         ),
         (
