@@ -6,43 +6,117 @@
 //!   rollback --function NAME|all --version vX.Y.Z [--env dev] [--stack auditkit] [--config PATH]
 //!   version-info [--env dev] [--stack auditkit] [--config PATH]
 
-use std::collections::HashMap;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::Command;
 use xtask::release::{ContainerTool, ReleaseOptions, build_and_push};
 use xtask::rollback::{rollback, select, version_info};
 use xtask::{Version, configured_tag, functions_in_stack};
 
+/// What the Makefile's release targets run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    about = "auditkit release tooling (see the Makefile's targets)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build every function's image tagged VERSION, push it, record tag and digest in the
+    /// stack config.
+    BuildAndPushVersioned {
+        /// vX.Y.Z
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        release: ReleaseArgs,
+    },
+    /// Patch bump of the configured version, then build-and-push-versioned.
+    IncrementVersion {
+        #[command(flatten)]
+        release: ReleaseArgs,
+    },
+    /// Move FUNCTION's (or all) `live` alias to the published version running VERSION.
+    Rollback {
+        /// A function name, or `all`.
+        #[arg(long)]
+        function: String,
+        /// vX.Y.Z
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// What each function's `live` alias runs, against the stack config.
+    VersionInfo {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+/// Which stack config is read and written.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The environment: `infra-main/config/<env>.json`.
+    #[arg(long, default_value = "dev")]
+    env: String,
+    /// Another config file instead.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct StackArgs {
+    /// The CloudFormation stack (functions are named `<stack>-<function>`).
+    #[arg(long, default_value = "auditkit")]
+    stack: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReleaseArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// HOST[:PORT]; the account's ECR (logged in with the AWS CLI) when absent.
+    #[arg(long)]
+    registry: Option<String>,
+    /// The registry speaks plain HTTP.
+    #[arg(long)]
+    insecure: bool,
+    /// A directory holding already built function binaries.
+    #[arg(long)]
+    prebuilt: Option<PathBuf>,
+    #[arg(long, default_value = "public.ecr.aws/lambda/provided:al2023")]
+    base_image: String,
+    /// x86_64 or arm64.
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
+    #[arg(long, default_value = "auditkit")]
+    repository_prefix: String,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("build-and-push-versioned") => flags(&args[1..]).and_then(|f| release(&f)),
-        Some("increment-version") => flags(&args[1..]).and_then(increment),
-        Some("rollback") => flags(&args[1..]).and_then(|f| block_on(roll_back(&f))),
-        Some("version-info") => flags(&args[1..]).and_then(|f| block_on(info(&f))),
-        _ => Err("usage: xtask build-and-push-versioned|increment-version|rollback|version-info [--flags]; see the Makefile".into()),
+    let result = match Cli::parse().command {
+        Task::BuildAndPushVersioned { version, release } => {
+            Version::parse(&version).and_then(|version| build_and_push_versioned(version, &release))
+        }
+        Task::IncrementVersion { release } => increment(&release),
+        Task::Rollback {
+            function,
+            version,
+            stack,
+        } => block_on(roll_back(&function, &version, &stack)),
+        Task::VersionInfo { stack } => block_on(info(&stack)),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e}");
         std::process::exit(1);
     }
-}
-
-/// `--flag value` pairs and bare `--flag`s.
-fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    let mut it = args.iter().peekable();
-    while let Some(arg) = it.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
-        let value = match it.peek() {
-            Some(v) if !v.starts_with("--") => it.next().cloned().unwrap_or_default(),
-            _ => "true".to_owned(),
-        };
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
 }
 
 fn repo_root() -> PathBuf {
@@ -110,12 +184,10 @@ fn block_on(work: impl std::future::Future<Output = Result<(), String>>) -> Resu
         .block_on(work)
 }
 
-fn config_path(flags: &HashMap<String, String>) -> PathBuf {
-    let env = flags.get("env").cloned().unwrap_or_else(|| "dev".into());
-    flags
-        .get("config")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(format!("infra-main/config/{env}.json")))
+fn config_path(args: &ConfigArgs) -> PathBuf {
+    args.config
+        .clone()
+        .unwrap_or_else(|| repo_root().join(format!("infra-main/config/{}.json", args.env)))
 }
 
 fn read_config(path: &std::path::Path) -> Result<serde_json::Value, String> {
@@ -124,34 +196,28 @@ fn read_config(path: &std::path::Path) -> Result<serde_json::Value, String> {
 }
 
 /// Patch bump of the configured version, then the same as build-and-push-versioned.
-fn increment(mut flags: HashMap<String, String>) -> Result<(), String> {
-    let config = read_config(&config_path(&flags))?;
+fn increment(release: &ReleaseArgs) -> Result<(), String> {
+    let config = read_config(&config_path(&release.config))?;
     let current = configured_tag(&config, "db-scanner").ok_or("the config records no image tag")?;
     let next = Version::parse(&current)?.next_patch();
     println!("{current} -> {next}");
-    flags.insert("version".into(), next.to_string());
-    release(&flags)
+    build_and_push_versioned(next, release)
 }
 
 async fn lambda_client() -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&audit_core::aws::sdk_config().await)
 }
 
-async fn roll_back(flags: &HashMap<String, String>) -> Result<(), String> {
-    let function = flags
-        .get("function")
-        .filter(|f| !f.is_empty())
-        .ok_or("usage: make rollback FUNCTION=name|all VERSION=vX.Y.Z")?;
-    let version = Version::parse(flags.get("version").map(String::as_str).unwrap_or(""))?;
+async fn roll_back(function: &str, version: &str, stack: &StackArgs) -> Result<(), String> {
+    if function.is_empty() {
+        return Err("usage: make rollback FUNCTION=name|all VERSION=vX.Y.Z".into());
+    }
+    let version = Version::parse(version)?;
     let functions = select(function)?;
-    let stack = flags
-        .get("stack")
-        .cloned()
-        .unwrap_or_else(|| "auditkit".into());
-    let path = config_path(flags);
+    let path = config_path(&stack.config);
     let moved = rollback(
         &lambda_client().await,
-        &stack,
+        &stack.stack,
         &functions,
         &version.to_string(),
         &path,
@@ -164,21 +230,15 @@ async fn roll_back(flags: &HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
-async fn info(flags: &HashMap<String, String>) -> Result<(), String> {
-    let stack = flags
-        .get("stack")
-        .cloned()
-        .unwrap_or_else(|| "auditkit".into());
-    let config = read_config(&config_path(flags))?;
-    for line in version_info(&lambda_client().await, &stack, &config).await {
+async fn info(stack: &StackArgs) -> Result<(), String> {
+    let config = read_config(&config_path(&stack.config))?;
+    for line in version_info(&lambda_client().await, &stack.stack, &config).await {
         println!("{line}");
     }
     Ok(())
 }
 
-fn release(flags: &HashMap<String, String>) -> Result<(), String> {
-    let version = Version::parse(flags.get("version").map(String::as_str).unwrap_or(""))?;
-    let env = flags.get("env").cloned().unwrap_or_else(|| "dev".into());
+fn build_and_push_versioned(version: Version, release: &ReleaseArgs) -> Result<(), String> {
     let root = repo_root();
     let tool = ContainerTool::detect(
         std::env::var("CONTAINER_TOOL")
@@ -186,49 +246,38 @@ fn release(flags: &HashMap<String, String>) -> Result<(), String> {
             .filter(|v| !v.is_empty())
             .as_deref(),
     )?;
-    let registry = match flags.get("registry").filter(|r| !r.is_empty()) {
+    let registry = match release.registry.as_ref().filter(|r| !r.is_empty()) {
         Some(registry) => registry.clone(),
         None => ecr_registry(tool)?,
     };
     let options = ReleaseOptions {
         version,
         registry,
-        repository_prefix: flags
-            .get("repository-prefix")
-            .cloned()
-            .unwrap_or_else(|| "auditkit".into()),
+        repository_prefix: release.repository_prefix.clone(),
         functions: functions_in_stack()
             .iter()
             .map(|f| f.name.to_owned())
             .collect(),
-        config_path: flags
-            .get("config")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(format!("infra-main/config/{env}.json"))),
+        config_path: config_path(&release.config),
         target_dir: std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| root.join("target")),
         repo_root: root,
-        prebuilt: flags.get("prebuilt").map(PathBuf::from),
-        base_image: flags
-            .get("base-image")
-            .cloned()
-            .unwrap_or_else(|| "public.ecr.aws/lambda/provided:al2023".into()),
-        arch: flags
-            .get("arch")
-            .cloned()
-            .unwrap_or_else(|| "x86_64".into()),
+        prebuilt: release.prebuilt.clone(),
+        base_image: release.base_image.clone(),
+        arch: release.arch.clone(),
         tool,
-        insecure: flags.contains_key("insecure"),
+        insecure: release.insecure,
     };
     let pushed = build_and_push(&options)?;
     for image in &pushed {
         println!("pushed {} ({})", image.image, image.digest);
     }
     println!(
-        "recorded {} in {}\nnext: make deploy ENV={env}",
+        "recorded {} in {}\nnext: make deploy ENV={}",
         options.version,
-        options.config_path.display()
+        options.config_path.display(),
+        release.config.env
     );
     Ok(())
 }
