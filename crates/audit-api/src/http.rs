@@ -200,6 +200,15 @@ fn json_body(
     Ok((value, bytes))
 }
 
+/// A body that parsed as JSON once but not as the raw reading of `additional_data`.
+fn body_unreadable(e: serde_json::Error) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(
+        vec![json!("body")],
+        "json_invalid",
+        format!("JSON decode error: {e}"),
+    )])
+}
+
 /// A scoped key may only touch its companies' events.
 fn check_company(scope: &Scope, company: Option<i64>, loc: Vec<Value>) -> Result<(), ApiError> {
     match (scope, company) {
@@ -233,8 +242,8 @@ pub async fn create_event(
     let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
     let mut event =
         event::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
-    json_text::exact_additional_data(&bytes, std::slice::from_mut(&mut event), false)
-        .map_err(|e| ApiError::Validation(vec![e]))?;
+    json_text::exact_additional_data(&bytes, [&mut event.additional_data], false)
+        .map_err(body_unreadable)?;
     let stored = store(&app, &scope, std::slice::from_ref(&event), |_| {
         vec![json!("body"), json!("company_id")]
     })
@@ -301,8 +310,12 @@ pub async fn create_batch(
     let (items, prefix) = event::batch_items(&value).unwrap_or_default();
     let catalog = catalog_for(&app, items).await?;
     let mut events = event::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
-    json_text::exact_additional_data(&bytes, &mut events, true)
-        .map_err(|e| ApiError::Validation(vec![e]))?;
+    json_text::exact_additional_data(
+        &bytes,
+        events.iter_mut().map(|e| &mut e.additional_data),
+        true,
+    )
+    .map_err(body_unreadable)?;
     let stored = store(&app, &scope, &events, |index| {
         let mut loc = prefix.clone();
         loc.extend([json!(index), json!("company_id")]);

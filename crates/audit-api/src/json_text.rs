@@ -1,9 +1,8 @@
 //! `additional_data` as the exact JSON text the client sent: numbers keep every digit on the
 //! way in and out, which `serde_json::Value` (f64) would not. No I/O.
 
-use crate::event::{FieldError, NewEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// JSON text kept as it was written: `additional_data` is stored and answered with every
 /// digit of its numbers (`123456789012345678901234567890` is not `1.2345678901234568e29`).
@@ -82,33 +81,25 @@ struct RawBatch<'a> {
 }
 
 /// Puts the exact text of each event's `additional_data` (as `body` holds it) in place of
-/// the one validation read through `serde_json::Value`, whose numbers are `f64`. `events`
-/// are the validated events of `body`, in its order: the body itself for a single create, or
-/// a batch (a list, or `{"events": [...]}`).
-pub fn exact_additional_data(
+/// the one validation read through `serde_json::Value`, whose numbers are `f64`. `slots` are
+/// the validated events' `additional_data`, in the body's order: the body itself for a single
+/// create, or a batch (a list, or `{"events": [...]}`). A slot left empty by validation stays
+/// empty.
+pub fn exact_additional_data<'s>(
     body: &[u8],
-    events: &mut [NewEvent],
+    slots: impl IntoIterator<Item = &'s mut Option<JsonText>>,
     batch: bool,
-) -> Result<(), FieldError> {
-    let unreadable = |e: serde_json::Error| {
-        FieldError::new(
-            vec![json!("body")],
-            "json_invalid",
-            format!("JSON decode error: {e}"),
-        )
-    };
+) -> Result<(), serde_json::Error> {
     let items: Vec<RawAdditionalData<'_>> = if !batch {
-        vec![serde_json::from_slice(body).map_err(unreadable)?]
+        vec![serde_json::from_slice(body)?]
     } else if body.trim_ascii_start().starts_with(b"[") {
-        serde_json::from_slice(body).map_err(unreadable)?
+        serde_json::from_slice(body)?
     } else {
-        serde_json::from_slice::<RawBatch<'_>>(body)
-            .map_err(unreadable)?
-            .events
+        serde_json::from_slice::<RawBatch<'_>>(body)?.events
     };
-    for (event, item) in events.iter_mut().zip(items) {
-        if event.additional_data.is_some() {
-            event.additional_data = item
+    for (slot, item) in slots.into_iter().zip(items) {
+        if slot.is_some() {
+            *slot = item
                 .additional_data
                 .map(|raw| JsonText(raw.get().to_owned()));
         }
@@ -119,27 +110,16 @@ pub fn exact_additional_data(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Status;
+    use serde_json::json;
 
     #[test]
     fn additional_data_keeps_the_digits_the_client_sent() {
-        let event = |data: Option<JsonText>| NewEvent {
-            timestamp: None,
-            functionality_id: 1,
-            event_type_id: 1,
-            store_id: None,
-            company_id: None,
-            user: None,
-            message: None,
-            status: Status::Success,
-            additional_data: data,
-        };
+        let event = |data: Option<JsonText>| data;
         let body = br#"{"functionality_name": "x", "additional_data": {"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}}"#;
         let lossy: Value = serde_json::from_slice(body).expect("json");
         let mut events = [event(Some(JsonText::from(&lossy["additional_data"])))];
         assert!(
             !events[0]
-                .additional_data
                 .as_ref()
                 .expect("data")
                 .as_str()
@@ -148,7 +128,7 @@ mod tests {
         );
         exact_additional_data(body, &mut events, false).expect("exact");
         assert_eq!(
-            events[0].additional_data.as_ref().map(JsonText::as_str),
+            events[0].as_ref().map(JsonText::as_str),
             Some(
                 r#"{"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}"#
             )
@@ -162,7 +142,7 @@ mod tests {
         exact_additional_data(batch, &mut events, true).expect("exact");
         let texts: Vec<Option<&str>> = events
             .iter()
-            .map(|e| e.additional_data.as_ref().map(JsonText::as_str))
+            .map(|e| e.as_ref().map(JsonText::as_str))
             .collect();
         assert_eq!(
             texts,
@@ -180,7 +160,7 @@ mod tests {
         let mut events = [event(Some(JsonText::from(&json!({"n": 7}))))];
         exact_additional_data(list, &mut events, true).expect("exact");
         assert_eq!(
-            serde_json::to_string(&events[0].additional_data).expect("serialise"),
+            serde_json::to_string(&events[0]).expect("serialise"),
             r#"{"n": 7}"#
         );
     }

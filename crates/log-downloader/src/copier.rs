@@ -6,7 +6,7 @@
 use crate::download::{RestOutcome, download_portions};
 use crate::handler::Copier;
 use crate::sink::{ByteSink, HashSink, ObjectSink, Stored, Target, measure_object, set_metadata};
-use crate::{CopyError, CopyOrder, backup_key, meta};
+use crate::{CopyError, CopyOrder, CopyOutcome, backup_key, meta};
 use audit_core::aws::{describe, is_retryable};
 use audit_core::backoff::Backoff;
 use audit_core::tracking::attr;
@@ -16,24 +16,6 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// What happened to one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CopyOutcome {
-    Copied {
-        key: String,
-        bytes: u64,
-        sha256: String,
-    },
-    /// The object was already there (a replayed record): recorded, nothing copied.
-    AlreadyCopied { key: String },
-    /// RDS no longer has this version under this name (rename rotation or deletion); the
-    /// detector orders whatever holds those bytes now.
-    SourceReplaced,
-    /// Only an inexact copy could be made (the Portion API altered bytes that are not UTF-8):
-    /// stored at `key`, marked lossy, not recorded as a copy; the file stays due.
-    Lossy { key: String, bytes: u64 },
-}
 
 /// Whether a conditional `UpdateItem` of the tracking row applied: `false` when its condition
 /// failed (a newer order exists), an error for anything else.

@@ -2,9 +2,8 @@
 //! `DOWNLOAD_CONCURRENCY` at a time, each in its own span, and reports failures by sequence
 //! number, lowest first, plus one metric line.
 
-use crate::copier::CopyOutcome;
 use crate::download::RestDownloader;
-use crate::{Config, CopyError, copy_order};
+use crate::{Config, CopyError, CopyOutcome, copy_order};
 use audit_core::FunctionError;
 use audit_core::batch::stream_response;
 use audit_core::metrics::{MetricSet, MetricsOut, Unit};

@@ -144,6 +144,24 @@ pub struct CopyOrder {
     pub last_written: i64,
 }
 
+/// What happened to one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyOutcome {
+    Copied {
+        key: String,
+        bytes: u64,
+        sha256: String,
+    },
+    /// The object was already there (a replayed record): recorded, nothing copied.
+    AlreadyCopied { key: String },
+    /// RDS no longer has this version under this name (rename rotation or deletion); the
+    /// detector orders whatever holds those bytes now.
+    SourceReplaced,
+    /// Only an inexact copy could be made (the Portion API altered bytes that are not UTF-8):
+    /// stored at `key`, marked lossy, not recorded as a copy; the file stays due.
+    Lossy { key: String, bytes: u64 },
+}
+
 /// The copy a stream record orders, if any: the new image is `due` with a higher generation
 /// than the old image (inserts count from 0). Observations, recorded copies and replays of
 /// older generations order nothing.

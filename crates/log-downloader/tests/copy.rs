@@ -7,9 +7,8 @@ use common::copier;
 
 use devstack::audit_logs::{aurora_line, write_exact};
 use devstack::backup::{BackupStack, due_image, listed_version};
-use log_downloader::copier::CopyOutcome;
 use log_downloader::handler::Copier;
-use log_downloader::{CopyOrder, meta};
+use log_downloader::{CopyOrder, CopyOutcome, meta};
 use sha2::Digest;
 use std::sync::atomic::Ordering;
 
