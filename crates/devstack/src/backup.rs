@@ -7,14 +7,13 @@ use crate::function_binary;
 use crate::moto::{AwsEnv, moto};
 use crate::rds_logs::RdsLogDouble;
 use crate::runtime_api::LocalLambda;
-use crate::{scratch_dir, unique_name};
+use crate::unique_name;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType,
 };
 use serde_json::Value;
 use std::io::Read;
-use std::path::PathBuf;
 
 /// One object in the backup bucket.
 #[derive(Debug, Clone)]
@@ -38,13 +37,18 @@ pub struct BackupStack {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The double's log files: removed when the stack is dropped.
+    _logs_root: tempfile::TempDir,
 }
 
 impl BackupStack {
     pub async fn start() -> Result<Self, String> {
         let aws = moto().isolated();
-        let logs_root: PathBuf = scratch_dir("rds-logs")?;
-        let rds_logs = RdsLogDouble::start(logs_root, &aws.endpoint).await?;
+        let logs_root = tempfile::Builder::new()
+            .prefix("auditkit-rds-logs-")
+            .tempdir()
+            .map_err(|e| format!("a scratch directory for the RDS log files: {e}"))?;
+        let rds_logs = RdsLogDouble::start(logs_root.path(), &aws.endpoint).await?;
         let sdk = aws.sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws.s3_client().await;
@@ -113,6 +117,7 @@ impl BackupStack {
             dynamodb,
             s3,
             sqs,
+            _logs_root: logs_root,
         })
     }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 use devstack::registry::Registry;
-use devstack::{LocalLambda, function_binary, moto, scratch_dir, unique_name};
+use devstack::{LocalLambda, function_binary, moto, unique_name};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -26,6 +26,10 @@ fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::p
         .parent()
         .unwrap()
         .to_path_buf();
+    let target = tempfile::Builder::new()
+        .prefix("auditkit-xtask-target-")
+        .tempdir()
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(devstack::repo_root())
         .args(command)
@@ -35,7 +39,8 @@ fn xtask(registry: &Registry, config: &std::path::Path, version: &str) -> std::p
         .arg("--prebuilt")
         .arg(prebuilt)
         .env("CONTAINER_TOOL", "buildah")
-        .env("CARGO_TARGET_DIR", scratch_dir("xtask-target").unwrap())
+        // The release stages every binary here (~400 MB): removed when the run ends.
+        .env("CARGO_TARGET_DIR", target.path())
         .output()
         .unwrap()
 }
@@ -64,8 +69,11 @@ fn digests(config: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
     let registry = Registry::start().unwrap();
-    let dir = scratch_dir("release-config").unwrap();
-    let config = dir.join("dev.json");
+    let dir = tempfile::Builder::new()
+        .prefix("auditkit-release-config-")
+        .tempdir()
+        .unwrap();
+    let config = dir.path().join("dev.json");
     std::fs::copy(
         devstack::repo_root().join("infra-main/config/dev.json"),
         &config,
@@ -157,7 +165,7 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("vMAJOR.MINOR.PATCH"));
 
     // The image, pulled back and unpacked, runs: its bootstrap answers a scheduled event.
-    let oci = dir.join("oci");
+    let oci = dir.path().join("oci");
     let pulled = Command::new("skopeo")
         .args(["copy", "--src-tls-verify=false"])
         .arg(format!(
@@ -172,7 +180,7 @@ async fn images_are_pushed_recorded_immutable_reproducible_and_runnable() {
         "{}",
         String::from_utf8_lossy(&pulled.stderr)
     );
-    let bundle = dir.join("bundle");
+    let bundle = dir.path().join("bundle");
     let unpacked = Command::new("umoci")
         .args(["unpack", "--rootless", "--image"])
         .arg(format!("{}:v0.0.1", oci.display()))
