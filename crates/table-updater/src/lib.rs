@@ -204,4 +204,43 @@ pub fn success_body(record_id: &str, updated: &[&str], timestamp: &str) -> Value
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_error_types_keep_their_statuses() {
+        assert_eq!(
+            [
+                UpdateError::invalid_input("m", "f").status(),
+                UpdateError::validation("m", "f").status(),
+                UpdateError::RecordNotFound.status(),
+                UpdateError::ConditionalCheckFailed.status(),
+                UpdateError::Database.status(),
+            ],
+            [400, 400, 404, 412, 500]
+        );
+        assert_eq!(UpdateError::Database.body("t")["error"], "DatabaseError");
+        assert!(UpdateError::Database.body("t").get("details").is_none());
+    }
+
+    #[test]
+    fn the_declared_environment_is_exactly_what_the_loader_reads() {
+        let env = Env::from_pairs([("TABLE_NAME", "users")]);
+        let read = audit_core::environment_read(&env, Config::from_env).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(read, declared);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.audit_table, "audit_logs");
+        assert!(!config.audit_by_default);
+        assert_eq!(
+            Config::from_env(&Env::default()).unwrap_err().variable(),
+            "TABLE_NAME"
+        );
+        let bad = Env::from_pairs([("TABLE_NAME", "t"), ("ENABLE_AUDIT_LOG", "maybe")]);
+        assert_eq!(
+            Config::from_env(&bad).unwrap_err().variable(),
+            "ENABLE_AUDIT_LOG"
+        );
+    }
+}

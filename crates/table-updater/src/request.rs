@@ -390,3 +390,6 @@ impl ClassifyMessage for serde_json::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

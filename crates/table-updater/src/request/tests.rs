@@ -1,7 +1,7 @@
 //! The request contract: validation, placeholders, numbers, keys, the original updater's bodies.
 
-use super::request::plan;
 use super::*;
+use crate::{KeyAttribute, KeyKind, KeySchema, UpdateError, request, success_body, updater};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 fn users() -> KeySchema {
@@ -339,41 +339,4 @@ fn expressions_dynamodb_would_refuse_are_400s_before_sending() {
     assert!(plan(&body.to_string(), &users(), false, None).is_ok());
     let body = serde_json::json!({"id": "u", "attributes": {"a": 1}, "condition_expression": "attribute_type(a, 'M') AND begins_with(b, 'x') AND begins_with(b, c)"});
     assert!(plan(&body.to_string(), &users(), false, None).is_ok());
-}
-
-#[test]
-fn the_original_error_types_keep_their_statuses() {
-    assert_eq!(
-        [
-            UpdateError::invalid_input("m", "f").status(),
-            UpdateError::validation("m", "f").status(),
-            UpdateError::RecordNotFound.status(),
-            UpdateError::ConditionalCheckFailed.status(),
-            UpdateError::Database.status(),
-        ],
-        [400, 400, 404, 412, 500]
-    );
-    assert_eq!(UpdateError::Database.body("t")["error"], "DatabaseError");
-    assert!(UpdateError::Database.body("t").get("details").is_none());
-}
-
-#[test]
-fn the_declared_environment_is_exactly_what_the_loader_reads() {
-    let env = Env::from_pairs([("TABLE_NAME", "users")]);
-    let read = audit_core::environment_read(&env, Config::from_env).unwrap();
-    let declared: std::collections::BTreeSet<String> =
-        ENVIRONMENT.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(read, declared);
-    let config = Config::from_env(&env).unwrap();
-    assert_eq!(config.audit_table, "audit_logs");
-    assert!(!config.audit_by_default);
-    assert_eq!(
-        Config::from_env(&Env::default()).unwrap_err().variable(),
-        "TABLE_NAME"
-    );
-    let bad = Env::from_pairs([("TABLE_NAME", "t"), ("ENABLE_AUDIT_LOG", "maybe")]);
-    assert_eq!(
-        Config::from_env(&bad).unwrap_err().variable(),
-        "ENABLE_AUDIT_LOG"
-    );
 }
