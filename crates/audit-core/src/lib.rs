@@ -16,6 +16,7 @@ pub mod aws;
 pub mod backoff;
 pub mod batch;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod messages;
 pub mod metrics;

@@ -13,6 +13,7 @@ pub mod audit_logs;
 pub mod backup;
 pub mod change_audit;
 pub mod event_sources;
+pub mod evidence;
 pub mod moto;
 pub mod postgres;
 pub mod process;

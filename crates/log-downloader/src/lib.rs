@@ -222,7 +222,7 @@ pub mod meta {
     pub const FILE: &str = "source-file";
     pub const SIZE: &str = "source-size";
     pub const LAST_WRITTEN: &str = "source-last-written";
-    pub const SHA256: &str = "source-sha256";
+    pub const SHA256: &str = audit_core::digest::SOURCE_SHA256_METADATA;
     pub const GENERATION: &str = "copy-generation";
     /// `lossy` on a copy whose bytes are not the source's (the Portion API replaced bytes that
     /// are not UTF-8 with U+FFFD); such an object has no `source-sha256`, only `copy-sha256`,

@@ -1,0 +1,18 @@
+//! `auditkit`: the operator CLI. It reads what the functions wrote; it is not deployed.
+//!
+//! `auditkit validate` proves the evidence: it walks the chain of signed digests that
+//! `digest-writer` writes (format in `audit_core::digest`) back from its head, checks each
+//! digest's signature with a trusted public key (`--public-key FILE` or `--key-id`, never the
+//! key a digest names), re-hashes every object the digests name, lists the evidence locations
+//! for objects no digest names, and reports what the newest digest says was never copied. It
+//! works on S3 (every object version) and on a local copy (`--dir`, one folder per bucket).
+//! `auditkit digest-public-key` writes the signing key's public key for offline use.
+//!
+//! Contract: one line per problem, `INVALID <reason> <object>`, then CloudTrail-style counts;
+//! exit 0 when everything checked is valid, 1 when anything is invalid (or nothing was found
+//! to prove), 2 for a usage or access error. [`validate`] holds the pure decisions, [`store`]
+//! the reading and hashing, [`cli`] the commands.
+
+pub mod cli;
+pub mod store;
+pub mod validate;

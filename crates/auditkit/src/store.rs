@@ -1,0 +1,360 @@
+//! Where `auditkit validate` reads evidence: S3 (every object version, endpoints and
+//! credentials from the standard AWS variables) or a local copy of the buckets
+//! (`DIR/<bucket>/<key>`, as `aws s3 sync` makes it, a file's modification time standing for
+//! the object's `LastModified`). Hashing streams: memory stays at one buffer per object in
+//! flight, whatever the size.
+
+use crate::validate::{ExpectedObject, FoundDigest, ObjectState, StoredObject};
+use audit_core::digest::{self, DIGEST_SUFFIX, SIGNATURE_METADATA, SIGNATURE_SUFFIX};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use sha2::{Digest as _, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A store that could not be read (exit status 2: nothing can be said about the evidence).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    S3(aws_sdk_s3::Client),
+    Dir(PathBuf),
+}
+
+/// SHA-256 of the stored bytes and, for `--deep`, of the bytes gzip-decoded on the way.
+struct Hashing {
+    stored: Sha256,
+    size: u64,
+    decoded: Option<flate2::write::MultiGzDecoder<HashWriter>>,
+    plain: Option<()>,
+}
+
+/// A `Write` that hashes.
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Hashing {
+    fn new(key: &str, deep: bool) -> Self {
+        let gzip = key.ends_with(".gz");
+        Hashing {
+            stored: Sha256::new(),
+            size: 0,
+            decoded: (deep && gzip)
+                .then(|| flate2::write::MultiGzDecoder::new(HashWriter(Sha256::new()))),
+            plain: (deep && !gzip).then_some(()),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.stored.update(chunk);
+        self.size += chunk.len() as u64;
+        if let Some(decoder) = &mut self.decoded
+            && decoder.write_all(chunk).is_err()
+        {
+            // Not gzip after all: the deep hash cannot match, which is the finding.
+            self.decoded = None;
+            self.plain = None;
+        }
+    }
+
+    fn finish(self) -> ObjectState {
+        let stored = hex::encode(self.stored.finalize());
+        let decompressed_sha256 = match (self.decoded, self.plain) {
+            (Some(decoder), _) => Some(
+                decoder
+                    .finish()
+                    .map(|w| hex::encode(w.0.finalize()))
+                    .unwrap_or_else(|_| "not-valid-gzip".to_owned()),
+            ),
+            (None, Some(())) => Some(stored.clone()),
+            (None, None) => None,
+        };
+        ObjectState::Present {
+            size: self.size,
+            sha256: stored,
+            decompressed_sha256,
+        }
+    }
+}
+
+impl Store {
+    /// A local copy keeps one version per key, so objects are compared by key there.
+    pub fn by_version(&self) -> bool {
+        matches!(self, Store::S3(_))
+    }
+
+    /// How a problem names an object: its S3 URL, or its path in the local copy.
+    pub fn name(&self, bucket: &str, key: &str) -> String {
+        match self {
+            Store::S3(_) => crate::validate::s3_url(bucket, key),
+            Store::Dir(root) => root.join(bucket).join(key).display().to_string(),
+        }
+    }
+
+    /// Every object (version) whose key starts with `prefix`.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        match self {
+            Store::S3(s3) => list_s3(s3, bucket, prefix).await,
+            Store::Dir(root) => {
+                let (root, bucket, prefix) = (root.clone(), bucket.to_owned(), prefix.to_owned());
+                tokio::task::spawn_blocking(move || list_dir(&root, &bucket, &prefix))
+                    .await
+                    .map_err(|e| StoreError(e.to_string()))?
+            }
+        }
+    }
+
+    /// Every digest under `prefix`, read with its signatures.
+    pub async fn digests(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<FoundDigest>, StoreError> {
+        let mut keys: Vec<String> = self
+            .list(bucket, prefix)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.ends_with(DIGEST_SUFFIX))
+            .collect();
+        keys.sort();
+        keys.dedup(); // several versions of one key: the current one is the digest
+        let reads = keys.iter().map(|key| self.read_digest(bucket, key));
+        futures_util::future::try_join_all(reads).await
+    }
+
+    async fn read_digest(&self, bucket: &str, key: &str) -> Result<FoundDigest, StoreError> {
+        let (gzip, metadata_signature) = self.read(bucket, key, true).await?.ok_or_else(|| {
+            StoreError(format!(
+                "{} vanished while validating",
+                self.name(bucket, key)
+            ))
+        })?;
+        let sidecar_signature = self
+            .read(bucket, &format!("{key}{SIGNATURE_SUFFIX}"), false)
+            .await?
+            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).trim().to_owned());
+        Ok(FoundDigest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            document: digest::decode(&gzip).map_err(|e| e.to_string()),
+            metadata_signature,
+            sidecar_signature,
+        })
+    }
+
+    /// A small object's bytes and (S3) its signature metadata; `None` when absent.
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        with_metadata: bool,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        match self {
+            Store::S3(s3) => {
+                let object = match s3.get_object().bucket(bucket).key(key).send().await {
+                    Ok(o) => o,
+                    Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+                    Err(e) => return Err(s3_error("GetObject", bucket, key, &e)),
+                };
+                let signature = with_metadata
+                    .then(|| {
+                        object
+                            .metadata()
+                            .and_then(|m| m.get(SIGNATURE_METADATA).cloned())
+                    })
+                    .flatten();
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| StoreError(format!("reading s3://{bucket}/{key}: {e}")))?
+                    .to_vec();
+                Ok(Some((bytes, signature)))
+            }
+            Store::Dir(root) => match std::fs::read(root.join(bucket).join(key)) {
+                Ok(bytes) => Ok(Some((bytes, None))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError(format!("{}: {e}", self.name(bucket, key)))),
+            },
+        }
+    }
+
+    /// Hashes the stored object the digest names (the exact version on S3).
+    pub async fn check(
+        &self,
+        expected: &ExpectedObject,
+        deep: bool,
+    ) -> Result<ObjectState, StoreError> {
+        let deep = deep && expected.source_sha256.is_some();
+        match self {
+            Store::S3(s3) => {
+                let got = s3
+                    .get_object()
+                    .bucket(&expected.bucket)
+                    .key(&expected.key)
+                    .set_version_id(expected.version_id.clone())
+                    .send()
+                    .await;
+                let mut object = match got {
+                    Ok(o) => o,
+                    Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
+                        return Ok(ObjectState::Absent);
+                    }
+                    Err(e) => {
+                        return Err(s3_error("GetObject", &expected.bucket, &expected.key, &e));
+                    }
+                };
+                let mut hashing = Hashing::new(&expected.key, deep);
+                while let Some(chunk) = object.body.try_next().await.map_err(|e| {
+                    StoreError(format!(
+                        "reading s3://{}/{}: {e}",
+                        expected.bucket, expected.key
+                    ))
+                })? {
+                    hashing.update(&chunk);
+                }
+                Ok(hashing.finish())
+            }
+            Store::Dir(root) => {
+                let path = root.join(&expected.bucket).join(&expected.key);
+                let key = expected.key.clone();
+                tokio::task::spawn_blocking(move || hash_file(&path, &key, deep))
+                    .await
+                    .map_err(|e| StoreError(e.to_string()))?
+            }
+        }
+    }
+}
+
+fn s3_error<E>(
+    operation: &str,
+    bucket: &str,
+    key: &str,
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    StoreError(format!(
+        "{operation} s3://{bucket}/{key}: {}",
+        audit_core::aws::describe(e)
+    ))
+}
+
+fn hash_file(path: &Path, key: &str, deep: bool) -> Result<ObjectState, StoreError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ObjectState::Absent),
+        Err(e) => return Err(StoreError(format!("{}: {e}", path.display()))),
+    };
+    let mut hashing = Hashing::new(key, deep);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        if n == 0 {
+            return Ok(hashing.finish());
+        }
+        hashing.update(&buffer[..n]);
+    }
+}
+
+async fn list_s3(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<StoredObject>, StoreError> {
+    let mut listed = Vec::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectVersions", bucket, prefix, &e))?;
+        for v in page.versions() {
+            let Some(key) = v.key() else { continue };
+            listed.push(StoredObject {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: v.version_id().filter(|id| *id != "null").map(str::to_owned),
+                last_modified_ms: v
+                    .last_modified()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or(0),
+            });
+        }
+        if page.is_truncated() != Some(true) || page.next_key_marker().is_none() {
+            return Ok(listed);
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+}
+
+/// The files under `root/bucket` whose key (path below the bucket folder, `/`-separated)
+/// starts with `prefix`.
+fn list_dir(root: &Path, bucket: &str, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+    let base = root.join(bucket);
+    // Start at the deepest folder the prefix names completely.
+    let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+    let mut pending = vec![base.join(folder)];
+    let mut listed = Vec::new();
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError(format!("{}: {e}", dir.display()))),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| StoreError(format!("{}: {e}", entry.path().display())))?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+                continue;
+            }
+            let Ok(relative) = entry.path().strip_prefix(&base).map(Path::to_path_buf) else {
+                continue;
+            };
+            let key = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !key.starts_with(prefix) {
+                continue;
+            }
+            let last_modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            listed.push(StoredObject {
+                bucket: bucket.to_owned(),
+                key,
+                version_id: None,
+                last_modified_ms,
+            });
+        }
+    }
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(listed)
+}

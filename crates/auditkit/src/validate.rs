@@ -1,0 +1,518 @@
+//! The pure part of `auditkit validate`: walking the digest chain from its head, judging each
+//! digest's signature and link, and finding the objects no digest names. The caller does the
+//! reading and hashing ([`crate::store`]) and hands the results in.
+
+use audit_core::digest::{
+    ChainHead, DigestKind, EvidenceDigest, SourceStatus, fingerprint, parse_rfc3339,
+    signing_string, verify_signature,
+};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// Why something is invalid: the word printed after `INVALID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// A digest names an object that is not there.
+    Missing,
+    /// An object's stored bytes do not hash to what its digest says.
+    HashMismatch,
+    /// A digest's signature does not verify, or is not the one the chain names.
+    BadSignature,
+    /// A digest the chain names is gone.
+    ChainGap,
+    /// The head item names a digest newer than any found.
+    ChainTailMissing,
+    /// An object under an evidence prefix in the validated period that no digest names.
+    Unlisted,
+    /// A source file whose backup is missing past the copy SLO.
+    NotCopied,
+    /// A backup whose decompressed bytes do not match its `source-sha256`.
+    DeepMismatch,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Missing => "missing",
+            Reason::HashMismatch => "hash-mismatch",
+            Reason::BadSignature => "bad-signature",
+            Reason::ChainGap => "chain-gap",
+            Reason::ChainTailMissing => "chain-tail-missing",
+            Reason::Unlisted => "unlisted",
+            Reason::NotCopied => "not-copied",
+            Reason::DeepMismatch => "deep-mismatch",
+        })
+    }
+}
+
+/// One problem: `INVALID <reason> <what> (<detail>)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: Reason,
+    pub what: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INVALID {} {}", self.reason, self.what)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn s3_url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// A digest as found in the store.
+#[derive(Debug, Clone)]
+pub struct FoundDigest {
+    pub bucket: String,
+    pub key: String,
+    /// The document and the hex SHA-256 of its uncompressed bytes, or why it cannot be read.
+    pub document: Result<(EvidenceDigest, String), String>,
+    /// The signature in the object's metadata (S3 only) and in the `.sig` sidecar.
+    pub metadata_signature: Option<String>,
+    pub sidecar_signature: Option<String>,
+}
+
+impl FoundDigest {
+    fn sequence(&self) -> Option<u64> {
+        self.document.as_ref().ok().map(|(d, _)| d.sequence)
+    }
+}
+
+/// The public key digests must be signed with.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    pub der: Vec<u8>,
+    pub fingerprint: String,
+}
+
+impl TrustedKey {
+    pub fn new(der: Vec<u8>) -> Self {
+        TrustedKey {
+            fingerprint: fingerprint(&der),
+            der,
+        }
+    }
+}
+
+/// The outcome of the walk.
+#[derive(Debug, Default)]
+pub struct ChainWalk {
+    /// Indices into the found digests, newest first, with whether each is valid.
+    pub visited: Vec<(usize, bool)>,
+    /// Found digests the chain does not reach in the validated period.
+    pub orphans: Vec<usize>,
+    pub problems: Vec<Problem>,
+}
+
+impl ChainWalk {
+    pub fn digests_examined(&self) -> usize {
+        self.visited.len() + self.orphans.len()
+    }
+
+    pub fn digests_valid(&self) -> usize {
+        self.visited.iter().filter(|(_, ok)| *ok).count()
+    }
+}
+
+/// Why a digest's signature is not acceptable, if it is not.
+fn signature_problem(
+    found: &FoundDigest,
+    key: &TrustedKey,
+    expected: Option<&str>,
+) -> Option<String> {
+    let (document, sha256) = match &found.document {
+        Ok(d) => d,
+        Err(e) => return Some(format!("unreadable: {e}")),
+    };
+    let signature = match (&found.metadata_signature, &found.sidecar_signature) {
+        (Some(m), Some(s)) if m != s => {
+            return Some("the metadata and the .sig sidecar hold different signatures".into());
+        }
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => return Some("no signature (neither metadata nor .sig sidecar)".into()),
+    };
+    if document.signing.public_key_fingerprint != key.fingerprint {
+        return Some(format!(
+            "signed by key {} (fingerprint {}), not the trusted key",
+            document.signing.key_id, document.signing.public_key_fingerprint
+        ));
+    }
+    let message = signing_string(
+        &document.window_end,
+        &found.bucket,
+        &found.key,
+        sha256,
+        document.previous.as_ref().map(|p| p.signature.as_str()),
+    );
+    let verifies = hex::decode(signature).is_ok_and(|raw| {
+        verify_signature(
+            &key.der,
+            document.signing.algorithm,
+            message.as_bytes(),
+            &raw,
+        )
+    });
+    if !verifies {
+        return Some("the signature does not verify for this content at this location".into());
+    }
+    if let Some(expected) = expected
+        && expected != signature
+    {
+        return Some("not the digest the chain names here (its signature differs)".into());
+    }
+    None
+}
+
+/// Walks the chain from the head back to the first hourly digest whose window ends at or
+/// before `start_ms`. Without a head item the newest digest found stands for the head (and a
+/// deleted tail cannot be seen: say so to the user).
+pub fn walk_chain(
+    found: &[FoundDigest],
+    head: Option<&ChainHead>,
+    key: &TrustedKey,
+    start_ms: i64,
+) -> ChainWalk {
+    let mut walk = ChainWalk::default();
+    let index: HashMap<(&str, &str), usize> = found
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ((d.bucket.as_str(), d.key.as_str()), i))
+        .collect();
+    let newest_below = |limit: Option<u64>, visited: &HashSet<usize>| {
+        found
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                !visited.contains(i)
+                    && d.sequence()
+                        .is_some_and(|s| limit.is_none_or(|limit| s < limit))
+            })
+            .max_by_key(|(_, d)| d.sequence())
+            .map(|(i, _)| i)
+    };
+    let mut visited: HashSet<usize> = HashSet::new();
+    let (mut current, mut expected): (Option<usize>, Option<String>) = match head {
+        Some(h) => match index.get(&(h.digest_bucket.as_str(), h.digest_key.as_str())) {
+            Some(&i) => (Some(i), Some(h.signature.clone())),
+            None => {
+                walk.problems.push(Problem {
+                    reason: Reason::ChainTailMissing,
+                    what: s3_url(&h.digest_bucket, &h.digest_key),
+                    detail: format!(
+                        "the chain head (sequence {}) names this digest; it is gone",
+                        h.sequence
+                    ),
+                });
+                (newest_below(Some(h.sequence), &visited), None)
+            }
+        },
+        None => (newest_below(None, &visited), None),
+    };
+    // The sequence number the digest being visited should have.
+    let mut position: Option<u64> = head.map(|h| h.sequence);
+    while let Some(i) = current.take() {
+        if !visited.insert(i) {
+            break; // a cycle: only a forged chain has one, and its signatures already failed
+        }
+        let digest = &found[i];
+        let problem = signature_problem(digest, key, expected.as_deref());
+        if let Some(detail) = &problem {
+            walk.problems.push(Problem {
+                reason: Reason::BadSignature,
+                what: s3_url(&digest.bucket, &digest.key),
+                detail: detail.clone(),
+            });
+        }
+        walk.visited.push((i, problem.is_none()));
+        let document = match &digest.document {
+            Ok((document, _)) => Some(document),
+            Err(_) => None,
+        };
+        if let Some(d) = document
+            && d.kind == DigestKind::Hourly
+            && parse_rfc3339(&d.window_end).unwrap_or(0) <= start_ms
+        {
+            break;
+        }
+        let Some(document) = document.filter(|_| problem.is_none()) else {
+            // A forged or unreadable digest's own pointers prove nothing: go on with the
+            // newest digest found below its place in the chain.
+            let place = position.or_else(|| digest.sequence());
+            current = place.and_then(|p| newest_below(Some(p), &visited));
+            position = current.and_then(|c| found[c].sequence());
+            expected = None;
+            continue;
+        };
+        let Some(previous) = &document.previous else {
+            break;
+        };
+        match index.get(&(previous.bucket.as_str(), previous.key.as_str())) {
+            Some(&p) => {
+                current = Some(p);
+                expected = Some(previous.signature.clone());
+                position = document.sequence.checked_sub(1);
+            }
+            None => {
+                walk.problems.push(Problem {
+                    reason: Reason::ChainGap,
+                    what: s3_url(&previous.bucket, &previous.key),
+                    detail: format!(
+                        "digest {} names it as its predecessor; it is gone",
+                        document.sequence
+                    ),
+                });
+                current = newest_below(Some(document.sequence), &visited);
+                position = current.and_then(|c| found[c].sequence());
+                expected = None;
+            }
+        }
+    }
+    for (i, digest) in found.iter().enumerate() {
+        if visited.contains(&i) {
+            continue;
+        }
+        let in_period = match &digest.document {
+            Ok((d, _)) => {
+                d.kind == DigestKind::Backfill
+                    || parse_rfc3339(&d.window_end).unwrap_or(0) > start_ms
+            }
+            Err(_) => true,
+        };
+        if in_period {
+            walk.orphans.push(i);
+            let (reason, detail) = match &digest.document {
+                Ok(_) => (
+                    Reason::Unlisted,
+                    "a digest the chain does not reach".to_owned(),
+                ),
+                Err(e) => (Reason::BadSignature, format!("unreadable: {e}")),
+            };
+            walk.problems.push(Problem {
+                reason,
+                what: s3_url(&digest.bucket, &digest.key),
+                detail,
+            });
+        }
+    }
+    walk
+}
+
+/// An object a digest names, to be checked against the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedObject {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+    pub source_sha256: Option<String>,
+}
+
+/// The objects the visited digests name with a last-modified time in `[start, end)`. With
+/// `by_version` false (a local copy holds one version per key) only the newest version of each
+/// key is expected.
+pub fn expected_objects(
+    found: &[FoundDigest],
+    walk: &ChainWalk,
+    start_ms: i64,
+    end_ms: i64,
+    by_version: bool,
+) -> Vec<ExpectedObject> {
+    let mut newest: HashMap<(String, String, Option<String>), (i64, ExpectedObject)> =
+        HashMap::new();
+    for (i, _) in &walk.visited {
+        let Ok((document, _)) = &found[*i].document else {
+            continue;
+        };
+        for o in &document.objects {
+            let t = parse_rfc3339(&o.last_modified).unwrap_or(0);
+            if t < start_ms || t >= end_ms {
+                continue;
+            }
+            let id = (
+                o.bucket.clone(),
+                o.key.clone(),
+                if by_version {
+                    o.version_id.clone()
+                } else {
+                    None
+                },
+            );
+            let object = ExpectedObject {
+                bucket: o.bucket.clone(),
+                key: o.key.clone(),
+                version_id: o.version_id.clone(),
+                size: o.size,
+                sha256: o.sha256.clone(),
+                source_sha256: o.source_sha256.clone(),
+            };
+            match newest.get(&id) {
+                Some((seen, _)) if *seen >= t => {}
+                _ => {
+                    newest.insert(id, (t, object));
+                }
+            }
+        }
+    }
+    let mut objects: Vec<ExpectedObject> = newest.into_values().map(|(_, o)| o).collect();
+    objects.sort_by(|a, b| {
+        (&a.bucket, &a.key, &a.version_id).cmp(&(&b.bucket, &b.key, &b.version_id))
+    });
+    objects
+}
+
+/// What the store holds for an expected object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectState {
+    Absent,
+    Present {
+        size: u64,
+        sha256: String,
+        /// The SHA-256 of the decompressed bytes (`--deep`, objects with `source-sha256`).
+        decompressed_sha256: Option<String>,
+    },
+}
+
+/// Judges one object: `None` when valid.
+pub fn judge_object(expected: &ExpectedObject, state: &ObjectState, what: &str) -> Option<Problem> {
+    let problem = |reason, detail: String| {
+        Some(Problem {
+            reason,
+            what: what.to_owned(),
+            detail,
+        })
+    };
+    match state {
+        ObjectState::Absent => problem(Reason::Missing, "named by a digest, not found".into()),
+        ObjectState::Present { size, sha256, .. }
+            if *sha256 != expected.sha256 || *size != expected.size =>
+        {
+            problem(
+                Reason::HashMismatch,
+                format!(
+                    "digest: {} bytes, sha256 {}; found: {size} bytes, sha256 {sha256}",
+                    expected.size, expected.sha256
+                ),
+            )
+        }
+        ObjectState::Present {
+            decompressed_sha256: Some(deep),
+            ..
+        } if expected.source_sha256.as_ref().is_some_and(|s| s != deep) => problem(
+            Reason::DeepMismatch,
+            format!(
+                "source-sha256 {}; decompressed bytes hash to {deep}",
+                expected.source_sha256.as_deref().unwrap_or_default()
+            ),
+        ),
+        ObjectState::Present { .. } => None,
+    }
+}
+
+/// One object the store lists under an evidence location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub last_modified_ms: i64,
+}
+
+/// The stored objects in `[start, until)` that no visited digest names (`by_version` false:
+/// compared by key only, as for a local copy).
+pub fn unlisted(
+    stored: &[StoredObject],
+    found: &[FoundDigest],
+    walk: &ChainWalk,
+    start_ms: i64,
+    until_ms: i64,
+    by_version: bool,
+) -> Vec<Problem> {
+    let mut named: HashSet<(&str, &str, Option<&str>)> = HashSet::new();
+    for (i, _) in &walk.visited {
+        if let Ok((document, _)) = &found[*i].document {
+            for o in &document.objects {
+                let version = if by_version {
+                    o.version_id.as_deref()
+                } else {
+                    None
+                };
+                named.insert((o.bucket.as_str(), o.key.as_str(), version));
+            }
+        }
+    }
+    stored
+        .iter()
+        .filter(|o| o.last_modified_ms >= start_ms && o.last_modified_ms < until_ms)
+        .filter(|o| {
+            let version = if by_version {
+                o.version_id.as_deref()
+            } else {
+                None
+            };
+            !named.contains(&(o.bucket.as_str(), o.key.as_str(), version))
+        })
+        .map(|o| Problem {
+            reason: Reason::Unlisted,
+            what: s3_url(&o.bucket, &o.key),
+            detail: format!(
+                "under an evidence prefix, modified {}, named by no digest",
+                audit_core::digest::rfc3339(o.last_modified_ms)
+            ),
+        })
+        .collect()
+}
+
+/// The end of the newest hourly window the visited digests cover: objects before it must be
+/// named by one.
+pub fn covered_until(found: &[FoundDigest], walk: &ChainWalk) -> i64 {
+    walk.visited
+        .iter()
+        .filter_map(|(i, _)| found[*i].document.as_ref().ok())
+        .filter(|(d, _)| d.kind == DigestKind::Hourly)
+        .filter_map(|(d, _)| parse_rfc3339(&d.window_end))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The newest hourly digest's source files whose backup is missing past the copy SLO.
+pub fn not_copied(found: &[FoundDigest], walk: &ChainWalk) -> Vec<Problem> {
+    let newest = walk
+        .visited
+        .iter()
+        .filter_map(|(i, _)| found[*i].document.as_ref().ok())
+        .filter(|(d, _)| d.kind == DigestKind::Hourly)
+        .max_by_key(|(d, _)| d.sequence);
+    let Some((document, _)) = newest else {
+        return Vec::new();
+    };
+    let Some(sources) = &document.sources else {
+        return Vec::new();
+    };
+    sources
+        .files
+        .iter()
+        .filter(|f| f.status == SourceStatus::NotCopied)
+        .map(|f| Problem {
+            reason: Reason::NotCopied,
+            what: format!("{}/{}", f.instance_id, f.log_file),
+            detail: format!(
+                "known at the source ({} bytes, last written {}), no backup for more than {} s as of digest {}",
+                f.size,
+                audit_core::digest::rfc3339(f.last_written),
+                sources.copy_slo_seconds,
+                document.sequence
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,617 @@
+//! `auditkit validate` against chains the real digest-writer wrote on the emulator (S3 with
+//! Object Lock and versions, KMS signatures, the DynamoDB head item), online and on a local
+//! copy: a clean chain validates, and each tampering is reported with its reason.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use audit_core::Env;
+use audit_core::digest::{self, DigestKind};
+use devstack::evidence::EvidenceStack;
+use devstack::{AwsEnv, moto, unique_name};
+use digest_writer::RunRequest;
+use digest_writer::handler::{DigestWriter, RunSummary, WrittenDigest};
+use sha2::{Digest as _, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+struct Fixture {
+    stack: EvidenceStack,
+    evidence: String,
+    reports: String,
+    tracking: String,
+    env: Vec<(String, String)>,
+    writer: DigestWriter,
+    written: Vec<WrittenDigest>,
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+async fn writer(stack: &EvidenceStack, env: &[(String, String)]) -> DigestWriter {
+    let config = digest_writer::Config::from_env(&Env::from_pairs(env.to_vec())).unwrap();
+    let mut writer = DigestWriter::new(config, &stack.aws.sdk_config().await);
+    writer.store.s3 = stack.s3.clone(); // path-style, as the function gets from its env
+    writer
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let aws = moto().isolated();
+        let stack = EvidenceStack::start(&aws).await.unwrap();
+        let evidence = stack.locked_bucket("evidence", 1).await.unwrap();
+        let reports = stack.versioned_bucket("reports").await.unwrap();
+        let tracking = unique_name("tracking");
+        AwsEnv::create_table(&stack.dynamodb, &tracking, "instance_id", None)
+            .await
+            .unwrap();
+        let locations = vec![
+            format!("{evidence}/rds-logs/"),
+            format!("{evidence}/dynamodb-changes/"),
+            format!("{reports}/database_audits/"),
+        ];
+        let env = stack.writer_env(&evidence, &locations, 1, Some((&tracking, &evidence)));
+        let writer = writer(&stack, &env).await;
+        Fixture {
+            stack,
+            evidence,
+            reports,
+            tracking,
+            env,
+            writer,
+            written: Vec::new(),
+        }
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, source_sha256: Option<&str>) {
+        let mut put = self
+            .stack
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into());
+        if let Some(sha) = source_sha256 {
+            put = put.metadata(digest::SOURCE_SHA256_METADATA, sha);
+        }
+        put.send().await.unwrap();
+    }
+
+    async fn track(&self, instance: &str, file: &str, first_seen: i64, copied_key: Option<&str>) {
+        let mut item = serde_json::json!({
+            "instance_id": instance, "log_file": file, "engine": "aurora-mysql",
+            "size": 6, "last_written": first_seen, "first_seen": first_seen,
+            "state": if copied_key.is_some() { "copied" } else { "due" },
+            "due_generation": 1, "expires_at": 0,
+        });
+        if let Some(key) = copied_key {
+            item["copied_key"] = key.into();
+            item["copied_last_written"] = first_seen.into();
+        }
+        self.stack
+            .dynamodb
+            .put_item()
+            .table_name(&self.tracking)
+            .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn run_at(&mut self, now: i64) -> RunSummary {
+        let summary = self.writer.run(RunRequest::Scheduled, now).await.unwrap();
+        self.written.extend(summary.digests.iter().cloned());
+        summary
+    }
+
+    async fn run(&mut self) -> RunSummary {
+        self.run_at(audit_core::now_ms()).await
+    }
+
+    /// A chain of several windows with evidence in two buckets, a backup whose source-sha256
+    /// is wrong (only `--deep` sees it), and a late object in a backfill digest.
+    async fn chain() -> Fixture {
+        let mut fx = Fixture::new().await;
+        let (ev, rep) = (fx.evidence.clone(), fx.reports.clone());
+        let log = b"2026-11-30 07:00:01 db-1 QUERY select 1\n";
+        let log_sha = hex::encode(Sha256::digest(log));
+        fx.put(
+            &ev,
+            "rds-logs/db-1/audit.log.1.gz",
+            gzip(log),
+            Some(&log_sha),
+        )
+        .await;
+        fx.put(
+            &ev,
+            "rds-logs/db-1/bad-source.gz",
+            gzip(b"other bytes\n"),
+            Some(&log_sha),
+        )
+        .await;
+        fx.put(
+            &ev,
+            "dynamodb-changes/2026/11/30/07/batch-1.gz",
+            gzip(b"{}\n"),
+            None,
+        )
+        .await;
+        fx.put(
+            &rep,
+            "database_audits/report.json",
+            b"{\"tables\":[]}".to_vec(),
+            None,
+        )
+        .await;
+        fx.track(
+            "db-1",
+            "audit.log",
+            audit_core::now_ms(),
+            Some("rds-logs/db-1/audit.log.1.gz"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let first = fx.run().await;
+        assert_eq!(
+            first.digests.len(),
+            1,
+            "the genesis digest covers all before it"
+        );
+        assert_eq!(first.digests[0].objects, 4);
+        assert_eq!(first.not_copied, 0);
+
+        fx.put(
+            &ev,
+            "dynamodb-changes/2026/11/30/07/batch-2.gz",
+            gzip(b"{\"a\":1}\n"),
+            None,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = fx.run().await;
+        assert!(!second.digests.is_empty());
+        assert_eq!(second.digests.iter().map(|d| d.objects).sum::<usize>(), 1);
+
+        // A writer whose windows closed before a delivery finished: the object's
+        // LastModified falls in a window already digested.
+        let ahead = fx.run_at(audit_core::now_ms() + 2500).await;
+        assert!(!ahead.digests.is_empty());
+        fx.put(&ev, "rds-logs/db-1/late.gz", gzip(b"late\n"), None)
+            .await;
+        let backfill = fx.run().await;
+        assert_eq!(backfill.digests.len(), 1, "{backfill:?}");
+        assert_eq!(backfill.digests[0].kind, DigestKind::Backfill);
+        assert_eq!(backfill.digests[0].objects, 1);
+        assert!(backfill.digests[0].key.contains("_backfill_"));
+
+        // Time catches up with the writer; the next window is an ordinary one.
+        tokio::time::sleep(Duration::from_millis(3700)).await;
+        let after = fx.run().await;
+        assert!(
+            after
+                .digests
+                .iter()
+                .all(|d| d.kind == DigestKind::Hourly && d.objects == 0)
+        );
+        assert!(!after.digests.is_empty());
+        fx
+    }
+
+    fn auditkit(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditkit"))
+            .args(args)
+            .envs(self.stack.aws.vars())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+    }
+
+    fn validate_s3(&self, extra: &[&str]) -> (i32, String) {
+        let mut args = vec![
+            "validate",
+            "--bucket",
+            &self.evidence,
+            "--key-id",
+            &self.stack.key_arn,
+            "--head-table",
+            &self.stack.head_table,
+        ];
+        args.extend_from_slice(extra);
+        self.auditkit(&args)
+    }
+
+    fn validate_dir(&self, dir: &Path, key: &Path) -> (i32, String) {
+        self.auditkit(&[
+            "validate",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--public-key",
+            key.to_str().unwrap(),
+            "--head-table",
+            &self.stack.head_table,
+            "--bucket",
+            &self.evidence,
+        ])
+    }
+
+    async fn export(&self, dir: &Path) -> PathBuf {
+        self.stack
+            .export(&[&self.evidence, &self.reports], dir)
+            .await
+            .unwrap();
+        let pem = dir.with_extension("pem");
+        let (code, out) = self.auditkit(&[
+            "digest-public-key",
+            "--key-id",
+            &self.stack.key_arn,
+            "--out",
+            pem.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        pem
+    }
+
+    fn digest_path(&self, dir: &Path, sequence: u64) -> PathBuf {
+        let written = self
+            .written
+            .iter()
+            .find(|d| d.sequence == sequence)
+            .unwrap();
+        dir.join(&self.evidence).join(&written.key)
+    }
+
+    fn newest_sequence(&self) -> u64 {
+        self.written.iter().map(|d| d.sequence).max().unwrap()
+    }
+}
+
+fn invalid_lines(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("INVALID"))
+        .collect()
+}
+
+fn counts(output: &str) -> (String, String) {
+    let line = |suffix: &str| {
+        output
+            .lines()
+            .find(|l| l.ends_with(suffix))
+            .unwrap_or_default()
+            .trim_end_matches(suffix)
+            .to_owned()
+    };
+    (line(" digest files valid"), line(" objects valid"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_with_a_late_object_validates_clean_on_s3_and_offline_and_locked_versions_stay() {
+    let fx = Fixture::chain().await;
+    let digests = fx.written.len();
+
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(invalid_lines(&out).is_empty(), "{out}");
+    assert_eq!(
+        counts(&out),
+        (format!("{digests}/{digests}"), "6/6".to_owned()),
+        "{out}"
+    );
+
+    // A re-run for a window already digested changes nothing.
+    let covered = fx
+        .written
+        .iter()
+        .map(|d| digest::parse_rfc3339(&d.window_end).unwrap())
+        .max()
+        .unwrap();
+    let rerun = fx
+        .writer
+        .run(
+            RunRequest::UpTo {
+                window_end_ms: covered,
+            },
+            audit_core::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(rerun.digests.is_empty(), "{rerun:?}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("evidence");
+    let key = fx.export(&dir).await;
+    let (code, out) = fx.validate_dir(&dir, &key);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        counts(&out),
+        (format!("{digests}/{digests}"), "6/6".to_owned()),
+        "{out}"
+    );
+    // The bucket folder holding the digests is found when not named.
+    let (code, out) = fx.auditkit(&[
+        "validate",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+
+    // --deep decompresses each backup: only the one whose source-sha256 lies is reported.
+    let (code, out) = fx.validate_s3(&["--deep"]);
+    assert_eq!(code, 1, "{out}");
+    let lines = invalid_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    let bad = format!(
+        "INVALID deep-mismatch s3://{}/rds-logs/db-1/bad-source.gz",
+        fx.evidence
+    );
+    assert!(lines[0].starts_with(&bad), "{out}");
+
+    // Digests and evidence carry the bucket's default retention; a locked version cannot be
+    // deleted, and a plain delete only hides it (the validator reads versions).
+    let newest = fx.written.iter().max_by_key(|d| d.sequence).unwrap();
+    // (moto answers GetObjectRetention with the object; HeadObject carries the same facts.)
+    let head = fx
+        .stack
+        .s3
+        .head_object()
+        .bucket(&fx.evidence)
+        .key(&newest.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE")
+    );
+    assert!(head.object_lock_retain_until_date().is_some());
+    let version = fx
+        .stack
+        .s3
+        .head_object()
+        .bucket(&fx.evidence)
+        .key("rds-logs/db-1/audit.log.1.gz")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    let refused = fx
+        .stack
+        .s3
+        .delete_object()
+        .bucket(&fx.evidence)
+        .key("rds-logs/db-1/audit.log.1.gz")
+        .version_id(&version)
+        .send()
+        .await;
+    assert!(refused.is_err(), "a locked version was deleted");
+    fx.stack
+        .s3
+        .delete_object()
+        .bucket(&fx.evidence)
+        .key("rds-logs/db-1/audit.log.1.gz")
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(
+        code, 0,
+        "a delete marker hides nothing from the validator: {out}"
+    );
+
+    // The reports bucket has no lock: deleting the version there is seen.
+    let report = fx
+        .stack
+        .s3
+        .head_object()
+        .bucket(&fx.reports)
+        .key("database_audits/report.json")
+        .send()
+        .await
+        .unwrap();
+    fx.stack
+        .s3
+        .delete_object()
+        .bucket(&fx.reports)
+        .key("database_audits/report.json")
+        .version_id(report.version_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "INVALID missing s3://{}/database_audits/report.json",
+            fx.reports
+        )),
+        "{out}"
+    );
+}
+
+/// Copies `from` to a fresh folder, keeping modification times.
+fn copy_of(from: &Path, name: &str) -> PathBuf {
+    let to = from.with_file_name(name);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    to
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampering_is_reported_with_the_reason_it_names() {
+    let mut fx = Fixture::chain().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let base = scratch.path().join("evidence");
+    let key = fx.export(&base).await;
+    let ev = fx.evidence.clone();
+    let newest = fx.newest_sequence();
+    let expect = |dir: &Path, reason: &str, what: &Path| {
+        let (code, out) = fx.validate_dir(dir, &key);
+        assert_eq!(code, 1, "{reason}: {out}");
+        let line = format!("INVALID {reason} {}", what.display());
+        assert!(
+            invalid_lines(&out).iter().any(|l| l.starts_with(&line)),
+            "expected {line}\n{out}"
+        );
+        out
+    };
+
+    // An object modified.
+    let dir = copy_of(&base, "modified");
+    let object = dir.join(&ev).join("rds-logs/db-1/audit.log.1.gz");
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[12] ^= 1;
+    std::fs::write(&object, bytes).unwrap();
+    let out = expect(&dir, "hash-mismatch", &object);
+    assert_eq!(invalid_lines(&out).len(), 1, "{out}");
+
+    // An object deleted.
+    let dir = copy_of(&base, "deleted");
+    let object = dir.join(&fx.reports).join("database_audits/report.json");
+    std::fs::remove_file(&object).unwrap();
+    expect(&dir, "missing", &object);
+
+    // A digest in the middle of the chain deleted.
+    let dir = copy_of(&base, "gap");
+    let middle = fx.digest_path(&dir, 2);
+    std::fs::remove_file(&middle).unwrap();
+    expect(&dir, "chain-gap", &middle);
+
+    // The newest digest deleted: the head item outside the bucket still names it.
+    let dir = copy_of(&base, "tail");
+    let tail = fx.digest_path(&dir, newest);
+    std::fs::remove_file(&tail).unwrap();
+    expect(&dir, "chain-tail-missing", &tail);
+
+    // An object added under an evidence prefix, dated inside the validated period.
+    let dir = copy_of(&base, "added");
+    let added = dir
+        .join(&ev)
+        .join("dynamodb-changes/2026/11/30/07/forged.gz");
+    std::fs::write(&added, gzip(b"{}\n")).unwrap();
+    let genesis_time = std::fs::metadata(dir.join(&ev).join("rds-logs/db-1/audit.log.1.gz"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&added)
+        .unwrap()
+        .set_modified(genesis_time)
+        .unwrap();
+    expect(&dir, "unlisted", &added);
+
+    // A digest edited (an object's hash changed to match a forged object).
+    let dir = copy_of(&base, "edited");
+    let edited = fx.digest_path(&dir, 1);
+    let (mut document, _) = digest::decode(&std::fs::read(&edited).unwrap()).unwrap();
+    document.objects[0].sha256 = "00".repeat(32);
+    std::fs::write(&edited, digest::encode(&document).gzip).unwrap();
+    expect(&dir, "bad-signature", &edited);
+
+    // Signatures swapped between two digests.
+    let dir = copy_of(&base, "swapped");
+    let (one, two) = (fx.digest_path(&dir, 1), fx.digest_path(&dir, 2));
+    let sig = |p: &Path| PathBuf::from(format!("{}.sig", p.display()));
+    std::fs::copy(sig(&one), sig(&two)).unwrap();
+    expect(&dir, "bad-signature", &two);
+
+    // An old digest replayed in place of a newer one.
+    let dir = copy_of(&base, "replayed");
+    let (old, newer) = (fx.digest_path(&dir, 2), fx.digest_path(&dir, 3));
+    std::fs::copy(&old, &newer).unwrap();
+    std::fs::copy(sig(&old), sig(&newer)).unwrap();
+    expect(&dir, "bad-signature", &newer);
+
+    // A file the source has and no backup ever covered, past the copy SLO.
+    fx.track(
+        "db-2",
+        "never.log",
+        audit_core::now_ms() - 3 * 3_600_000,
+        None,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(fx.run().await.not_copied, 1);
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(invalid_lines(&out).len(), 1, "{out}");
+    assert!(
+        invalid_lines(&out)[0].starts_with("INVALID not-copied db-2/never.log"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_write_one_digest() {
+    let fx = Fixture::new().await;
+    fx.put(&fx.evidence, "rds-logs/db-1/a.gz", gzip(b"a\n"), None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let other = writer(&fx.stack, &fx.env).await;
+    let now = audit_core::now_ms();
+    let (a, b) = tokio::join!(
+        fx.writer.run(RunRequest::Scheduled, now),
+        other.run(RunRequest::Scheduled, now)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.digests.len() + b.digests.len(), 1, "{a:?}\n{b:?}");
+    assert!(a.skipped.is_some() || b.skipped.is_some());
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1/1 digest files valid"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_what_is_wrong() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditkit"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["validate", "--bucket", "b"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--key-id") && err.contains("--public-key"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "validate",
+        "--dir",
+        "/nonexistent",
+        "--public-key",
+        "/nonexistent.pem",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent"), "{err}");
+    let (code, err) = run(&[
+        "validate",
+        "--bucket",
+        "b",
+        "--public-key",
+        "k",
+        "--start-time",
+        "last week",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--start-time"), "{err}");
+}

@@ -1,0 +1,252 @@
+//! The S3 adapter: listing evidence versions, hashing stored bytes, and storing digests with
+//! their signatures. Nothing here decides what goes into a digest.
+
+use crate::{DigestError, ListedVersion};
+use audit_core::digest::{
+    ALGORITHM_METADATA, DigestedObject, EvidenceLocation, SIGNATURE_METADATA, SIGNATURE_SUFFIX,
+    SOURCE_SHA256_METADATA, SigningAlgorithm, rfc3339,
+};
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use sha2::{Digest as _, Sha256};
+
+/// How a conditional write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Written,
+    /// The key exists (S3 answered 412 to `If-None-Match: *`).
+    Exists,
+}
+
+/// A stored digest as read back: the gzip bytes and the signature in its metadata.
+#[derive(Debug)]
+pub struct StoredDigest {
+    pub gzip: Vec<u8>,
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvidenceStore {
+    pub s3: aws_sdk_s3::Client,
+}
+
+fn timestamp_ms(t: Option<&aws_smithy_types::DateTime>) -> i64 {
+    t.and_then(|t| t.to_millis().ok()).unwrap_or(0)
+}
+
+/// S3 calls an unversioned object's version `null`.
+fn version(id: Option<&str>) -> Option<String> {
+    id.filter(|v| *v != "null").map(str::to_owned)
+}
+
+impl EvidenceStore {
+    /// Every object version under `location` (delete markers are not objects: the version
+    /// they hide is still listed and still evidence).
+    pub async fn list_versions(
+        &self,
+        location: &EvidenceLocation,
+    ) -> Result<Vec<ListedVersion>, DigestError> {
+        let mut listed = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .s3
+                .list_object_versions()
+                .bucket(&location.bucket)
+                .prefix(&location.prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| DigestError::aws("ListObjectVersions", &e))?;
+            for v in page.versions() {
+                let Some(key) = v.key() else { continue };
+                listed.push(ListedVersion {
+                    bucket: location.bucket.clone(),
+                    key: key.to_owned(),
+                    version_id: version(v.version_id()),
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    last_modified_ms: timestamp_ms(v.last_modified()),
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(listed);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Err(DigestError::Aws {
+                    operation: "ListObjectVersions",
+                    message: "a truncated page without NextKeyMarker".into(),
+                    retryable: true,
+                });
+            }
+        }
+    }
+
+    /// The SHA-256 and size of the stored bytes of one version, streamed (memory stays at one
+    /// chunk whatever the size). `None` when the version is gone since it was listed.
+    pub async fn hash(&self, v: &ListedVersion) -> Result<Option<DigestedObject>, DigestError> {
+        let got = self
+            .s3
+            .get_object()
+            .bucket(&v.bucket)
+            .key(&v.key)
+            .set_version_id(v.version_id.clone())
+            .send()
+            .await;
+        let mut object = match got {
+            Ok(object) => object,
+            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => return Ok(None),
+            Err(e) => return Err(DigestError::aws("GetObject", &e)),
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = object.body.try_next().await.map_err(|e| DigestError::Aws {
+            operation: "GetObject",
+            message: format!("reading s3://{}/{}: {e}", v.bucket, v.key),
+            retryable: true,
+        })? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        let source_sha256 = object
+            .metadata()
+            .and_then(|m| m.get(SOURCE_SHA256_METADATA))
+            .cloned();
+        Ok(Some(DigestedObject {
+            bucket: v.bucket.clone(),
+            key: v.key.clone(),
+            version_id: v.version_id.clone(),
+            size,
+            sha256: hex::encode(hasher.finalize()),
+            last_modified: rfc3339(v.last_modified_ms),
+            source_sha256,
+        }))
+    }
+
+    /// A digest and the signature in its metadata; `None` when the key does not exist.
+    pub async fn read_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<StoredDigest>, DigestError> {
+        let got = self.s3.get_object().bucket(bucket).key(key).send().await;
+        let object = match got {
+            Ok(object) => object,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(DigestError::aws("GetObject", &e)),
+        };
+        let signature = object
+            .metadata()
+            .and_then(|m| m.get(SIGNATURE_METADATA))
+            .cloned();
+        let gzip = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| DigestError::Aws {
+                operation: "GetObject",
+                message: format!("reading s3://{bucket}/{key}: {e}"),
+                retryable: true,
+            })?
+            .to_vec();
+        Ok(Some(StoredDigest { gzip, signature }))
+    }
+
+    /// Stores a digest, never over an existing object. The bucket's default Object Lock
+    /// retention, when it has one, applies to it as to any new object.
+    pub async fn put_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature: &str,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Put, DigestError> {
+        let sent = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/gzip")
+            .metadata(SIGNATURE_METADATA, signature)
+            .metadata(ALGORITHM_METADATA, algorithm.as_str())
+            .body(ByteStream::from(gzip))
+            .send()
+            .await;
+        put_outcome("PutObject (digest)", sent)
+    }
+
+    /// Stores the `.sig` sidecar. One that exists already must hold the same signature (a
+    /// run completing a predecessor's digest); anything else is a chain inconsistency.
+    pub async fn put_sidecar(
+        &self,
+        bucket: &str,
+        digest_key: &str,
+        signature: &str,
+    ) -> Result<(), DigestError> {
+        let key = format!("{digest_key}{SIGNATURE_SUFFIX}");
+        let sent = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .if_none_match("*")
+            .content_type("text/plain")
+            .body(ByteStream::from(signature.as_bytes().to_vec()))
+            .send()
+            .await;
+        if put_outcome("PutObject (signature)", sent)? == Put::Written {
+            return Ok(());
+        }
+        let existing = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| DigestError::aws("GetObject", &e))?
+            .body
+            .collect()
+            .await
+            .map_err(|e| DigestError::Aws {
+                operation: "GetObject",
+                message: e.to_string(),
+                retryable: true,
+            })?
+            .to_vec();
+        if existing.trim_ascii() == signature.as_bytes() {
+            Ok(())
+        } else {
+            Err(DigestError::Chain(format!(
+                "s3://{bucket}/{key} exists with another signature"
+            )))
+        }
+    }
+}
+
+fn put_outcome<E>(
+    operation: &'static str,
+    sent: Result<
+        E,
+        SdkError<
+            aws_sdk_s3::operation::put_object::PutObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Put, DigestError> {
+    match sent {
+        Ok(_) => Ok(Put::Written),
+        Err(e)
+            if e.code() == Some("PreconditionFailed")
+                || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+        {
+            Ok(Put::Exists)
+        }
+        Err(e) => Err(DigestError::aws(operation, &e)),
+    }
+}
