@@ -63,7 +63,7 @@ lint:
 
 ci: fmt-check lint test
 
-FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater pg-auditor audit-api
+FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-updater pg-auditor audit-api digest-writer
 
 ## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
 bench-transform: setup

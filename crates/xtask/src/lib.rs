@@ -72,6 +72,15 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             load: |env| table_updater::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
+            name: "digest-writer",
+            function_logical_id: "DigestWriterFunction",
+            role_logical_id: "DigestWriterRole",
+            environment: digest_writer::ENVIRONMENT,
+            iam_actions: digest_writer::IAM_ACTIONS,
+            event_source_actions: &[],
+            load: |env| digest_writer::Config::from_env(env).map(|_| ()),
+        },
+        FunctionContract {
             name: "pg-auditor",
             function_logical_id: "PgAuditorFunction",
             role_logical_id: "PgAuditorRole",
@@ -128,24 +137,154 @@ fn resolve(template: &Value, expression: &Value) -> String {
     match expression {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
         Value::Object(o) if o.contains_key("Ref") => {
-            let name = o["Ref"].as_str().unwrap_or_default();
-            if let Some(parameter) = template["Parameters"].get(name) {
-                return match &parameter["Default"] {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => String::new(),
-                };
-            }
-            match template["Resources"][name]["Type"].as_str() {
-                Some("AWS::SQS::Queue") => {
-                    format!("https://sqs.us-east-1.amazonaws.com/000000000000/{name}")
-                }
-                _ => name.to_owned(),
-            }
+            reference(template, o["Ref"].as_str().unwrap_or_default())
+        }
+        Value::Object(o) if o.contains_key("Fn::GetAtt") => {
+            let (resource, attribute) = match &o["Fn::GetAtt"] {
+                Value::Array(parts) => (
+                    parts.first().and_then(Value::as_str).unwrap_or_default(),
+                    parts.get(1).and_then(Value::as_str).unwrap_or_default(),
+                ),
+                Value::String(dotted) => dotted.split_once('.').unwrap_or((dotted, "")),
+                _ => ("", ""),
+            };
+            attribute_of(template, resource, attribute)
+        }
+        Value::Object(o) if o.contains_key("Fn::Sub") => {
+            let (text, variables) = match &o["Fn::Sub"] {
+                Value::Array(parts) => (
+                    parts.first().and_then(Value::as_str).unwrap_or_default(),
+                    parts.get(1).cloned().unwrap_or(Value::Null),
+                ),
+                other => (other.as_str().unwrap_or_default(), Value::Null),
+            };
+            substitute(template, text, &variables)
+        }
+        Value::Object(o) if o.contains_key("Fn::Join") => {
+            let parts = o["Fn::Join"].as_array().cloned().unwrap_or_default();
+            let separator = parts.first().and_then(Value::as_str).unwrap_or_default();
+            parts
+                .get(1)
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| resolve(template, item))
+                        .collect::<Vec<_>>()
+                        .join(separator)
+                })
+                .unwrap_or_default()
+        }
+        Value::Object(o) if o.contains_key("Fn::If") => {
+            let branches = o["Fn::If"].as_array().cloned().unwrap_or_default();
+            let holds = branches
+                .first()
+                .and_then(Value::as_str)
+                .is_some_and(|name| condition(template, &template["Conditions"][name]));
+            resolve(
+                template,
+                &branches[if holds { 1 } else { 2 }.min(branches.len().saturating_sub(1))],
+            )
         }
         _ => "unresolved".to_owned(),
     }
+}
+
+/// What `Ref` gives with the parameters' defaults, and plausible physical names for resources
+/// (CloudFormation names buckets and tables `<stack>-<logicalid>-<suffix>`, in lower case for
+/// buckets).
+fn reference(template: &Value, name: &str) -> String {
+    if name == "AWS::NoValue" {
+        return String::new();
+    }
+    if let Some(pseudo) = name.strip_prefix("AWS::") {
+        return match pseudo {
+            "Region" => "us-east-1".into(),
+            "AccountId" => "000000000000".into(),
+            "Partition" => "aws".into(),
+            _ => "auditkit".into(),
+        };
+    }
+    if let Some(parameter) = template["Parameters"].get(name) {
+        return match &parameter["Default"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+    }
+    match template["Resources"][name]["Type"].as_str() {
+        Some("AWS::SQS::Queue") => {
+            format!("https://sqs.us-east-1.amazonaws.com/000000000000/{name}")
+        }
+        Some("AWS::S3::Bucket") => format!("auditkit-{}-1a2b3c4d5e6f", name.to_lowercase()),
+        Some("AWS::DynamoDB::Table") => format!("auditkit-{name}-1A2B3C4D5E6F"),
+        _ => name.to_owned(),
+    }
+}
+
+fn attribute_of(template: &Value, resource: &str, attribute: &str) -> String {
+    let id = reference(template, resource);
+    match (template["Resources"][resource]["Type"].as_str(), attribute) {
+        (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{id}"),
+        (Some("AWS::KMS::Key"), "Arn") => {
+            "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab".into()
+        }
+        (Some("AWS::DynamoDB::Table"), "Arn") => {
+            format!("arn:aws:dynamodb:us-east-1:000000000000:table/{id}")
+        }
+        _ => format!("{id}.{attribute}"),
+    }
+}
+
+/// `Fn::Sub`: `${Name}` and `${Resource.Attribute}` replaced, `${!Literal}` kept literally.
+fn substitute(template: &Value, text: &str, variables: &Value) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + end];
+        if let Some(literal) = name.strip_prefix('!') {
+            out.push_str(&format!("${{{literal}}}"));
+        } else if let Some(value) = variables.get(name) {
+            out.push_str(&resolve(template, value));
+        } else if let Some((resource, attribute)) = name.split_once('.') {
+            out.push_str(&attribute_of(template, resource, attribute));
+        } else {
+            out.push_str(&reference(template, name));
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A template condition evaluated with the parameters' defaults.
+fn condition(template: &Value, expression: &Value) -> bool {
+    let args = |key: &str| expression[key].as_array().cloned().unwrap_or_default();
+    if let Some(name) = expression["Condition"].as_str() {
+        return condition(template, &template["Conditions"][name]);
+    }
+    if expression.get("Fn::Not").is_some() {
+        return !args("Fn::Not")
+            .first()
+            .is_some_and(|c| condition(template, c));
+    }
+    if expression.get("Fn::And").is_some() {
+        return args("Fn::And").iter().all(|c| condition(template, c));
+    }
+    if expression.get("Fn::Or").is_some() {
+        return args("Fn::Or").iter().any(|c| condition(template, c));
+    }
+    if expression.get("Fn::Equals").is_some() {
+        let values = args("Fn::Equals");
+        return values.len() == 2 && resolve(template, &values[0]) == resolve(template, &values[1]);
+    }
+    false
 }
 
 /// The environment a function gets from the template, with expressions resolved.

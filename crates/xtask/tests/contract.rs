@@ -215,3 +215,62 @@ fn checkov_passes_both_templates_and_every_skip_says_why() {
         }
     }
 }
+
+#[test]
+fn evidence_is_worm_by_default_and_the_digests_cover_every_prefix_the_functions_write() {
+    let template = template("infra-main/template.yaml");
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["ObjectLockDays"]["Default"], 365);
+    assert_eq!(parameters["ObjectLockMode"]["Default"], "GOVERNANCE");
+    let bucket = &template["Resources"]["BackupBucket"]["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    assert_eq!(
+        bucket["ObjectLockConfiguration"]["Fn::If"][1]["Rule"]["DefaultRetention"]["Mode"]["Ref"],
+        "ObjectLockMode"
+    );
+
+    let env: std::collections::BTreeMap<String, String> =
+        template_environment(&template, "DigestWriterFunction")
+            .into_iter()
+            .collect();
+    let config = digest_writer::Config::from_env(&Env::from_pairs(env.clone())).unwrap();
+    let backup_bucket = &env["BACKUP_BUCKET"];
+    let covered: BTreeSet<(String, String)> = config
+        .evidence
+        .iter()
+        .map(|l| (l.bucket.clone(), l.prefix.clone()))
+        .collect();
+    // What log-downloader, Firehose and pg-auditor write (with the defaults).
+    let downloader_prefix = template_environment(&template, "LogDownloaderFunction")
+        .into_iter()
+        .find(|(k, _)| k == "BACKUP_PREFIX")
+        .map_or_else(|| "rds-logs".to_owned(), |(_, v)| v);
+    for prefix in [
+        format!("{}/", downloader_prefix.trim_end_matches('/')),
+        "dynamodb-changes/".to_owned(),
+        parameters["AuditReportsPrefix"]["Default"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ] {
+        assert!(
+            covered.contains(&(backup_bucket.clone(), prefix.clone())),
+            "{prefix} is not digested: {covered:?}"
+        );
+    }
+    assert_eq!(config.digest_bucket, *backup_bucket);
+    assert_eq!(config.digest_prefix, "auditkit-digests/");
+    // The role writes nothing but digests.
+    let statements = template["Resources"]["DigestWriterRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let put = statements
+        .iter()
+        .find(|s| s["Action"] == serde_json::json!(["s3:PutObject"]))
+        .unwrap();
+    assert_eq!(
+        put["Resource"]["Fn::Sub"],
+        "${BackupBucket.Arn}/auditkit-digests/*"
+    );
+}

@@ -1,0 +1,330 @@
+//! digest-writer against the emulator: the real binary under a local Lambda Runtime API (the
+//! schedule's event, a bad event, a bad configuration), and a run that completes or releases
+//! the claim of a run that died.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use audit_core::Env;
+use audit_core::digest::{self, DigestKind};
+use devstack::evidence::EvidenceStack;
+use devstack::{InvokeError, LocalLambda, moto};
+use digest_writer::RunRequest;
+use digest_writer::handler::DigestWriter;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Setup {
+    stack: EvidenceStack,
+    bucket: String,
+    env: Vec<(String, String)>,
+}
+
+async fn setup() -> Setup {
+    let stack = EvidenceStack::start(&moto().isolated()).await.unwrap();
+    let bucket = stack.locked_bucket("evidence", 1).await.unwrap();
+    let env = stack.writer_env(&bucket, &[format!("{bucket}/rds-logs/")], 1, None);
+    Setup { stack, bucket, env }
+}
+
+impl Setup {
+    async fn put(&self, key: &str, body: &[u8]) {
+        self.stack
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn writer(&self) -> DigestWriter {
+        let config = digest_writer::Config::from_env(&Env::from_pairs(self.env.clone())).unwrap();
+        let mut writer = DigestWriter::new(config, &self.stack.aws.sdk_config().await);
+        writer.store.s3 = self.stack.s3.clone();
+        writer
+    }
+
+    async fn head(&self) -> Value {
+        let item = self
+            .stack
+            .dynamodb
+            .get_item()
+            .table_name(&self.stack.head_table)
+            .key(
+                "chain",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "{}/auditkit-digests/",
+                    self.bucket
+                )),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        serde_dynamo::from_item(item).unwrap()
+    }
+
+    async fn digest_keys(&self) -> Vec<String> {
+        let listed = self
+            .stack
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix("auditkit-digests/")
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| k.ends_with(".json.gz"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn scheduled_event() -> Value {
+    json!({
+        "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-30T07:05:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/digests"], "detail": {}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_function_writes_a_signed_digest_and_one_metric_line() {
+    let s = setup().await;
+    s.put("rds-logs/db-1/a.log.gz", b"a").await;
+    s.put("rds-logs/db-1/b.log.gz", b"bb").await;
+    s.put("elsewhere/not-evidence", b"c").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let function = LocalLambda::builder(env!("CARGO_BIN_EXE_digest-writer"))
+        .envs(s.env.clone())
+        .start()
+        .await
+        .unwrap();
+    let response = function.invoke(&scheduled_event()).await.unwrap();
+    assert_eq!(response["digests"][0]["sequence"], 1, "{response}");
+    assert_eq!(response["digests"][0]["objects"], 2, "{response}");
+    assert_eq!(response["objects_hashed"], 2);
+    assert_eq!(response["bytes_hashed"], 3);
+
+    // The stored digest: the objects' hashes, and a signature in metadata and sidecar that
+    // verifies with the key's public key over CloudTrail's signing string.
+    let key = response["digests"][0]["key"].as_str().unwrap();
+    let object = s
+        .stack
+        .s3
+        .get_object()
+        .bucket(&s.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let signature = object.metadata().unwrap()["signature"].clone();
+    assert_eq!(
+        object.metadata().unwrap()["signature-algorithm"],
+        "ECDSA_SHA_256"
+    );
+    let gzip = object.body.collect().await.unwrap().to_vec();
+    let (document, sha256) = digest::decode(&gzip).unwrap();
+    assert_eq!(document.window_start, "1970-01-01T00:00:00Z");
+    assert_eq!(
+        document
+            .objects
+            .iter()
+            .map(|o| (o.key.as_str(), o.size))
+            .collect::<Vec<_>>(),
+        [("rds-logs/db-1/a.log.gz", 1), ("rds-logs/db-1/b.log.gz", 2)]
+    );
+    assert_eq!(
+        document.objects[0].sha256,
+        "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb" // sha256("a")
+    );
+    let sidecar = devstack::AwsEnv::object_bytes(&s.stack.s3, &s.bucket, &format!("{key}.sig"))
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(sidecar).unwrap(), signature);
+    let public_key = s
+        .stack
+        .kms
+        .get_public_key()
+        .key_id(&s.stack.key_arn)
+        .send()
+        .await
+        .unwrap();
+    let der = public_key.public_key().unwrap().as_ref();
+    assert_eq!(
+        document.signing.public_key_fingerprint,
+        digest::fingerprint(der)
+    );
+    let message = digest::signing_string(&document.window_end, &s.bucket, key, &sha256, None);
+    assert!(digest::verify_signature(
+        der,
+        document.signing.algorithm,
+        message.as_bytes(),
+        &hex::decode(&signature).unwrap()
+    ));
+    assert_eq!(s.head().await["digest_key"], key);
+
+    // One EMF line, valid against the specification.
+    let lines: Vec<_> = function
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("\"_aws\""))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let record = audit_core::metrics::check_line(&lines[0]).unwrap();
+    assert_eq!(record.total("DigestsWritten"), 1.0);
+    assert_eq!(record.total("ObjectsHashed"), 2.0);
+    assert_eq!(record.total("DigestRunFailures"), 0.0);
+
+    // An event that is not the schedule's and not a window end is refused, changing nothing.
+    match function.invoke(&json!({"window_end": "soon"})).await {
+        Err(InvokeError::Function(e)) => {
+            assert_eq!(e.error_type, "Permanent.InvalidEvent");
+            assert!(
+                e.error_message.contains("window_end"),
+                "{}",
+                e.error_message
+            );
+        }
+        other => panic!("expected an invalid event, got {other:?}"),
+    }
+    assert_eq!(s.digest_keys().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_the_cold_start_naming_the_variable() {
+    let s = setup().await;
+    for (name, value) in [
+        ("EVIDENCE", "not a location"),
+        ("WINDOW_SECONDS", "7"),
+        ("SIGNING_KEY_ID", ""),
+    ] {
+        let mut env: Vec<(String, String)> =
+            s.env.iter().filter(|(k, _)| k != name).cloned().collect();
+        if !value.is_empty() {
+            env.push((name.to_owned(), value.to_owned()));
+        }
+        let function = LocalLambda::builder(env!("CARGO_BIN_EXE_digest-writer"))
+            .envs(env)
+            .start()
+            .await
+            .unwrap();
+        match function.invoke(&scheduled_event()).await {
+            Err(InvokeError::Init { error, .. }) => {
+                assert_eq!(error.error_type, "Runtime.ConfigurationError");
+                assert!(
+                    error.error_message.contains(name),
+                    "{}",
+                    error.error_message
+                );
+            }
+            other => panic!("{name}: expected an init error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
+    let s = setup().await;
+    let writer = s.writer().await;
+    s.put("rds-logs/a", b"a").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    let before = s.head().await;
+    s.put("rds-logs/b", b"b").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    let stored = second.digests.last().unwrap().clone();
+
+    // Put the head back as a run that stored its digest and died would have left it: the old
+    // head, and a claim older than the lease on the stored digest.
+    let item = json!({
+        "chain": format!("{}/auditkit-digests/", s.bucket),
+        "sequence": before["sequence"], "digest_bucket": before["digest_bucket"],
+        "digest_key": before["digest_key"], "signature": before["signature"],
+        "covered_until": before["covered_until"],
+        "pending_sequence": stored.sequence, "pending_key": stored.key,
+        "pending_since": audit_core::now_ms() - 3_600_000,
+    });
+    s.stack
+        .dynamodb
+        .put_item()
+        .table_name(&s.stack.head_table)
+        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let digests_before = s.digest_keys().await.len();
+    let recovering = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(recovering.recovered.as_deref(), Some(stored.key.as_str()));
+    let head = s.head().await;
+    assert_eq!(head["sequence"], stored.sequence);
+    assert_eq!(head["digest_key"], stored.key.as_str());
+    assert!(head.get("pending_key").is_none(), "{head}");
+    // Whatever else the run wrote chains on from the recovered digest, and nothing was lost.
+    if let Some(next) = recovering.digests.first() {
+        assert_eq!(next.sequence, stored.sequence + 1);
+    }
+    assert_eq!(
+        s.digest_keys().await.len(),
+        digests_before + recovering.digests.len()
+    );
+    assert_eq!(first.digests[0].kind, DigestKind::Hourly);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_claim_makes_a_run_wait_and_a_stale_unstored_one_is_released() {
+    let s = setup().await;
+    let writer = s.writer().await;
+    let chain = format!("{}/auditkit-digests/", s.bucket);
+    let claim = |since: i64| json!({"chain": chain, "pending_sequence": 1, "pending_key": "auditkit-digests/never-written.json.gz", "pending_since": since});
+    let put = |item: Value| {
+        s.stack
+            .dynamodb
+            .put_item()
+            .table_name(&s.stack.head_table)
+            .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+            .send()
+    };
+    s.put("rds-logs/a", b"a").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    put(claim(audit_core::now_ms())).await.unwrap();
+    let waiting = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    assert!(
+        waiting.skipped.is_some() && waiting.digests.is_empty(),
+        "{waiting:?}"
+    );
+
+    put(claim(audit_core::now_ms() - 3_600_000)).await.unwrap();
+    let resumed = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.recovered.as_deref(),
+        Some("auditkit-digests/never-written.json.gz")
+    );
+    assert_eq!(resumed.digests.len(), 1);
+    assert_eq!(resumed.digests[0].sequence, 1);
+}
