@@ -26,8 +26,16 @@ pub enum Store {
 struct Hashing {
     stored: Sha256,
     size: u64,
-    decoded: Option<flate2::write::MultiGzDecoder<HashWriter>>,
-    plain: Option<()>,
+    deep: Deep,
+}
+
+/// What `--deep` hashes: nothing, the stored bytes themselves (not compressed), or the
+/// gzip-decoded bytes; `Broken` once the bytes turned out not to be gzip.
+enum Deep {
+    Off,
+    Plain,
+    Gzip(Box<flate2::write::MultiGzDecoder<HashWriter>>),
+    Broken,
 }
 
 /// A `Write` that hashes.
@@ -45,39 +53,43 @@ impl Write for HashWriter {
 
 impl Hashing {
     fn new(key: &str, deep: bool) -> Self {
-        let gzip = key.ends_with(".gz");
+        let deep = match (deep, key.ends_with(".gz")) {
+            (false, _) => Deep::Off,
+            (true, false) => Deep::Plain,
+            (true, true) => Deep::Gzip(Box::new(flate2::write::MultiGzDecoder::new(HashWriter(
+                Sha256::new(),
+            )))),
+        };
         Hashing {
             stored: Sha256::new(),
             size: 0,
-            decoded: (deep && gzip)
-                .then(|| flate2::write::MultiGzDecoder::new(HashWriter(Sha256::new()))),
-            plain: (deep && !gzip).then_some(()),
+            deep,
         }
     }
 
     fn update(&mut self, chunk: &[u8]) {
         self.stored.update(chunk);
         self.size += chunk.len() as u64;
-        if let Some(decoder) = &mut self.decoded
+        if let Deep::Gzip(decoder) = &mut self.deep
             && decoder.write_all(chunk).is_err()
         {
             // Not gzip after all: the deep hash cannot match, which is the finding.
-            self.decoded = None;
-            self.plain = None;
+            self.deep = Deep::Broken;
         }
     }
 
     fn finish(self) -> ObjectState {
         let stored = hex::encode(self.stored.finalize());
-        let decompressed_sha256 = match (self.decoded, self.plain) {
-            (Some(decoder), _) => Some(
+        let decompressed_sha256 = match self.deep {
+            Deep::Off => None,
+            Deep::Plain => Some(stored.clone()),
+            Deep::Gzip(decoder) => Some(
                 decoder
                     .finish()
                     .map(|w| hex::encode(w.0.finalize()))
-                    .unwrap_or_else(|_| "not-valid-gzip".to_owned()),
+                    .unwrap_or_else(|_| NOT_GZIP.to_owned()),
             ),
-            (None, Some(())) => Some(stored.clone()),
-            (None, None) => None,
+            Deep::Broken => Some(NOT_GZIP.to_owned()),
         };
         ObjectState::Present {
             size: self.size,
@@ -86,6 +98,9 @@ impl Hashing {
         }
     }
 }
+
+/// The deep hash of a `.gz` object that does not decompress.
+const NOT_GZIP: &str = "not-valid-gzip";
 
 impl Store {
     /// A local copy keeps one version per key, so objects are compared by key there.

@@ -3,7 +3,8 @@
 //! It gives tests, `make test` and `make demo` the whole local stack with nothing assumed
 //! running: [`moto::moto`] (the AWS emulator, installed into the project venv on first use),
 //! [`postgres::postgres`] (a throwaway PostgreSQL cluster) and [`runtime_api::LocalLambda`]
-//! (a function's real binary under a local Lambda Runtime API). Servers start on free loopback
+//! (a function's real binary under a local Lambda Runtime API); [`evidence`] adds the
+//! signing key, head table and Object-Locked buckets of the evidence-integrity tests. Servers start on free loopback
 //! ports, once per test process, and stop when that process ends, also after a failure or a
 //! kill ([`process`]). Tests stay independent by taking their own region from
 //! [`moto::Moto::isolated`] and unique resource names from [`unique_name`].

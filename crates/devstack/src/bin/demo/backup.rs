@@ -15,6 +15,9 @@ use sha2::Digest;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// Where the demo's log-downloader writes backups (the evidence section digests it).
+pub const BACKUP_PREFIX: &str = "audit-logs";
+
 const QUIET: Duration = Duration::from_millis(1500);
 
 pub struct Demo {
@@ -139,7 +142,7 @@ pub async fn run() -> Result<Demo, String> {
     // Demo timing: a file counts as no longer written after 1 s (default 5 min).
     let detector = stack.start_detector(&[("QUIET_PERIOD", "1s")]).await?;
     let downloader = stack
-        .start_downloader(&[("BACKUP_PREFIX", "audit-logs")])
+        .start_downloader(&[("BACKUP_PREFIX", BACKUP_PREFIX)])
         .await?;
     println!(
         "Functions running under the local Lambda Runtime API: db-scanner, log-detector, log-downloader\n"

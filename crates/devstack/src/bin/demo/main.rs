@@ -5,9 +5,12 @@
 //! 3. [`updates`]: safe record updates (table-updater).
 //! 4. [`pg_audit`]: the database structure audit (pg-auditor).
 //! 5. [`audit_api`]: the audit-event service (audit-api).
+//! 6. [`evidence`]: signed, chained digests of all of it (digest-writer after the backup and at
+//!    the end), validated on S3 and on a local copy, then on a tampered copy (auditkit).
 
 mod audit_api;
 mod backup;
+mod evidence;
 mod orders;
 mod pg_audit;
 mod updates;
@@ -22,10 +25,20 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let demo = backup::run().await?;
-    orders::orders_audit_trail(&demo.stack.aws).await?;
+    let backups = demo.stack.bucket.clone();
+    let mut evidence =
+        evidence::Evidence::start(&demo.stack.aws, &backups, &demo.stack.table).await?;
+    let mut locations = vec![format!("{backups}/{}/", backup::BACKUP_PREFIX)];
+    evidence.digest(&locations).await?;
+    let changes = orders::orders_audit_trail(&demo.stack.aws).await?;
     updates::safe_record_updates(&demo.stack.aws).await?;
-    pg_audit::database_structure_audit(&demo.stack.aws).await?;
+    let reports = pg_audit::database_structure_audit(&demo.stack.aws).await?;
     audit_api::audit_event_service().await?;
+    println!("\n== Evidence integrity, continued: the chain after every section\n");
+    locations.push(format!("{changes}/dynamodb-changes/"));
+    locations.push(format!("{reports}/database_audits/"));
+    evidence.digest(&locations).await?;
+    evidence.validate(&[&backups, &changes, &reports]).await?;
     println!("\nDone. Everything the demo started stops now.");
     Ok(())
 }

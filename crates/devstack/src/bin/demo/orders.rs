@@ -2,7 +2,8 @@
 //! stream-to-firehose, read back as order 101's history.
 
 /// The original change-audit lab's Orders example through stream-to-firehose.
-pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
+/// Returns the audit bucket (the evidence section digests its change log).
+pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<String, String> {
     use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
     use devstack::change_audit::ChangeAuditStack;
 
@@ -149,5 +150,5 @@ pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<(), String> {
             ids.len()
         ));
     }
-    Ok(())
+    Ok(stack.bucket.clone())
 }

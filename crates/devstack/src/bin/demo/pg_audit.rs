@@ -42,7 +42,8 @@ ANALYZE;
 "#;
 
 /// The original auditor's database audit: pg-auditor's CLI on a local database, to a folder and to S3.
-pub async fn database_structure_audit(aws: &devstack::AwsEnv) -> Result<(), String> {
+/// Returns the reports bucket (the evidence section digests its reports).
+pub async fn database_structure_audit(aws: &devstack::AwsEnv) -> Result<String, String> {
     println!("\n== Database structure audit: pg-auditor\n");
     let pg = devstack::postgres();
     let database = devstack::unique_name("demo_audit").replace('-', "_");
@@ -94,5 +95,5 @@ pub async fn database_structure_audit(aws: &devstack::AwsEnv) -> Result<(), Stri
         "  open the HTML report in a browser: {}/audit_*.html",
         out.display()
     );
-    Ok(())
+    Ok(bucket)
 }
