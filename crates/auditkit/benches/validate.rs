@@ -158,14 +158,21 @@ async fn main() {
 
     // Warm the page cache for both.
     timed("sha256sum", &evidence_files, &[], true);
-    let (mut sums, mut validations) = (Vec::new(), Vec::new());
+    let one_core: Vec<String> = dir_args
+        .iter()
+        .cloned()
+        .chain(["--parallel".to_owned(), "1".to_owned()])
+        .collect();
+    let (mut sums, mut validations, mut single) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         sums.push(timed("sha256sum", &evidence_files, &[], true));
         validations.push(timed(auditkit, &dir_args, &[], true));
+        single.push(timed(auditkit, &one_core, &[], true));
     }
     println!("\n{files} files, {total_mib:.0} MiB, {runs} runs each, alternating:");
     let sum_median = summary("sha256sum (coreutils 9.1)", &sums);
     let validate_median = summary("auditkit validate --dir", &validations);
+    summary("auditkit validate --dir --parallel 1", &single);
     println!(
         "ratio validate/sha256sum (medians): {:.2} (target <= 1.20)",
         validate_median / sum_median

@@ -266,7 +266,9 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
         );
     }
 
-    let found = store.digests(&bucket, &prefix).await?;
+    let found = store
+        .digests(&bucket, &prefix, args.parallel.max(8))
+        .await?;
     let walk = walk_chain(&found, head.as_ref(), &key, start);
     let mut problems: Vec<Problem> = walk.problems.clone();
     if args.verbose {

@@ -7,6 +7,7 @@
 use crate::validate::{ExpectedObject, FoundDigest, ObjectState, StoredObject};
 use audit_core::digest::{self, DIGEST_SUFFIX, SIGNATURE_METADATA, SIGNATURE_SUFFIX};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -129,11 +130,12 @@ impl Store {
         }
     }
 
-    /// Every digest under `prefix`, read with its signatures.
+    /// Every digest under `prefix`, read with its signatures, `parallel` at a time.
     pub async fn digests(
         &self,
         bucket: &str,
         prefix: &str,
+        parallel: usize,
     ) -> Result<Vec<FoundDigest>, StoreError> {
         let mut keys: Vec<String> = self
             .list(bucket, prefix)
@@ -144,8 +146,11 @@ impl Store {
             .collect();
         keys.sort();
         keys.dedup(); // several versions of one key: the current one is the digest
-        let reads = keys.iter().map(|key| self.read_digest(bucket, key));
-        futures_util::future::try_join_all(reads).await
+        futures_util::stream::iter(keys.iter())
+            .map(|key| self.read_digest(bucket, key))
+            .buffered(parallel.max(1))
+            .try_collect()
+            .await
     }
 
     async fn read_digest(&self, bucket: &str, key: &str) -> Result<FoundDigest, StoreError> {
