@@ -10,7 +10,8 @@ use crate::{
 };
 use audit_core::FunctionError;
 use audit_core::digest::{
-    self, ChainHead, DigestKind, PreviousDigest, SourceCompleteness, parse_rfc3339, signing_string,
+    self, ChainHead, DigestKind, EvidenceLocation, PreviousDigest, SourceCompleteness,
+    parse_rfc3339, signing_string,
 };
 use audit_core::metrics::{MetricSet, MetricsOut, Unit};
 use futures_util::{StreamExt, TryStreamExt};
@@ -140,7 +141,18 @@ impl DigestWriter {
             listing.extend(self.store.list_versions(location).await?);
         }
         let mut head = item.committed(&self.head.chain);
-        let digested = self.digested_since(head.as_ref(), late_since).await?;
+        let (digested, covered_before) = self.digested_since(head.as_ref(), late_since).await?;
+        // Locations added to EVIDENCE since the head digest: their history is backfilled.
+        let new_locations: Vec<EvidenceLocation> = match &covered_before {
+            Some(before) => self
+                .config
+                .evidence
+                .iter()
+                .filter(|l| !before.contains(l))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         let sources = match &self.config.tracking {
             Some((table, bucket)) if !windows.is_empty() => {
                 let tracked = crate::sources::tracked_files(&self.dynamodb, table).await?;
@@ -168,6 +180,7 @@ impl DigestWriter {
             &windows,
             late_since,
             window_ms,
+            &new_locations,
         );
         let jobs = work
             .windows
@@ -204,13 +217,15 @@ impl DigestWriter {
     }
 
     /// Every object version named by the digests whose windows end after `since` (walking the
-    /// chain back from the head), so late versions can be told from digested ones.
+    /// chain back from the head), so late versions can be told from digested ones; and the
+    /// evidence locations the head digest covered.
     async fn digested_since(
         &self,
         head: Option<&ChainHead>,
         since: i64,
-    ) -> Result<HashSet<ObjectId>, DigestError> {
+    ) -> Result<(HashSet<ObjectId>, Option<Vec<EvidenceLocation>>), DigestError> {
         let mut named = HashSet::new();
+        let mut head_locations = None;
         let mut next = head.map(|h| (h.digest_bucket.clone(), h.digest_key.clone()));
         while let Some((bucket, key)) = next.take() {
             let stored = self
@@ -227,13 +242,16 @@ impl DigestWriter {
                 DigestError::Chain(format!("digest s3://{bucket}/{key} is unreadable: {e}"))
             })?;
             named.extend(document.objects.iter().map(object_id));
+            if head_locations.is_none() {
+                head_locations = Some(document.evidence.clone());
+            }
             let end = parse_rfc3339(&document.window_end).unwrap_or(0);
             if document.kind == DigestKind::Hourly && end <= since {
                 break;
             }
             next = document.previous.map(|p| (p.bucket, p.key));
         }
-        Ok(named)
+        Ok((named, head_locations))
     }
 
     /// Writes one digest after `head`: claim, hash, sign, store, commit. `None` when another
@@ -270,7 +288,17 @@ impl DigestWriter {
             .write_claimed(head, &job, sequence, &digest_key, now_ms, key)
             .await;
         let (signature, objects, bytes) = match outcome {
-            Ok(written) => written,
+            Ok(Some(written)) => written,
+            Ok(None) => {
+                // Another run stored this digest (a claim is atomic in DynamoDB, so this is a run
+                // that died holding it, or an emulator's race). Our claim names the same key:
+                // whoever commits it, or the next run after the lease, completes it.
+                tracing::warn!(
+                    digest_key,
+                    "the digest exists already; leaving it to the run that wrote it"
+                );
+                return Ok(None);
+            }
             Err((error, stored)) => {
                 // A claim whose digest was never stored is released, so a retry need not wait
                 // for the lease; one whose digest is stored stays for the next run to complete.
@@ -306,7 +334,8 @@ impl DigestWriter {
     }
 
     /// Hashes, signs and stores a claimed digest and its sidecar: the signature, the number of
-    /// objects and bytes hashed. An error says whether the digest object was stored.
+    /// objects and bytes hashed; `None` when the key exists already. An error says whether the
+    /// digest object was stored.
     async fn write_claimed(
         &self,
         head: Option<&ChainHead>,
@@ -315,7 +344,7 @@ impl DigestWriter {
         digest_key: &str,
         now_ms: i64,
         key: &SigningKey,
-    ) -> Result<(String, usize, u64), (DigestError, bool)> {
+    ) -> Result<Option<(String, usize, u64)>, (DigestError, bool)> {
         let hashed: Vec<_> = futures_util::stream::iter(job.versions.iter())
             .map(|v| self.store.hash(v))
             .buffered(self.config.hash_concurrency)
@@ -366,19 +395,13 @@ impl DigestWriter {
             .await
             .map_err(|e| (e, false))?;
         if put == Put::Exists {
-            return Err((
-                DigestError::Chain(format!(
-                    "s3://{}/{digest_key} exists but the chain head does not name it",
-                    self.config.digest_bucket
-                )),
-                false,
-            ));
+            return Ok(None);
         }
         self.store
             .put_sidecar(&self.config.digest_bucket, digest_key, &signature)
             .await
             .map_err(|e| (e, true))?;
-        Ok((signature, count, bytes))
+        Ok(Some((signature, count, bytes)))
     }
 
     /// Completes the stale claim of a run that died: commits its digest when it was stored
@@ -390,6 +413,10 @@ impl DigestWriter {
         key: &SigningKey,
     ) -> Result<(), DigestError> {
         let bucket = &self.config.digest_bucket;
+        if item.digest_key.as_deref() == Some(pending) {
+            // Committed already; only the claim was left behind.
+            return self.head.release(pending).await;
+        }
         let Some(stored) = self.store.read_digest(bucket, pending).await? else {
             tracing::warn!(pending, "releasing the claim of a run that stored nothing");
             return self.head.release(pending).await;

@@ -401,8 +401,10 @@ pub struct Plan {
 /// Assigns every listed version to what it belongs in. A version modified before
 /// `covered_until` that no digest read back (`digested`) names is late; it is backfilled when
 /// it is newer than `late_since` (older ones are reported by the validator as `unlisted`, which
-/// is the honest answer for an object that appears days after its timestamp). Versions newer
-/// than the last window wait for the next run.
+/// is the honest answer for an object that appears days after its timestamp). The history of a
+/// location the chain did not cover before (`new_locations`, just added to `EVIDENCE`) is not
+/// late but unproven: all of it goes into one backfill from the epoch to `covered_until`.
+/// Versions newer than the last window wait for the next run.
 pub fn plan(
     listing: Vec<ListedVersion>,
     digested: &HashSet<ObjectId>,
@@ -410,14 +412,27 @@ pub fn plan(
     windows: &[Window],
     late_since: i64,
     window_ms: i64,
+    new_locations: &[EvidenceLocation],
 ) -> Plan {
     let mut new: BTreeMap<Window, Vec<ListedVersion>> =
         windows.iter().map(|w| (*w, Vec::new())).collect();
     let mut late: BTreeMap<Window, Vec<ListedVersion>> = BTreeMap::new();
     for version in listing {
         let t = version.last_modified_ms;
-        if covered_until.is_some_and(|c| t < c) {
-            if t >= late_since && !digested.contains(&version.id()) {
+        if let Some(covered) = covered_until.filter(|c| t < *c) {
+            if digested.contains(&version.id()) {
+                continue;
+            }
+            let history = new_locations
+                .iter()
+                .any(|l| l.contains(&version.bucket, &version.key));
+            if history {
+                let since_epoch = Window {
+                    start_ms: 0,
+                    end_ms: covered,
+                };
+                late.entry(since_epoch).or_default().push(version);
+            } else if t >= late_since {
                 late.entry(Window::around(t, window_ms))
                     .or_default()
                     .push(version);

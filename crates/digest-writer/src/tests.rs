@@ -123,7 +123,7 @@ fn versions_go_to_their_window_late_ones_to_a_backfill_and_new_ones_wait() {
         listed("w2", 9 * H),
         listed("not-yet", 10 * H),
     ];
-    let plan = plan(listing, &digested, Some(8 * H), &windows, 6 * H, H);
+    let plan = plan(listing, &digested, Some(8 * H), &windows, 6 * H, H, &[]);
     let keys = |v: &Vec<ListedVersion>| v.iter().map(|v| v.key.clone()).collect::<Vec<_>>();
     assert_eq!(plan.windows.len(), 2);
     assert_eq!(keys(&plan.windows[0].1), ["w1-a", "w1-b"]);
@@ -142,9 +142,41 @@ fn versions_go_to_their_window_late_ones_to_a_backfill_and_new_ones_wait() {
 #[test]
 fn an_empty_window_is_still_planned() {
     let windows = closed_windows(Some(8 * H), 9 * H, H, 24);
-    let plan = plan(vec![], &HashSet::new(), Some(8 * H), &windows, 0, H);
+    let plan = plan(vec![], &HashSet::new(), Some(8 * H), &windows, 0, H, &[]);
     assert_eq!(plan.windows, vec![(windows[0], vec![])]);
     assert!(plan.backfills.is_empty());
+}
+
+#[test]
+fn a_location_added_to_the_evidence_gets_its_whole_history_in_one_backfill() {
+    let windows = closed_windows(Some(8 * H), 9 * H, H, 24);
+    let mut reports = listed("database_audits/2025.json", H / 2);
+    reports.bucket = "reports".into();
+    let mut recent_report = listed("database_audits/today.json", 7 * H + 5);
+    recent_report.bucket = "reports".into();
+    let listing = vec![reports, recent_report, listed("old-log", H / 2)];
+    let added = [EvidenceLocation::parse("reports/database_audits/").unwrap()];
+    let plan = plan(
+        listing,
+        &HashSet::new(),
+        Some(8 * H),
+        &windows,
+        6 * H,
+        H,
+        &added,
+    );
+    // The old log of a location already covered is beyond the lookback: not backfilled.
+    assert_eq!(plan.backfills.len(), 1);
+    let (window, versions) = &plan.backfills[0];
+    assert_eq!(
+        *window,
+        Window {
+            start_ms: 0,
+            end_ms: 8 * H
+        }
+    );
+    assert_eq!(versions.len(), 2);
+    assert!(versions.iter().all(|v| v.bucket == "reports"));
 }
 
 fn tracked(file: &str, last_written: i64, copied: Option<(i64, &str)>) -> TrackedLogFile {

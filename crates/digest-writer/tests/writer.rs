@@ -244,11 +244,19 @@ async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
     let before = s.head().await;
     s.put("rds-logs/b", b"b").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Exactly one more window (a scheduled run may close several after the sleep).
+    let covered = digest::parse_rfc3339(first.covered_until.as_deref().unwrap()).unwrap();
     let second = writer
-        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .run(
+            RunRequest::UpTo {
+                window_end_ms: covered + 1000,
+            },
+            audit_core::now_ms(),
+        )
         .await
         .unwrap();
-    let stored = second.digests.last().unwrap().clone();
+    assert_eq!(second.digests.len(), 1, "{second:?}");
+    let stored = second.digests[0].clone();
 
     // Put the head back as a run that stored its digest and died would have left it: the old
     // head, and a claim older than the lease on the stored digest.
@@ -269,23 +277,41 @@ async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
         .await
         .unwrap();
     let digests_before = s.digest_keys().await.len();
+    // Up to the stored digest's window: the run only completes what the dead one left.
+    let stored_end = digest::parse_rfc3339(&stored.window_end).unwrap();
     let recovering = writer
-        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .run(
+            RunRequest::UpTo {
+                window_end_ms: stored_end,
+            },
+            audit_core::now_ms(),
+        )
         .await
         .unwrap();
     assert_eq!(recovering.recovered.as_deref(), Some(stored.key.as_str()));
+    assert!(recovering.digests.is_empty(), "{recovering:?}");
     let head = s.head().await;
     assert_eq!(head["sequence"], stored.sequence);
     assert_eq!(head["digest_key"], stored.key.as_str());
     assert!(head.get("pending_key").is_none(), "{head}");
-    // Whatever else the run wrote chains on from the recovered digest, and nothing was lost.
-    if let Some(next) = recovering.digests.first() {
-        assert_eq!(next.sequence, stored.sequence + 1);
-    }
     assert_eq!(
         s.digest_keys().await.len(),
-        digests_before + recovering.digests.len()
+        digests_before,
+        "nothing written twice"
     );
+    // The next run chains on from the recovered digest.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    let following = next.digests.first().unwrap();
+    assert_eq!(following.sequence, stored.sequence + 1);
+    let gzip = devstack::AwsEnv::object_bytes(&s.stack.s3, &s.bucket, &following.key)
+        .await
+        .unwrap();
+    let (document, _) = digest::decode(&gzip).unwrap();
+    assert_eq!(document.previous.unwrap().key, stored.key);
     assert_eq!(first.digests[0].kind, DigestKind::Hourly);
 }
 
@@ -327,4 +353,69 @@ async fn a_fresh_claim_makes_a_run_wait_and_a_stale_unstored_one_is_released() {
     );
     assert_eq!(resumed.digests.len(), 1);
     assert_eq!(resumed.digests[0].sequence, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_added_later_has_its_history_backfilled_once() {
+    let s = setup().await;
+    s.put("rds-logs/a", b"a").await;
+    s.put("database_audits/old-report.json", b"{}").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = s
+        .writer()
+        .await
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.digests[0].objects, 1,
+        "only rds-logs/ is evidence yet"
+    );
+
+    // The reports prefix joins the evidence: its history is unproven, not late.
+    let mut env = s.env.clone();
+    env.retain(|(k, _)| k != "EVIDENCE");
+    env.push((
+        "EVIDENCE".into(),
+        format!("{b}/rds-logs/,{b}/database_audits/", b = s.bucket),
+    ));
+    let config = digest_writer::Config::from_env(&Env::from_pairs(env)).unwrap();
+    let mut writer = DigestWriter::new(config, &s.stack.aws.sdk_config().await);
+    writer.store.s3 = s.stack.s3.clone();
+    let covered = digest::parse_rfc3339(first.covered_until.as_deref().unwrap()).unwrap();
+    let second = writer
+        .run(
+            RunRequest::UpTo {
+                window_end_ms: covered,
+            },
+            audit_core::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.digests.len(), 1, "{second:?}");
+    assert_eq!(second.digests[0].kind, DigestKind::Backfill);
+    let gzip = devstack::AwsEnv::object_bytes(&s.stack.s3, &s.bucket, &second.digests[0].key)
+        .await
+        .unwrap();
+    let (document, _) = digest::decode(&gzip).unwrap();
+    assert_eq!(document.window_start, "1970-01-01T00:00:00Z");
+    assert_eq!(
+        document
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        ["database_audits/old-report.json"]
+    );
+    // Once covered, it is not backfilled again.
+    let third = writer
+        .run(
+            RunRequest::UpTo {
+                window_end_ms: covered,
+            },
+            audit_core::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(third.digests.is_empty(), "{third:?}");
 }
