@@ -120,7 +120,20 @@ impl Store {
     /// Every object (version) whose key starts with `prefix`.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
         match self {
-            Store::S3(s3) => list_s3(s3, bucket, prefix).await,
+            Store::S3(s3) => {
+                let versions = audit_core::aws::list_object_versions(s3, bucket, prefix)
+                    .await
+                    .map_err(|e| s3_error("ListObjectVersions", bucket, prefix, &e))?;
+                Ok(versions
+                    .into_iter()
+                    .map(|v| StoredObject {
+                        bucket: bucket.to_owned(),
+                        key: v.key,
+                        version_id: v.version_id,
+                        last_modified_ms: v.last_modified_ms,
+                    })
+                    .collect())
+            }
             Store::Dir(root) => {
                 let (root, bucket, prefix) = (root.clone(), bucket.to_owned(), prefix.to_owned());
                 tokio::task::spawn_blocking(move || list_dir(&root, &bucket, &prefix))
@@ -288,43 +301,6 @@ fn hash_file(path: &Path, key: &str, deep: bool) -> Result<ObjectState, StoreErr
             return Ok(hashing.finish());
         }
         hashing.update(&buffer[..n]);
-    }
-}
-
-async fn list_s3(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Vec<StoredObject>, StoreError> {
-    let mut listed = Vec::new();
-    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
-    loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await
-            .map_err(|e| s3_error("ListObjectVersions", bucket, prefix, &e))?;
-        for v in page.versions() {
-            let Some(key) = v.key() else { continue };
-            listed.push(StoredObject {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                version_id: v.version_id().filter(|id| *id != "null").map(str::to_owned),
-                last_modified_ms: v
-                    .last_modified()
-                    .and_then(|t| t.to_millis().ok())
-                    .unwrap_or(0),
-            });
-        }
-        if page.is_truncated() != Some(true) || page.next_key_marker().is_none() {
-            return Ok(listed);
-        }
-        key_marker = page.next_key_marker().map(str::to_owned);
-        version_marker = page.next_version_id_marker().map(str::to_owned);
     }
 }
 

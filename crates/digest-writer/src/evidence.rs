@@ -31,58 +31,26 @@ pub struct EvidenceStore {
     pub s3: aws_sdk_s3::Client,
 }
 
-fn timestamp_ms(t: Option<&aws_smithy_types::DateTime>) -> i64 {
-    t.and_then(|t| t.to_millis().ok()).unwrap_or(0)
-}
-
-/// S3 calls an unversioned object's version `null`.
-fn version(id: Option<&str>) -> Option<String> {
-    id.filter(|v| *v != "null").map(str::to_owned)
-}
-
 impl EvidenceStore {
-    /// Every object version under `location` (delete markers are not objects: the version
-    /// they hide is still listed and still evidence).
+    /// Every object version under `location`.
     pub async fn list_versions(
         &self,
         location: &EvidenceLocation,
     ) -> Result<Vec<ListedVersion>, DigestError> {
-        let mut listed = Vec::new();
-        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
-        loop {
-            let page = self
-                .s3
-                .list_object_versions()
-                .bucket(&location.bucket)
-                .prefix(&location.prefix)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
+        let versions =
+            audit_core::aws::list_object_versions(&self.s3, &location.bucket, &location.prefix)
                 .await
                 .map_err(|e| DigestError::aws("ListObjectVersions", &e))?;
-            for v in page.versions() {
-                let Some(key) = v.key() else { continue };
-                listed.push(ListedVersion {
-                    bucket: location.bucket.clone(),
-                    key: key.to_owned(),
-                    version_id: version(v.version_id()),
-                    size: v.size().unwrap_or(0).max(0) as u64,
-                    last_modified_ms: timestamp_ms(v.last_modified()),
-                });
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(listed);
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Err(DigestError::Aws {
-                    operation: "ListObjectVersions",
-                    message: "a truncated page without NextKeyMarker".into(),
-                    retryable: true,
-                });
-            }
-        }
+        Ok(versions
+            .into_iter()
+            .map(|v| ListedVersion {
+                bucket: location.bucket.clone(),
+                key: v.key,
+                version_id: v.version_id,
+                size: v.size,
+                last_modified_ms: v.last_modified_ms,
+            })
+            .collect())
     }
 
     /// The SHA-256 and size of the stored bytes of one version, streamed (memory stays at one

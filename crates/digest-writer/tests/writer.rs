@@ -39,8 +39,19 @@ impl Setup {
             .unwrap();
     }
 
+    async fn stored_digest(&self, key: &str) -> digest::EvidenceDigest {
+        let gzip = devstack::AwsEnv::object_bytes(&self.stack.s3, &self.bucket, key)
+            .await
+            .unwrap();
+        digest::decode(&gzip).unwrap().0
+    }
+
     async fn writer(&self) -> DigestWriter {
-        let config = digest_writer::Config::from_env(&Env::from_pairs(self.env.clone())).unwrap();
+        self.writer_with(self.env.clone()).await
+    }
+
+    async fn writer_with(&self, env: Vec<(String, String)>) -> DigestWriter {
+        let config = digest_writer::Config::from_env(&Env::from_pairs(env)).unwrap();
         let mut writer = DigestWriter::new(config, &self.stack.aws.sdk_config().await);
         writer.store.s3 = self.stack.s3.clone();
         writer
@@ -307,10 +318,7 @@ async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
         .unwrap();
     let following = next.digests.first().unwrap();
     assert_eq!(following.sequence, stored.sequence + 1);
-    let gzip = devstack::AwsEnv::object_bytes(&s.stack.s3, &s.bucket, &following.key)
-        .await
-        .unwrap();
-    let (document, _) = digest::decode(&gzip).unwrap();
+    let document = s.stored_digest(&following.key).await;
     assert_eq!(document.previous.unwrap().key, stored.key);
     assert_eq!(first.digests[0].kind, DigestKind::Hourly);
 }
@@ -379,9 +387,7 @@ async fn a_location_added_later_has_its_history_backfilled_once() {
         "EVIDENCE".into(),
         format!("{b}/rds-logs/,{b}/database_audits/", b = s.bucket),
     ));
-    let config = digest_writer::Config::from_env(&Env::from_pairs(env)).unwrap();
-    let mut writer = DigestWriter::new(config, &s.stack.aws.sdk_config().await);
-    writer.store.s3 = s.stack.s3.clone();
+    let writer = s.writer_with(env).await;
     let covered = digest::parse_rfc3339(first.covered_until.as_deref().unwrap()).unwrap();
     let second = writer
         .run(
@@ -394,10 +400,7 @@ async fn a_location_added_later_has_its_history_backfilled_once() {
         .unwrap();
     assert_eq!(second.digests.len(), 1, "{second:?}");
     assert_eq!(second.digests[0].kind, DigestKind::Backfill);
-    let gzip = devstack::AwsEnv::object_bytes(&s.stack.s3, &s.bucket, &second.digests[0].key)
-        .await
-        .unwrap();
-    let (document, _) = digest::decode(&gzip).unwrap();
+    let document = s.stored_digest(&second.digests[0].key).await;
     assert_eq!(document.window_start, "1970-01-01T00:00:00Z");
     assert_eq!(
         document
