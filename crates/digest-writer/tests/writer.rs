@@ -99,6 +99,17 @@ impl Setup {
     }
 }
 
+/// One run closing the windows up to `end` (and no later ones).
+async fn up_to(writer: &DigestWriter, end: i64) -> digest_writer::handler::RunSummary {
+    writer
+        .run(
+            RunRequest::UpTo { window_end_ms: end },
+            audit_core::now_ms(),
+        )
+        .await
+        .unwrap()
+}
+
 fn scheduled_event() -> Value {
     json!({
         "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -257,15 +268,7 @@ async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Exactly one more window (a scheduled run may close several after the sleep).
     let covered = digest::parse_rfc3339(first.covered_until.as_deref().unwrap()).unwrap();
-    let second = writer
-        .run(
-            RunRequest::UpTo {
-                window_end_ms: covered + 1000,
-            },
-            audit_core::now_ms(),
-        )
-        .await
-        .unwrap();
+    let second = up_to(&writer, covered + 1000).await;
     assert_eq!(second.digests.len(), 1, "{second:?}");
     let stored = second.digests[0].clone();
 
@@ -290,15 +293,7 @@ async fn a_run_completes_the_digest_of_a_run_that_died_before_committing_it() {
     let digests_before = s.digest_keys().await.len();
     // Up to the stored digest's window: the run only completes what the dead one left.
     let stored_end = digest::parse_rfc3339(&stored.window_end).unwrap();
-    let recovering = writer
-        .run(
-            RunRequest::UpTo {
-                window_end_ms: stored_end,
-            },
-            audit_core::now_ms(),
-        )
-        .await
-        .unwrap();
+    let recovering = up_to(&writer, stored_end).await;
     assert_eq!(recovering.recovered.as_deref(), Some(stored.key.as_str()));
     assert!(recovering.digests.is_empty(), "{recovering:?}");
     let head = s.head().await;
@@ -389,15 +384,7 @@ async fn a_location_added_later_has_its_history_backfilled_once() {
     ));
     let writer = s.writer_with(env).await;
     let covered = digest::parse_rfc3339(first.covered_until.as_deref().unwrap()).unwrap();
-    let second = writer
-        .run(
-            RunRequest::UpTo {
-                window_end_ms: covered,
-            },
-            audit_core::now_ms(),
-        )
-        .await
-        .unwrap();
+    let second = up_to(&writer, covered).await;
     assert_eq!(second.digests.len(), 1, "{second:?}");
     assert_eq!(second.digests[0].kind, DigestKind::Backfill);
     let document = s.stored_digest(&second.digests[0].key).await;
@@ -411,14 +398,6 @@ async fn a_location_added_later_has_its_history_backfilled_once() {
         ["database_audits/old-report.json"]
     );
     // Once covered, it is not backfilled again.
-    let third = writer
-        .run(
-            RunRequest::UpTo {
-                window_end_ms: covered,
-            },
-            audit_core::now_ms(),
-        )
-        .await
-        .unwrap();
+    let third = up_to(&writer, covered).await;
     assert!(third.digests.is_empty(), "{third:?}");
 }
