@@ -56,7 +56,13 @@ impl Signer {
             .ok_or_else(|| unusable("GetPublicKey returned no public key".into()))?;
         Ok(SigningKey {
             info: SigningKeyInfo {
-                key_id: key.key_id().unwrap_or(&self.key_id).to_owned(),
+                // KMS answers with the key's ARN (moto with its bare id: then the configured
+                // name, which is an ARN in the stack, is the better record).
+                key_id: key
+                    .key_id()
+                    .filter(|id| id.starts_with("arn:"))
+                    .unwrap_or(&self.key_id)
+                    .to_owned(),
                 public_key_fingerprint: fingerprint(&der),
                 algorithm,
             },

@@ -401,3 +401,65 @@ async fn a_location_added_later_has_its_history_backfilled_once() {
     let third = up_to(&writer, covered).await;
     assert!(third.digests.is_empty(), "{third:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_key_signs_with_pkcs1_and_the_signature_verifies() {
+    let s = setup().await;
+    let key = s
+        .stack
+        .kms
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let mut env = s.env.clone();
+    env.retain(|(k, _)| k != "SIGNING_KEY_ID");
+    env.push(("SIGNING_KEY_ID".into(), arn.clone()));
+    let writer = s.writer_with(env).await;
+    s.put("rds-logs/a", b"a").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let summary = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    let key_name = &summary.digests[0].key;
+    let object = s
+        .stack
+        .s3
+        .get_object()
+        .bucket(&s.bucket)
+        .key(key_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object.metadata().unwrap()["signature-algorithm"],
+        "RSASSA_PKCS1_V1_5_SHA_256"
+    );
+    let signature = hex::decode(&object.metadata().unwrap()["signature"]).unwrap();
+    let (document, sha256) =
+        digest::decode(&object.body.collect().await.unwrap().to_vec()).unwrap();
+    let der = s
+        .stack
+        .kms
+        .get_public_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .unwrap()
+        .public_key()
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let message = digest::signing_string(&document.window_end, &s.bucket, key_name, &sha256, None);
+    assert!(digest::verify_signature(
+        &der,
+        digest::SigningAlgorithm::RsaPkcs1Sha256,
+        message.as_bytes(),
+        &signature
+    ));
+    assert_eq!(document.signing.key_id, arn);
+}
