@@ -139,6 +139,10 @@ pub struct DigestedObject {
     /// which `auditkit validate --deep` checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
+    /// Listed, then gone before it could be hashed (`sha256` is empty): deleted within its
+    /// window, which a validator reports as missing rather than the digest forgetting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vanished: bool,
 }
 
 /// What the pipeline knew about the source side (RDS log files) when the digest was written.

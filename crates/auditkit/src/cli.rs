@@ -287,7 +287,12 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
     let checks = futures_util::stream::iter(expected.iter())
         .map(|o| {
             let store = &store;
-            async move { store.check(o, args.deep).await.map(|state| (o, state)) }
+            async move {
+                if o.vanished {
+                    return Ok((o, ObjectState::Absent)); // nothing to fetch: judged missing
+                }
+                store.check(o, args.deep).await.map(|state| (o, state))
+            }
         })
         .buffered(args.parallel.max(1));
     futures_util::pin_mut!(checks);

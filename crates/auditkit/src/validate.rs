@@ -307,6 +307,8 @@ pub fn walk_chain(
 /// An object a digest names, to be checked against the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedObject {
+    /// Listed by the writer and gone before it hashed it: missing, whatever the store holds now.
+    pub vanished: bool,
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
@@ -346,6 +348,7 @@ pub fn expected_objects(
                 },
             );
             let object = ExpectedObject {
+                vanished: o.vanished,
                 bucket: o.bucket.clone(),
                 key: o.key.clone(),
                 version_id: o.version_id.clone(),
@@ -389,6 +392,12 @@ pub fn judge_object(expected: &ExpectedObject, state: &ObjectState, what: &str) 
             detail,
         })
     };
+    if expected.vanished {
+        return problem(
+            Reason::Missing,
+            "listed by the digest writer, deleted before it could be hashed".into(),
+        );
+    }
     match state {
         ObjectState::Absent => problem(Reason::Missing, "named by a digest, not found".into()),
         ObjectState::Present { size, sha256, .. }

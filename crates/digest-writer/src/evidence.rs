@@ -54,8 +54,9 @@ impl EvidenceStore {
     }
 
     /// The SHA-256 and size of the stored bytes of one version, streamed (memory stays at one
-    /// chunk whatever the size). `None` when the version is gone since it was listed.
-    pub async fn hash(&self, v: &ListedVersion) -> Result<Option<DigestedObject>, DigestError> {
+    /// chunk whatever the size). A version gone since it was listed is recorded as `vanished`
+    /// with its listed size: a deletion inside the window must not disappear from the record.
+    pub async fn hash(&self, v: &ListedVersion) -> Result<DigestedObject, DigestError> {
         let got = self
             .s3
             .get_object()
@@ -66,7 +67,23 @@ impl EvidenceStore {
             .await;
         let mut object = match got {
             Ok(object) => object,
-            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => return Ok(None),
+            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
+                tracing::warn!(
+                    bucket = v.bucket,
+                    key = v.key,
+                    "listed, then gone before hashing"
+                );
+                return Ok(DigestedObject {
+                    bucket: v.bucket.clone(),
+                    key: v.key.clone(),
+                    version_id: v.version_id.clone(),
+                    size: v.size,
+                    sha256: String::new(),
+                    last_modified: rfc3339(v.last_modified_ms),
+                    source_sha256: None,
+                    vanished: true,
+                });
+            }
             Err(e) => return Err(DigestError::aws("GetObject", &e)),
         };
         let mut hasher = Sha256::new();
@@ -83,7 +100,7 @@ impl EvidenceStore {
             .metadata()
             .and_then(|m| m.get(SOURCE_SHA256_METADATA))
             .cloned();
-        Ok(Some(DigestedObject {
+        Ok(DigestedObject {
             bucket: v.bucket.clone(),
             key: v.key.clone(),
             version_id: v.version_id.clone(),
@@ -91,7 +108,8 @@ impl EvidenceStore {
             sha256: hex::encode(hasher.finalize()),
             last_modified: rfc3339(v.last_modified_ms),
             source_sha256,
-        }))
+            vanished: false,
+        })
     }
 
     /// A digest and the signature in its metadata; `None` when the key does not exist.

@@ -351,8 +351,8 @@ impl DigestWriter {
             .try_collect()
             .await
             .map_err(|e| (e, false))?;
-        let objects: Vec<_> = hashed.into_iter().flatten().collect();
-        let bytes = objects.iter().map(|o| o.size).sum();
+        let objects: Vec<_> = hashed;
+        let bytes = objects.iter().filter(|o| !o.vanished).map(|o| o.size).sum();
         let count = objects.len();
         let header = DigestHeader {
             sequence,

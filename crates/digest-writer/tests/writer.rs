@@ -463,3 +463,20 @@ async fn an_rsa_key_signs_with_pkcs1_and_the_signature_verifies() {
     ));
     assert_eq!(document.signing.key_id, arn);
 }
+
+#[tokio::test]
+async fn a_version_deleted_between_listing_and_hashing_is_recorded_as_vanished() {
+    let s = setup().await;
+    let writer = s.writer().await;
+    let gone = digest_writer::ListedVersion {
+        bucket: s.bucket.clone(),
+        key: "rds-logs/deleted-meanwhile".into(),
+        version_id: None,
+        size: 42,
+        last_modified_ms: 1_796_022_000_000,
+    };
+    let recorded = writer.store.hash(&gone).await.unwrap();
+    assert!(recorded.vanished);
+    assert_eq!((recorded.size, recorded.sha256.as_str()), (42, ""));
+    assert_eq!(recorded.last_modified, "2026-11-30T07:00:00Z");
+}

@@ -31,6 +31,7 @@ fn object(key: &str, t: i64) -> DigestedObject {
         sha256: "aa".repeat(32),
         last_modified: rfc3339(t),
         source_sha256: None,
+        vanished: false,
     }
 }
 
@@ -244,7 +245,8 @@ fn a_digest_the_chain_does_not_reach_is_reported() {
 
 #[test]
 fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
-    let expected = ExpectedObject {
+    let mut expected = ExpectedObject {
+        vanished: false,
         bucket: "evb".into(),
         key: "k.gz".into(),
         version_id: None,
@@ -267,6 +269,12 @@ fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
     );
     assert_eq!(reason(present(3, "aa", Some("bb"))), None);
     assert_eq!(reason(present(3, "aa", None)), None);
+    // Deleted inside its window: missing even if something is there now.
+    expected.vanished = true;
+    assert_eq!(
+        judge_object(&expected, &present(3, "aa", None), "k").map(|p| p.reason),
+        Some(Reason::Missing)
+    );
 }
 
 #[test]
