@@ -26,7 +26,12 @@ fn postgres_starts_and_accepts_queries() {
 fn a_guarded_server_is_stopped_and_its_scratch_removed_on_drop() {
     let scratch = scratch_dir("guard-test").unwrap();
     let pid_file = scratch.join("pid");
-    let script = format!("echo $$ > {}; exec sleep 600", pid_file.display());
+    // Written then renamed: the test must never read a created but still empty file (it did,
+    // once, and then looked for a process called "").
+    let script = format!(
+        "echo $$ > {0}.tmp && mv {0}.tmp {0}; exec sleep 600",
+        pid_file.display()
+    );
     let process = GuardedProcess::spawn(
         Path::new("sh"),
         &["-c".into(), script],
@@ -44,6 +49,7 @@ fn a_guarded_server_is_stopped_and_its_scratch_removed_on_drop() {
         .unwrap()
         .trim()
         .to_owned();
+    assert!(pid.parse::<u32>().is_ok(), "pid file holds {pid:?}");
     assert!(
         Path::new(&format!("/proc/{pid}")).exists(),
         "server running"
