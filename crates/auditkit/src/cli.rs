@@ -2,8 +2,8 @@
 
 use crate::store::{Store, StoreError};
 use crate::validate::{
-    self, ObjectState, Problem, TrustedKey, covered_until, expected_objects, judge_object,
-    not_copied, unlisted, walk_chain,
+    ObjectState, Problem, TrustedKey, covered_until, expected_objects, judge_object, not_copied,
+    unlisted, walk_chain,
 };
 use audit_core::digest::{self, ChainHead, DEFAULT_PREFIX, head_attr};
 use clap::{Args, Parser, Subcommand};
@@ -362,5 +362,3 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
     }
     Ok(problems.is_empty())
 }
-
-pub use validate::Reason;

@@ -112,7 +112,7 @@ impl DigestWriter {
         let mut summary = RunSummary::default();
         let mut item = self.head.load().await?;
         if let Some(pending) = item.pending_key.clone() {
-            if item.pending_since.unwrap_or(0) >= now_ms - lease_ms {
+            if item.pending_since.unwrap_or(0) >= audit_core::now_ms() - lease_ms {
                 summary.skipped = Some(format!("another run is writing {pending}"));
                 return Ok(summary);
             }
@@ -270,14 +270,16 @@ impl DigestWriter {
             job.window.end_ms,
             (job.kind == DigestKind::Backfill).then_some(sequence),
         );
-        let stale_before = now_ms - self.config.run_lease.as_millis() as i64;
+        // Leases run on the wall clock, whatever time the windows are decided for.
+        let wall = audit_core::now_ms();
+        let stale_before = wall - self.config.run_lease.as_millis() as i64;
         let claimed = self
             .head
             .claim(
                 head.map(|h| h.sequence),
                 sequence,
                 &digest_key,
-                audit_core::now_ms(),
+                wall,
                 stale_before,
             )
             .await?;
