@@ -56,6 +56,31 @@ impl EvidenceStack {
         })
     }
 
+    /// The chain head item of digests written to `digest_bucket` under `auditkit-digests/`, as
+    /// JSON (`None` before the first claim).
+    pub async fn head_item(
+        &self,
+        digest_bucket: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let got = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.head_table)
+            .key(
+                "chain",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "{digest_bucket}/auditkit-digests/"
+                )),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|x| e("GetItem")(&x))?;
+        got.item
+            .map(|item| serde_dynamo::from_item(item).map_err(|x| e("head item")(&x)))
+            .transpose()
+    }
+
     /// A bucket with Object Lock on and a default GOVERNANCE retention of `days`.
     pub async fn locked_bucket(&self, prefix: &str, days: i32) -> Result<String, String> {
         let name = unique_name(prefix);

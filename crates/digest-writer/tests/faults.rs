@@ -83,24 +83,8 @@ impl Setup {
     }
 
     async fn claim_left(&self) -> bool {
-        let item = self
-            .stack
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.head_table)
-            .key(
-                "chain",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                    "{}/auditkit-digests/",
-                    self.bucket
-                )),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item;
-        item.is_some_and(|i| i.contains_key("pending_key"))
+        let item = self.stack.head_item(&self.bucket).await.unwrap();
+        item.is_some_and(|i| i.get("pending_key").is_some())
     }
 }
 

@@ -58,25 +58,7 @@ impl Setup {
     }
 
     async fn head(&self) -> Value {
-        let item = self
-            .stack
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.head_table)
-            .key(
-                "chain",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                    "{}/auditkit-digests/",
-                    self.bucket
-                )),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        serde_dynamo::from_item(item).unwrap()
+        self.stack.head_item(&self.bucket).await.unwrap().unwrap()
     }
 
     async fn digest_keys(&self) -> Vec<String> {
