@@ -81,6 +81,24 @@ impl EvidenceStack {
             .transpose()
     }
 
+    /// The keys of the current objects under `prefix` (one page: test-sized buckets).
+    pub async fn keys_under(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|x| e("ListObjectsV2")(&x))?;
+        Ok(listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// A bucket with Object Lock on and a default GOVERNANCE retention of `days`.
     pub async fn locked_bucket(&self, prefix: &str, days: i32) -> Result<String, String> {
         let name = unique_name(prefix);

@@ -71,15 +71,10 @@ async fn setup() -> Setup {
 impl Setup {
     async fn stored_keys(&self) -> usize {
         self.stack
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix("auditkit-digests/")
-            .send()
+            .keys_under(&self.bucket, "auditkit-digests/")
             .await
             .unwrap()
-            .key_count()
-            .unwrap_or(0) as usize
+            .len()
     }
 
     async fn claim_left(&self) -> bool {

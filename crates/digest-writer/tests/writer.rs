@@ -62,22 +62,28 @@ impl Setup {
     }
 
     async fn digest_keys(&self) -> Vec<String> {
-        let listed = self
+        let mut keys = self
+            .stack
+            .keys_under(&self.bucket, "auditkit-digests/")
+            .await
+            .unwrap();
+        keys.retain(|k| k.ends_with(".json.gz"));
+        keys
+    }
+
+    /// A stored object's user metadata and bytes.
+    async fn object(&self, key: &str) -> (std::collections::HashMap<String, String>, Vec<u8>) {
+        let object = self
             .stack
             .s3
-            .list_objects_v2()
+            .get_object()
             .bucket(&self.bucket)
-            .prefix("auditkit-digests/")
+            .key(key)
             .send()
             .await
             .unwrap();
-        listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| k.ends_with(".json.gz"))
-            .map(str::to_owned)
-            .collect()
+        let metadata = object.metadata().cloned().unwrap_or_default();
+        (metadata, object.body.collect().await.unwrap().to_vec())
     }
 }
 
@@ -121,21 +127,9 @@ async fn the_scheduled_function_writes_a_signed_digest_and_one_metric_line() {
     // The stored digest: the objects' hashes, and a signature in metadata and sidecar that
     // verifies with the key's public key over CloudTrail's signing string.
     let key = response["digests"][0]["key"].as_str().unwrap();
-    let object = s
-        .stack
-        .s3
-        .get_object()
-        .bucket(&s.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let signature = object.metadata().unwrap()["signature"].clone();
-    assert_eq!(
-        object.metadata().unwrap()["signature-algorithm"],
-        "ECDSA_SHA_256"
-    );
-    let gzip = object.body.collect().await.unwrap().to_vec();
+    let (metadata, gzip) = s.object(key).await;
+    let signature = metadata["signature"].clone();
+    assert_eq!(metadata["signature-algorithm"], "ECDSA_SHA_256");
     let (document, sha256) = digest::decode(&gzip).unwrap();
     assert_eq!(document.window_start, "1970-01-01T00:00:00Z");
     assert_eq!(
@@ -408,22 +402,10 @@ async fn an_rsa_key_signs_with_pkcs1_and_the_signature_verifies() {
         .await
         .unwrap();
     let key_name = &summary.digests[0].key;
-    let object = s
-        .stack
-        .s3
-        .get_object()
-        .bucket(&s.bucket)
-        .key(key_name)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        object.metadata().unwrap()["signature-algorithm"],
-        "RSASSA_PKCS1_V1_5_SHA_256"
-    );
-    let signature = hex::decode(&object.metadata().unwrap()["signature"]).unwrap();
-    let (document, sha256) =
-        digest::decode(&object.body.collect().await.unwrap().to_vec()).unwrap();
+    let (metadata, gzip) = s.object(key_name).await;
+    assert_eq!(metadata["signature-algorithm"], "RSASSA_PKCS1_V1_5_SHA_256");
+    let signature = hex::decode(&metadata["signature"]).unwrap();
+    let (document, sha256) = digest::decode(&gzip).unwrap();
     let der = s
         .stack
         .kms
