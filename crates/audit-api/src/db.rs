@@ -12,8 +12,14 @@ use std::time::Duration;
 use tokio_postgres::Row;
 
 /// The embedded migrations, applied in order, each once.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        "event_chain",
+        include_str!("../migrations/0002_event_chain.sql"),
+    ),
+];
 
 /// Any two processes migrating or maintaining at once serialise on these advisory locks.
 const MIGRATION_LOCK: i64 = 0x6175_6469_7461_7069; // "auditapi"
@@ -196,9 +202,23 @@ fn classify(e: tokio_postgres::Error) -> DbError {
 }
 
 /// Applies the pending migrations under an advisory lock (two instances starting at once
-/// apply each migration once), then returns how many were applied.
+/// apply each migration once), then returns how many were applied. With nothing pending it
+/// only reads: the application's role (which may not create anything) starts on a migrated
+/// database.
 pub async fn migrate(db: &Database) -> Result<usize, DbError> {
+    migrate_to(db, i32::MAX).await
+}
+
+/// [`migrate`], up to and including `last` (a test starts from an older schema).
+pub async fn migrate_to(db: &Database, last: i32) -> Result<usize, DbError> {
     let mut client = db.client().await?;
+    let wanted = || MIGRATIONS.iter().filter(|(v, _, _)| *v <= last);
+    if applied_migrations(&client)
+        .await?
+        .is_some_and(|applied| wanted().all(|(version, _, _)| applied.contains(version)))
+    {
+        return Ok(0);
+    }
     let tx = client.transaction().await.map_err(classify)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -211,15 +231,9 @@ pub async fn migrate(db: &Database) -> Result<usize, DbError> {
     )
     .await
     .map_err(classify)?;
-    let applied: Vec<i32> = tx
-        .query("SELECT version FROM audit_api_migrations", &[])
-        .await
-        .map_err(classify)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let applied = applied_migrations(&tx).await?.unwrap_or_default();
     let mut count = 0;
-    for (version, name, sql) in MIGRATIONS {
+    for (version, name, sql) in wanted() {
         if applied.contains(version) {
             continue;
         }
@@ -234,6 +248,32 @@ pub async fn migrate(db: &Database) -> Result<usize, DbError> {
     }
     tx.commit().await.map_err(classify)?;
     Ok(count)
+}
+
+/// The applied migrations, `None` before the first.
+async fn applied_migrations(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<Option<Vec<i32>>, DbError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('audit_api_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(classify)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(Some(
+        client
+            .query("SELECT version FROM audit_api_migrations", &[])
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    ))
 }
 
 /// The functionalities and event types.
@@ -254,8 +294,8 @@ pub async fn load_catalog(db: &Database) -> Result<Catalog, DbError> {
     })))
 }
 
-/// Stores events in one statement (`INSERT ... SELECT FROM unnest`): all or none, one round
-/// trip for a batch. Returns the stored rows in input order.
+/// Stores events in one statement (the append function): all or none, one round trip for a
+/// batch, each event a link of its company's chain. Returns the stored rows in input order.
 pub async fn insert_events(
     db: &Database,
     events: &[NewEvent],
@@ -305,28 +345,11 @@ pub async fn insert_events(
     rows.iter().map(event_record).collect()
 }
 
-/// `WITH ORDINALITY` keeps the input order in the answer; names come from the same
-/// statement's joins, so the response shows what was stored.
-const INSERT_EVENTS: &str = "WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::bigint[],
-                         $6::text[], $7::text[], $8::text[], $9::text[])
-        WITH ORDINALITY AS i (ts, functionalityid, eventtypeid, storelocationid, companyid,
-                              username, message, status, additionaldata, n)
-), stored AS (
-    INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid,
-                             companyid, username, message, status, additionaldata)
-    SELECT coalesce(ts::timestamptz, now()), functionalityid, eventtypeid, storelocationid,
-           companyid, username, message, status, additionaldata::jsonb
-    FROM input ORDER BY n
-    RETURNING id, eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
-              username, message, status, additionaldata
-)
-SELECT s.id, s.eventtimestamp, f.name::text, t.name::text, s.storelocationid, s.companyid,
-       s.username::text, s.message, s.status::text, s.additionaldata::text
-FROM stored s
-JOIN auditfunctionalities f ON f.id = s.functionalityid
-JOIN auditeventtypes t ON t.id = s.eventtypeid
-ORDER BY s.id";
+/// The append function (migration 0002) numbers, hashes and stores the events in input
+/// order, extending each company's chain under its head's row lock; it answers the stored
+/// rows with the catalog's names, in input order.
+const INSERT_EVENTS: &str = "SELECT * FROM audit_api_append_events($1::text[], $2::int[], \
+    $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])";
 
 /// One row of [`crate::sql::EVENT_SELECT`] (or the insert's answer).
 pub fn event_record(row: &Row) -> Result<EventRecord, DbError> {

@@ -244,15 +244,12 @@ pub async fn create_event(
         event::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
     json_text::exact_additional_data(&bytes, [&mut event.additional_data], false)
         .map_err(body_unreadable)?;
-    let stored = store(&app, &scope, std::slice::from_ref(&event), |_| {
-        vec![json!("body"), json!("company_id")]
-    })
-    .await?;
-    let record = stored
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::Internal("insert returned no row".to_owned()))?;
-    Ok(Json(record))
+    check_company(
+        &scope,
+        event.company_id,
+        vec![json!("body"), json!("company_id")],
+    )?;
+    Ok(Json(app.appender.append(event).await?))
 }
 
 /// Both creates start here: the body read (413 and malformed JSON answered), the schema

@@ -16,6 +16,7 @@
 //! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
+pub mod append;
 pub mod cli;
 pub mod db;
 pub mod error;

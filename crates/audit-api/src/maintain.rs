@@ -175,6 +175,14 @@ pub enum MaintenanceError {
     Partition { partition: String, message: String },
 }
 
+impl MaintenanceError {
+    /// The role may not do this (42501): the application's role running the owner's work.
+    pub fn is_insufficient_privilege(&self) -> bool {
+        matches!(self, MaintenanceError::Db(DbError::Query(e))
+            if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE))
+    }
+}
+
 impl From<tokio_postgres::Error> for MaintenanceError {
     fn from(e: tokio_postgres::Error) -> Self {
         MaintenanceError::Db(DbError::from(e))

@@ -20,6 +20,8 @@ pub const CATALOG_REREAD_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct App {
     pub db: Database,
+    /// Single creates, appended together (see [`crate::append`]).
+    pub(crate) appender: crate::append::Appender,
     pub(crate) keys: ApiKeys,
     catalog: RwLock<Arc<Catalog>>,
     /// When the catalog was last read; held while it is read, so concurrent requests that
@@ -46,6 +48,7 @@ impl App {
         s3: Option<aws_sdk_s3::Client>,
     ) -> Self {
         App {
+            appender: crate::append::Appender::start(db.clone(), (config.pool_size / 2).max(1)),
             db,
             keys,
             catalog: RwLock::default(),
@@ -67,9 +70,23 @@ impl App {
         self.ready
             .get_or_try_init(|| async {
                 db::migrate(&self.db).await?;
-                crate::maintain::ensure_partitions(&self.db, &self.maintenance, chrono::Utc::now())
-                    .await
-                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                let partitions = crate::maintain::ensure_partitions(
+                    &self.db,
+                    &self.maintenance,
+                    chrono::Utc::now(),
+                )
+                .await;
+                match partitions {
+                    Ok(_) => {}
+                    // The application's role (audit_api_writer) may not create tables: the
+                    // owner's `audit-api maintain` makes the months ahead, and the months
+                    // that exist take events meanwhile.
+                    Err(e) if e.is_insufficient_privilege() => tracing::warn!(
+                        "cannot create partitions under this role ({e}); \
+                         run `audit-api maintain` with the owner's credentials"
+                    ),
+                    Err(e) => return Err(DbError::Unavailable(e.to_string())),
+                }
                 self.reload_catalog().await?;
                 Ok::<(), DbError>(())
             })

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod event_chain;
 pub mod messages;
 pub mod metrics;
 pub mod number;
