@@ -95,7 +95,9 @@ async fn append_group(db: &Database, group: Vec<Waiting>) {
             }
         }
         Err(e) if replies.len() == 1 => {
-            let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
         }
         Err(e) => {
             tracing::warn!(

@@ -5,7 +5,9 @@ use crate::{Clients, Config};
 use std::sync::Arc;
 
 const USAGE: &str = "usage: audit-api serve [--bind 127.0.0.1:8080] | migrate | maintain
-configuration: DATABASE_URL (or DB_SECRET_ARN), API_KEYS (or API_KEYS_SECRET_ARN), see README";
+       | verify [--company ID|none] [--json]
+configuration: DATABASE_URL (or DB_SECRET_ARN), API_KEYS (or API_KEYS_SECRET_ARN), see README
+verify exits 0 when every chain verifies, 1 when one does not (or on an error)";
 
 /// Runs a command and returns the process exit code.
 pub async fn main(args: Vec<String>) -> i32 {
@@ -20,23 +22,52 @@ pub async fn main(args: Vec<String>) -> i32 {
         },
         None => "127.0.0.1:8080".to_owned(),
     };
-    if !matches!(command, "serve" | "migrate" | "maintain") {
+    if !matches!(command, "serve" | "migrate" | "maintain" | "verify") {
         eprintln!("{USAGE}");
         return 2;
     }
+    let chains = match args.iter().position(|a| a == "--company") {
+        None => crate::chain::Chains::All,
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some("none") => crate::chain::Chains::Company(None),
+            Some(id) => match id.parse::<i64>() {
+                Ok(id) => crate::chain::Chains::Company(Some(id)),
+                Err(_) => {
+                    eprintln!("--company needs a company id or `none`, not {id:?}\n{USAGE}");
+                    return 2;
+                }
+            },
+            None => {
+                eprintln!("--company needs a company id or `none`\n{USAGE}");
+                return 2;
+            }
+        },
+    };
+    let options = Options {
+        bind,
+        chains,
+        json: args.iter().any(|a| a == "--json"),
+    };
     let config = audit_core::startup::init(Config::from_env).await;
     let clients = if config.needs_aws() {
         Some(Clients::new(audit_core::aws::sdk_config().await))
     } else {
         None
     };
-    match run(command, &bind, &config, clients.as_ref()).await {
+    match run(command, &options, &config, clients.as_ref()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("audit-api {command}: {e}");
             1
         }
     }
+}
+
+/// A command's options.
+struct Options {
+    bind: String,
+    chains: crate::chain::Chains,
+    json: bool,
 }
 
 /// Why a command failed.
@@ -57,11 +88,15 @@ enum CommandError {
     },
     #[error("maintenance report: {0}")]
     Report(#[from] serde_json::Error),
+    #[error(transparent)]
+    Anchor(#[from] crate::chain::AnchorError),
+    #[error("{invalid} of {chains} chains do not verify")]
+    NotVerified { invalid: usize, chains: usize },
 }
 
 async fn run(
     command: &str,
-    bind: &str,
+    options: &Options,
     config: &Config,
     clients: Option<&Clients>,
 ) -> Result<(), CommandError> {
@@ -75,6 +110,32 @@ async fn run(
             println!("migrations applied: {applied}; partitions created: {created:?}");
             Ok(())
         }
+        "verify" => {
+            app.ensure_ready().await.map_err(CommandError::NotReady)?;
+            let anchor = match &app.anchor {
+                Some(target) => crate::chain::newest_anchor(target, chrono::Utc::now()).await?,
+                None => None,
+            };
+            let request = crate::chain::VerifyRequest {
+                chains: options.chains,
+                from: None,
+                to: None,
+            };
+            let verification = crate::chain::verify(&app.db, request, anchor).await?;
+            if options.json {
+                println!("{}", serde_json::to_string_pretty(&verification)?);
+            } else {
+                print!("{}", crate::chain::describe(&verification));
+            }
+            let invalid = verification.chains.iter().filter(|c| !c.verified).count();
+            if invalid > 0 {
+                return Err(CommandError::NotVerified {
+                    invalid,
+                    chains: verification.chains.len(),
+                });
+            }
+            Ok(())
+        }
         "maintain" => {
             app.ensure_ready().await.map_err(CommandError::NotReady)?;
             let report =
@@ -85,6 +146,7 @@ async fn run(
         _ => {
             // Pending migrations first: a server that cannot reach its schema does not start.
             app.ensure_ready().await.map_err(CommandError::NotReady)?;
+            let bind = options.bind.as_str();
             let bound = |source| CommandError::Bind {
                 bind: bind.to_owned(),
                 source,

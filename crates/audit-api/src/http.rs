@@ -40,6 +40,7 @@ pub fn router(app: Arc<App>, docs: Router) -> Router {
         .route("/recent", get(recent_events))
         .route("/search", get(search_events))
         .route("/export", get(export_events))
+        .route("/verify", get(verify_chain))
         .route(
             "/get-eventtypenames-by-functionalityname",
             get(event_type_names),
@@ -538,4 +539,40 @@ pub async fn event_type_names(
         .event_type_names(name)
         .ok_or_else(|| ApiError::NotFound(format!("Functionality '{name}' not found")))?;
     Ok(Json(names))
+}
+
+#[utoipa::path(get, path = "/api/audit-events/verify", tag = "audit-events",
+    params(crate::schema::VerifyParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The company's hash chain recomputed and compared with the \
+            database's head and the newest published head: `verified`, and the first broken \
+            link (`chain_seq`, `id`, `reason`: hash-mismatch, gap, fork, reordered, \
+            head-mismatch)", body = crate::schema::ChainVerdictSchema),
+        crate::schema::KeyedErrors,
+    ))]
+pub async fn verify_chain(
+    State(app): State<Arc<App>>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<crate::chain::ChainVerdict>, ApiError> {
+    let query = query_pairs(raw)?;
+    let request = crate::chain::parse_verify(&query).map_err(ApiError::Validation)?;
+    if let crate::chain::Chains::Company(company) = request.chains {
+        check_company(&scope, company, vec![json!("query"), json!("company_id")])?;
+    }
+    app.ensure_ready().await?;
+    let anchor = match &app.anchor {
+        Some(target) => crate::chain::newest_anchor(target, chrono::Utc::now())
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        None => None,
+    };
+    let verification = crate::chain::verify(&app.db, request, anchor).await?;
+    verification
+        .chains
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| ApiError::Internal("verification returned no chain".to_owned()))
 }

@@ -17,6 +17,7 @@
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
 pub mod append;
+pub mod chain;
 pub mod cli;
 pub mod db;
 pub mod error;
@@ -67,6 +68,11 @@ pub struct Config {
     /// of the archive table.
     pub archive_bucket: Option<String>,
     pub archive_prefix: String,
+    /// `CHAIN_ANCHOR_BUCKET`, `CHAIN_ANCHOR_PREFIX`: where every maintenance run publishes
+    /// the chains' heads (the evidence bucket the signed digests cover), and where
+    /// verification reads the newest.
+    pub anchor_bucket: Option<String>,
+    pub anchor_prefix: String,
     /// `LOCAL_TIMEZONE`: how timestamps without an offset are read (the original service stored Central
     /// Time).
     pub local_timezone: String,
@@ -101,6 +107,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "PREMAKE_MONTHS",
     "ARCHIVE_BUCKET",
     "ARCHIVE_PREFIX",
+    "CHAIN_ANCHOR_BUCKET",
+    "CHAIN_ANCHOR_PREFIX",
     "LOCAL_TIMEZONE",
     "POOL_SIZE",
     "STATEMENT_TIMEOUT_MS",
@@ -198,6 +206,11 @@ impl Config {
             archive_prefix: audit_core::aws::s3_key_prefix(
                 env.get("ARCHIVE_PREFIX").unwrap_or("auditevents-archive/"),
             ),
+            anchor_bucket: env.get("CHAIN_ANCHOR_BUCKET").map(str::to_owned),
+            anchor_prefix: audit_core::aws::s3_key_prefix(
+                env.get("CHAIN_ANCHOR_PREFIX")
+                    .unwrap_or("audit-api/chain-heads/"),
+            ),
             local_timezone,
             pool_size: env.int_in_range("POOL_SIZE", 10, 1..=200)?,
             statement_timeout: Duration::from_millis(env.int_in_range(
@@ -230,6 +243,7 @@ impl Config {
         self.database.needs_aws()
             || matches!(self.keys, KeySource::Secret(_))
             || self.archive_bucket.is_some()
+            || self.anchor_bucket.is_some()
     }
 }
 
@@ -311,7 +325,7 @@ pub fn maintenance_settings(
     maintain::MaintenanceSettings {
         premake_months: config.premake_months,
         retention_months: config.retention_months,
-        archive: match (&config.archive_bucket, s3) {
+        archive: match (&config.archive_bucket, s3.clone()) {
             (Some(bucket), Some(client)) => maintain::ArchiveTarget::S3 {
                 client,
                 bucket: bucket.clone(),
@@ -319,6 +333,22 @@ pub fn maintenance_settings(
             },
             _ => maintain::ArchiveTarget::Table,
         },
+        anchor: anchor_target(config, s3),
+    }
+}
+
+/// Where the chains' heads are published, when configured.
+pub fn anchor_target(
+    config: &Config,
+    s3: Option<aws_sdk_s3::Client>,
+) -> Option<chain::AnchorTarget> {
+    match (&config.anchor_bucket, s3) {
+        (Some(bucket), Some(client)) => Some(chain::AnchorTarget {
+            client,
+            bucket: bucket.clone(),
+            prefix: config.anchor_prefix.clone(),
+        }),
+        _ => None,
     }
 }
 

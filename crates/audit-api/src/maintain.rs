@@ -116,6 +116,8 @@ pub enum ArchiveTarget {
 pub struct MaintenanceReport {
     pub partitions_created: Vec<String>,
     pub partitions_archived: Vec<ArchivedPartition>,
+    /// The `s3://` URI of the chain heads this run published.
+    pub chain_heads_published: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -132,6 +134,8 @@ pub struct MaintenanceSettings {
     pub premake_months: i32,
     pub retention_months: i32,
     pub archive: ArchiveTarget,
+    /// Where the chains' heads are published at the end of every run.
+    pub anchor: Option<crate::chain::AnchorTarget>,
 }
 
 /// Runs maintenance as of `now`.
@@ -152,7 +156,18 @@ pub async fn run(
         .execute("SELECT pg_advisory_lock($1)", &[&MAINTENANCE_LOCK])
         .await
         .map_err(DbError::from)?;
-    let outcome = run_locked(&mut client, settings, now).await;
+    let mut outcome = run_locked(&mut client, settings, now).await;
+    // After archival: the heads are published whatever moved, and an archival failure does
+    // not hold back the hourly anchor (the run still fails, and says why).
+    if let Some(target) = &settings.anchor {
+        let published = crate::chain::publish(db, target, now).await;
+        match (&mut outcome, published) {
+            (Ok(report), Ok(uri)) => report.chain_heads_published = Some(uri),
+            (Ok(_), Err(e)) => outcome = Err(e.into()),
+            (Err(_), Ok(uri)) => tracing::info!(%uri, "chain heads published"),
+            (Err(_), Err(e)) => tracing::error!("cannot publish the chain heads either: {e}"),
+        }
+    }
     let unlock = client
         .batch_execute(&format!(
             "SELECT pg_advisory_unlock({MAINTENANCE_LOCK}); RESET statement_timeout"
@@ -173,6 +188,8 @@ pub enum MaintenanceError {
     Db(#[from] DbError),
     #[error("partition {partition}: {message}")]
     Partition { partition: String, message: String },
+    #[error("publishing the chain heads: {0}")]
+    Anchor(#[from] crate::chain::AnchorError),
 }
 
 impl MaintenanceError {
@@ -350,8 +367,10 @@ async fn archive_partition(
     month: Month,
 ) -> Result<ArchivedPartition, MaintenanceError> {
     let name = month.partition_name();
+    // The links travel with the events: an archived month verifies on its own.
     let columns = "id, eventtimestamp, functionalityid, eventtypeid, storelocationid, \
-                   companyid, username, message, status, additionaldata";
+                   companyid, username, message, status, additionaldata, chain_seq, prev_hash, \
+                   row_hash";
     match archive {
         ArchiveTarget::Table => {
             // Count, copy and drop in one transaction: either all happen or none.
@@ -428,7 +447,23 @@ async fn archive_partition(
                     });
                 }
             }
-            client.batch_execute(&format!("DROP TABLE {name}")).await?;
+            // The chain continues across the archived events through their links, kept
+            // in the same transaction that drops them.
+            let uri = format!("s3://{bucket}/{key}");
+            let tx = client.transaction().await?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO auditevent_chain_archived \
+                         (companyid, chain_seq, prev_hash, row_hash, archive) \
+                     SELECT companyid, chain_seq, prev_hash, row_hash, $1 FROM {name} \
+                     WHERE chain_seq IS NOT NULL \
+                     ON CONFLICT ON CONSTRAINT auditevent_chain_archived_link DO NOTHING"
+                ),
+                &[&uri],
+            )
+            .await?;
+            tx.batch_execute(&format!("DROP TABLE {name}")).await?;
+            tx.commit().await?;
             Ok(ArchivedPartition {
                 partition: name,
                 events: count,
@@ -449,11 +484,19 @@ async fn export_jsonl_gz(
     let rows = client
         .query_raw(
             &format!(
-                "SELECT json_build_object('id', id, 'event_timestamp', eventtimestamp, \
-                 'functionality_id', functionalityid, 'event_type_id', eventtypeid, \
-                 'store_id', storelocationid, 'company_id', companyid, 'user', username, \
-                 'message', message, 'status', status, 'additional_data', additionaldata)::text \
-                 FROM (SELECT {columns} FROM {name} ORDER BY id) e"
+                "SELECT json_build_object('id', e.id, 'event_timestamp', e.eventtimestamp, \
+                 'functionality_id', e.functionalityid, 'event_type_id', e.eventtypeid, \
+                 'store_id', e.storelocationid, 'company_id', e.companyid, 'user', e.username, \
+                 'message', e.message, 'status', e.status, 'additional_data', e.additionaldata, \
+                 'event_time_utc', to_char(e.eventtimestamp AT TIME ZONE 'UTC', \
+                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+                 'functionality', f.name, 'event_type', t.name, 'chain_seq', e.chain_seq, \
+                 'prev_hash', encode(e.prev_hash, 'hex'), \
+                 'row_hash', encode(e.row_hash, 'hex'))::text \
+                 FROM (SELECT {columns} FROM {name} ORDER BY id) e \
+                 LEFT JOIN auditfunctionalities f ON f.id = e.functionalityid \
+                 LEFT JOIN auditeventtypes t ON t.id = e.eventtypeid \
+                 ORDER BY e.id"
             ),
             std::iter::empty::<&str>(),
         )

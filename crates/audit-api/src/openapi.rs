@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         crate::http::search_events,
         crate::http::export_events,
         crate::http::event_type_names,
+        crate::http::verify_chain,
     ),
     components(schemas(
         AuditEventIn,
@@ -33,7 +34,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         crate::event::FieldError,
         Health,
         EventStatus,
-        ExportFormatDoc
+        ExportFormatDoc,
+        crate::schema::ChainVerdictSchema,
+        crate::schema::FirstInvalidSchema
     ))
 )]
 struct ApiDoc;

@@ -80,6 +80,50 @@ pub struct FilterParams {
     pub message_pattern: Option<String>,
 }
 
+/// What to verify.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyParams {
+    /// The company whose chain is verified (a company-scoped key: one of its own).
+    pub company_id: i64,
+    /// From the first event at or after this time (RFC 3339); its link into the past is
+    /// taken as given.
+    pub from_date: Option<String>,
+    /// To the last event before this time.
+    pub to_date: Option<String>,
+}
+
+/// The first broken link.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct FirstInvalidSchema {
+    /// Where the chain breaks (null: a row without a place in the chain).
+    chain_seq: Option<i64>,
+    /// The event there, when there is one.
+    id: Option<i64>,
+    /// hash-mismatch (an edited event), gap (a deleted one), fork or reordered (an inserted
+    /// or moved one), head-mismatch (events rewritten with their hashes, or the newest ones
+    /// removed, seen against a recorded head).
+    reason: String,
+}
+
+/// A verified chain.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ChainVerdictSchema {
+    company_id: Option<i64>,
+    verified: bool,
+    events_checked: u64,
+    first_seq: Option<i64>,
+    last_seq: Option<i64>,
+    /// The database's head (`chain_seq`, hex `row_hash`), when the range reaches the end.
+    head: Option<serde_json::Value>,
+    /// The newest published head compared (`object`, `published_at`, `chain_seq`,
+    /// `row_hash`), if any.
+    anchor: Option<serde_json::Value>,
+    first_invalid: Option<FirstInvalidSchema>,
+}
+
 /// Which page of a search.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -38,6 +38,8 @@ pub struct App {
     pub(crate) export_max_rows: u64,
     pub(crate) export_dir: std::path::PathBuf,
     pub maintenance: crate::maintain::MaintenanceSettings,
+    /// Where verification reads the newest published chain heads.
+    pub anchor: Option<crate::chain::AnchorTarget>,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
             body_timeout: config.body_timeout,
             export_max_rows: config.export_max_rows,
             export_dir: config.export_dir.clone(),
+            anchor: crate::anchor_target(config, s3.clone()),
             maintenance: crate::maintenance_settings(config, s3),
         }
     }

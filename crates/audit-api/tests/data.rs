@@ -273,6 +273,7 @@ fn settings(premake: i32, retention: i32, archive: ArchiveTarget) -> Maintenance
         premake_months: premake,
         retention_months: retention,
         archive,
+        anchor: None,
     }
 }
 

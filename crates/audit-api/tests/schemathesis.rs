@@ -51,7 +51,7 @@ fn generated_requests_never_get_a_server_error() {
     // It did test every operation (a run that tested nothing would also succeed), and some
     // generated events were valid enough to be stored.
     assert!(
-        stdout.contains("Tested: 7"),
+        stdout.contains("Tested: 8"),
         "not every operation tested:\n{stdout}"
     );
     let stored: i64 = devstack::postgres()

@@ -67,8 +67,17 @@ impl Service {
     }
 
     pub async fn start_on(database: &str, extra: &[(&str, &str)]) -> Service {
+        Service::start_with(database, extra, None).await
+    }
+
+    /// A service on `database` with AWS clients (the anchor bucket, the S3 archive).
+    pub async fn start_with(
+        database: &str,
+        extra: &[(&str, &str)],
+        clients: Option<&audit_api::Clients>,
+    ) -> Service {
         let config = config(database, extra);
-        let app = Arc::new(audit_api::build_app(&config, None).await.expect("app"));
+        let app = Arc::new(audit_api::build_app(&config, clients).await.expect("app"));
         app.ensure_ready().await.expect("migrations");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
