@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # audit-api on this machine, release build, against its own PostgreSQL 15 cluster (port 55433,
 # data in /tmp/auditapi-bench, default durability: fsync and synchronous_commit on):
-#   1. 5,000,000 events over 12 monthly partitions (generated in SQL), vacuumed and analyzed;
+#   1. 5,000,000 events over 12 monthly partitions (generated in SQL; with the event chain,
+#      stored through the append function), vacuumed and analyzed; with the chain, the time
+#      and peak RSS of `audit-api verify` over all of them;
 #   2. search latency p50/p95 per query shape (wrk, 2 connections, 10 s each);
 #   3. xlsx export of 100,000 rows: time and the server's peak RSS during it;
 #   4. single-event ingest: wrk POST /create for 60 s;
 #   5. batch ingest: wrk POST /create-batch (1,000 events) for 30 s.
 # The load ends with VACUUM (ANALYZE), the state insert-triggered autovacuum (PG 13+) keeps a
 # live table in: the trigram indexes' pending lists merged.
-# Needs wrk (Debian package `wrk`). Removes the cluster at the end. ~6 minutes, ~3 GB of disk.
+# Needs wrk (Debian package `wrk`). Removes the cluster at the end. ~6 minutes (~9 with the
+# chain), ~3 GB of disk.
 # AUDIT_API_BIN=path benchmarks that binary instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,18 +51,55 @@ base=http://127.0.0.1:18080/pyaudit/api/audit-events
 
 echo "== loading 5,000,000 events over the last 12 months"
 start=$(date +%s)
-psql -c "
-  INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
-                           username, message, status, additionaldata)
-  SELECT now() - (i * interval '1 second' * (330 * 86400 / 5000000.0)),
-         1 + (i % 2), CASE WHEN i % 2 = 0 THEN 1 + i % 4 ELSE 5 + i % 4 END,
-         100 + i % 500, i % 50, 'user' || (i % 1000),
-         'SKU-' || lpad((i % 100000)::text, 6, '0') || ' price changed to ' || (i % 97) || '.99',
-         CASE WHEN i % 25 = 0 THEN 'Failed' ELSE 'Success' END,
-         jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 200), 'n', i)
-  FROM generate_series(1, 5000000) AS i;"
+# The same rows either way. A build with the event chain (migration 0002) stores them through
+# its append function, in 100 transactions of 50,000 events across the 50 companies, so that
+# they are chained as the service chains them; a build without it inserts them directly.
+row="now() - (i * interval '1 second' * (330 * 86400 / 5000000.0))"
+if [ "$(psql -c "SELECT to_regproc('audit_api_append_events') IS NOT NULL")" = t ]; then
+  chained=1
+  for chunk in $(seq 0 99); do
+    psql -c "
+      SELECT count(*) FROM (
+        SELECT array_agg(($row)::text ORDER BY i) AS ts,
+               array_agg(1 + (i % 2) ORDER BY i) AS f,
+               array_agg(CASE WHEN i % 2 = 0 THEN 1 + i % 4 ELSE 5 + i % 4 END ORDER BY i) AS t,
+               array_agg((100 + i % 500)::bigint ORDER BY i) AS store,
+               array_agg((i % 50)::bigint ORDER BY i) AS company,
+               array_agg('user' || (i % 1000) ORDER BY i) AS u,
+               array_agg('SKU-' || lpad((i % 100000)::text, 6, '0') || ' price changed to ' || (i % 97) || '.99' ORDER BY i) AS m,
+               array_agg(CASE WHEN i % 25 = 0 THEN 'Failed' ELSE 'Success' END ORDER BY i) AS st,
+               array_agg(jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 200), 'n', i)::text ORDER BY i) AS d
+        FROM generate_series($chunk * 50000 + 1, ($chunk + 1) * 50000) AS i) a,
+      LATERAL audit_api_append_events(a.ts, a.f, a.t, a.store, a.company, a.u, a.m, a.st, a.d)" >/dev/null
+  done
+else
+  chained=0
+  psql -c "
+    INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, storelocationid, companyid,
+                             username, message, status, additionaldata)
+    SELECT $row,
+           1 + (i % 2), CASE WHEN i % 2 = 0 THEN 1 + i % 4 ELSE 5 + i % 4 END,
+           100 + i % 500, i % 50, 'user' || (i % 1000),
+           'SKU-' || lpad((i % 100000)::text, 6, '0') || ' price changed to ' || (i % 97) || '.99',
+           CASE WHEN i % 25 = 0 THEN 'Failed' ELSE 'Success' END,
+           jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 200), 'n', i)
+    FROM generate_series(1, 5000000) AS i;"
+fi
 psql -c "VACUUM (ANALYZE) auditevents"
-echo "loaded in $(( $(date +%s) - start )) s; partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
+echo "loaded in $(( $(date +%s) - start )) s (chained: $chained); partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
+
+if [ "$chained" = 1 ]; then
+  echo "== verifying every chain (5,000,000 events, 50 companies): audit-api verify, 3 runs"
+  for run in 1 2 3; do
+    /usr/bin/time -f "%e s elapsed, %M KiB peak RSS" -o /tmp/auditapi-bench-verify.time \
+      env API_KEYS=$key DATABASE_URL="$url?sslmode=disable" LOG_LEVEL=warn "$bin" verify \
+      | tail -1 | sed 's/^/  /'
+    echo "  run $run: $(cat /tmp/auditapi-bench-verify.time)"
+  done
+  echo "== verifying one company's chain (100,000 events): GET /verify?company_id=7"
+  curl -fs -o /dev/null -w "  %{time_total} s\n" -H "CSIQ-APIKEY: $key" \
+    "http://127.0.0.1:18080/pyaudit/api/audit-events/verify?company_id=7"
+fi
 
 cat > /tmp/auditapi-bench-get.lua <<EOF
 wrk.headers["CSIQ-APIKEY"] = "$key"

@@ -91,20 +91,20 @@ RETURNS TABLE (id bigint, eventtimestamp timestamptz, functionality text, event_
                status text, additionaldata text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
+-- Linear in the number of events: arrays are built by appending to PL/pgSQL variables (kept
+-- expanded, so each append is in place) and read back with unnest, never by subscript from
+-- SQL (a subscript of a flat array of text walks it from the start: quadratic).
 DECLARE
     n int := coalesce(array_length(p_ts, 1), 0);
-    v_ord bigint[];
-    v_id bigint[];
-    v_ts timestamptz[];
-    v_fname text[];
-    v_tname text[];
-    v_company bigint[];
-    v_data text[];
-    v_seq bigint[];
-    v_head bytea[];
-    v_canon text[];
-    v_prev bytea[];
-    v_hash bytea[];
+    v_ord bigint[] := '{}'; v_id bigint[] := '{}'; v_ts timestamptz[] := '{}';
+    v_fname text[] := '{}'; v_tname text[] := '{}'; v_company bigint[] := '{}';
+    v_data text[] := '{}'; v_tail text[] := '{}';
+    v_seq bigint[] := '{}'; v_prev bytea[] := '{}'; v_hash bytea[] := '{}';
+    h_company bigint[]; h_seq bigint[]; h_hash bytea[];
+    r record;
+    k int;
+    head int := 0;
+    seq bigint;
     prev bytea;
 BEGIN
     IF n = 0 THEN
@@ -120,88 +120,77 @@ BEGIN
        OR array_length(p_data, 1) IS DISTINCT FROM n THEN
         RAISE EXCEPTION 'audit_api_append_events: arrays of different lengths';
     END IF;
-
+    -- Before any lock: ids, times, stored jsonb and the canonical form after its place, in
+    -- chain order (company, then input order).
+    FOR r IN
+        SELECT i.ord, nextval('auditevents_id_seq') AS new_id, i.company,
+               coalesce(i.ts::timestamptz, now()) AS at, f.name::text AS fname,
+               t.name::text AS tname, i.data::jsonb::text AS stored_data, i.store, i.usr, i.msg, i.st
+        FROM unnest(p_ts, p_functionality, p_event_type, p_store, p_company, p_user,
+                    p_message, p_status, p_data)
+            WITH ORDINALITY AS i (ts, fid, tid, store, company, usr, msg, st, data, ord)
+        JOIN auditfunctionalities f ON f.id = i.fid
+        JOIN auditeventtypes t ON t.id = i.tid AND t.functionalityid = i.fid
+        ORDER BY i.company NULLS FIRST, i.ord
+    LOOP
+        v_ord := v_ord || r.ord; v_id := v_id || r.new_id; v_ts := v_ts || r.at;
+        v_fname := v_fname || r.fname; v_tname := v_tname || r.tname;
+        v_company := v_company || r.company; v_data := v_data || r.stored_data;
+        v_tail := v_tail || substr(audit_api_event_canonical_v1(0, r.new_id, r.at, r.fname,
+            r.tname, r.store, r.company, r.usr, r.msg, r.st, r.stored_data), 5);
+    END LOOP;
+    IF coalesce(array_length(v_ord, 1), 0) <> n THEN
+        RAISE EXCEPTION 'audit_api_append_events: an event names an unknown functionality or event type';
+    END IF;
     INSERT INTO auditevent_chain_heads (companyid, chain_seq, row_hash)
     SELECT DISTINCT c, 0, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
     FROM unnest(p_company) AS c
     ON CONFLICT ON CONSTRAINT auditevent_chain_heads_company DO NOTHING;
-
-    -- Lock the heads in company order, number and canonicalise every event in chain order.
-    WITH heads AS (
-        SELECT h.companyid, h.chain_seq, h.row_hash
-        FROM auditevent_chain_heads h
-        WHERE h.companyid = ANY (p_company)
-           OR (h.companyid IS NULL AND array_position(p_company, NULL) IS NOT NULL)
-        ORDER BY h.companyid NULLS FIRST
-        FOR UPDATE
-    ), input AS (
-        SELECT i.*, nextval('auditevents_id_seq') AS new_id,
-               coalesce(i.ts::timestamptz, now()) AS at,
-               i.data::jsonb::text AS stored_data
-        FROM unnest(p_ts, p_functionality, p_event_type, p_store, p_company, p_user,
-                    p_message, p_status, p_data)
-            WITH ORDINALITY AS i (ts, fid, tid, store, company, usr, msg, st, data, ord)
-    ), numbered AS (
-        SELECT i.*, f.name::text AS fname, t.name::text AS tname, h.row_hash AS head_hash,
-               h.chain_seq + row_number() OVER (PARTITION BY i.company ORDER BY i.ord) AS seq
-        FROM input i
-        JOIN heads h ON h.companyid IS NOT DISTINCT FROM i.company
-        JOIN auditfunctionalities f ON f.id = i.fid
-        JOIN auditeventtypes t ON t.id = i.tid AND t.functionalityid = i.fid
-    )
-    SELECT array_agg(ord ORDER BY company NULLS FIRST, ord),
-           array_agg(new_id ORDER BY company NULLS FIRST, ord),
-           array_agg(at ORDER BY company NULLS FIRST, ord),
-           array_agg(fname ORDER BY company NULLS FIRST, ord),
-           array_agg(tname ORDER BY company NULLS FIRST, ord),
-           array_agg(company ORDER BY company NULLS FIRST, ord),
-           array_agg(stored_data ORDER BY company NULLS FIRST, ord),
-           array_agg(seq ORDER BY company NULLS FIRST, ord),
-           array_agg(head_hash ORDER BY company NULLS FIRST, ord),
-           array_agg(audit_api_event_canonical_v1(seq, new_id, at, fname, tname, store, company,
-                                                  usr, msg, st, stored_data)
-                     ORDER BY company NULLS FIRST, ord)
-    INTO v_ord, v_id, v_ts, v_fname, v_tname, v_company, v_data, v_seq, v_head, v_canon
-    FROM numbered;
-
-    IF coalesce(array_length(v_ord, 1), 0) <> n THEN
-        RAISE EXCEPTION 'audit_api_append_events: an event names an unknown functionality or event type';
-    END IF;
-
-    v_prev := array_fill(NULL::bytea, ARRAY[n]);
-    v_hash := array_fill(NULL::bytea, ARRAY[n]);
+    -- The heads, locked in company order (the order the chains were sorted in); held to
+    -- the commit, so everything above happens before the wait.
+    SELECT array_agg(l.companyid ORDER BY l.companyid NULLS FIRST),
+           array_agg(l.chain_seq ORDER BY l.companyid NULLS FIRST),
+           array_agg(l.row_hash ORDER BY l.companyid NULLS FIRST)
+    INTO h_company, h_seq, h_hash
+    FROM (SELECT x.companyid, x.chain_seq, x.row_hash FROM auditevent_chain_heads x
+          WHERE x.companyid = ANY (p_company)
+             OR (x.companyid IS NULL AND array_position(p_company, NULL) IS NOT NULL)
+          ORDER BY x.companyid NULLS FIRST FOR UPDATE) l;
     FOR k IN 1..n LOOP
         IF k = 1 OR v_company[k] IS DISTINCT FROM v_company[k - 1] THEN
-            prev := v_head[k];
+            head := head + 1;
+            seq := h_seq[head];
+            prev := h_hash[head];
         END IF;
-        v_prev[k] := prev;
-        prev := sha256(prev || convert_to(v_canon[k], 'UTF8'));
-        v_hash[k] := prev;
+        seq := seq + 1;
+        v_seq := v_seq || seq;
+        v_prev := v_prev || prev;
+        prev := sha256(prev || convert_to('v1|' || seq || v_tail[k], 'UTF8'));
+        v_hash := v_hash || prev;
     END LOOP;
-
     INSERT INTO auditevents (id, eventtimestamp, functionalityid, eventtypeid, storelocationid,
                              companyid, username, message, status, additionaldata,
                              chain_seq, prev_hash, row_hash)
-    SELECT v_id[k], v_ts[k], p_functionality[v_ord[k]], p_event_type[v_ord[k]],
-           p_store[v_ord[k]], v_company[k], p_user[v_ord[k]], p_message[v_ord[k]],
-           p_status[v_ord[k]], v_data[k]::jsonb, v_seq[k], v_prev[k], v_hash[k]
-    FROM generate_subscripts(v_ord, 1) AS k;
-
-    -- The last link of each chain is its new head.
+    SELECT u.id, u.ts, i.fid, i.tid, i.store, u.company, i.usr, i.msg, i.st, u.data::jsonb,
+           u.seq, u.prev, u.hash
+    FROM unnest(v_ord, v_id, v_ts, v_company, v_data, v_seq, v_prev, v_hash)
+            AS u (ord, id, ts, company, data, seq, prev, hash)
+    JOIN unnest(p_functionality, p_event_type, p_store, p_user, p_message, p_status)
+            WITH ORDINALITY AS i (fid, tid, store, usr, msg, st, ord)
+      ON i.ord = u.ord;
     UPDATE auditevent_chain_heads h
     SET chain_seq = last.seq, row_hash = last.hash, updated_at = now()
-    FROM (
-        SELECT DISTINCT ON (v_company[k]) v_company[k] AS company, v_seq[k] AS seq, v_hash[k] AS hash
-        FROM generate_subscripts(v_ord, 1) AS k
-        ORDER BY v_company[k], v_seq[k] DESC
-    ) last
+    FROM (SELECT DISTINCT ON (u.company) u.company, u.seq, u.hash
+          FROM unnest(v_company, v_seq, v_hash) AS u (company, seq, hash)
+          ORDER BY u.company, u.seq DESC) last
     WHERE h.companyid IS NOT DISTINCT FROM last.company;
-
     RETURN QUERY
-    SELECT v_id[k], v_ts[k], v_fname[k], v_tname[k], p_store[v_ord[k]], v_company[k],
-           p_user[v_ord[k]], p_message[v_ord[k]], p_status[v_ord[k]], v_data[k]
-    FROM generate_subscripts(v_ord, 1) AS k
-    ORDER BY v_ord[k];
+    SELECT u.id, u.ts, u.fname, u.tname, i.store, u.company, i.usr, i.msg, i.st, u.data
+    FROM unnest(v_ord, v_id, v_ts, v_fname, v_tname, v_company, v_data)
+            AS u (ord, id, ts, fname, tname, company, data)
+    JOIN unnest(p_store, p_user, p_message, p_status) WITH ORDINALITY AS i (store, usr, msg, st, ord)
+      ON i.ord = u.ord
+    ORDER BY u.ord;
 END
 $$;
 

@@ -103,10 +103,13 @@ async fn run(
     let app = crate::build_app(config, clients).await?;
     match command {
         "migrate" => {
-            let applied = crate::db::migrate(&app.db).await?;
-            let created =
-                crate::maintain::ensure_partitions(&app.db, &app.maintenance, chrono::Utc::now())
-                    .await?;
+            let applied = crate::db::migrate(&app.owner_db).await?;
+            let created = crate::maintain::ensure_partitions(
+                &app.owner_db,
+                &app.maintenance,
+                chrono::Utc::now(),
+            )
+            .await?;
             println!("migrations applied: {applied}; partitions created: {created:?}");
             Ok(())
         }
@@ -139,7 +142,7 @@ async fn run(
         "maintain" => {
             app.ensure_ready().await.map_err(CommandError::NotReady)?;
             let report =
-                crate::maintain::run(&app.db, &app.maintenance, chrono::Utc::now()).await?;
+                crate::maintain::run(&app.owner_db, &app.maintenance, chrono::Utc::now()).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

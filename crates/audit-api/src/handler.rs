@@ -54,9 +54,13 @@ impl LambdaApp {
                     .ensure_ready()
                     .await
                     .map_err(|e| format!("{e:?}"))?;
-                crate::maintain::run(&self.app.db, &self.app.maintenance, chrono::Utc::now())
-                    .await
-                    .map_err(|e| e.to_string())
+                crate::maintain::run(
+                    &self.app.owner_db,
+                    &self.app.maintenance,
+                    chrono::Utc::now(),
+                )
+                .await
+                .map_err(|e| e.to_string())
             }
             .await
             .map_err(MaintenanceFailed)?;

@@ -278,17 +278,18 @@ async fn catalog_for(app: &App, items: &[Value]) -> Result<Arc<Catalog>, ApiErro
 }
 
 /// Checks every event against the key's scope (`company_loc(i)` locates event `i`'s
-/// company in the error), then stores them all in one statement.
+/// company in the error), then appends them all in one transaction (possibly shared with
+/// other requests: [`crate::append`]).
 async fn store(
     app: &App,
     scope: &Scope,
-    events: &[event::NewEvent],
+    events: Vec<event::NewEvent>,
     company_loc: impl Fn(usize) -> Vec<Value>,
 ) -> Result<Vec<EventRecord>, ApiError> {
     for (index, event) in events.iter().enumerate() {
         check_company(scope, event.company_id, company_loc(index))?;
     }
-    Ok(db::insert_events(&app.db, events).await?)
+    Ok(app.appender.append_all(events).await?)
 }
 
 #[utoipa::path(post, path = "/api/audit-events/create-batch", tag = "audit-events",
@@ -314,7 +315,7 @@ pub async fn create_batch(
         true,
     )
     .map_err(body_unreadable)?;
-    let stored = store(&app, &scope, &events, |index| {
+    let stored = store(&app, &scope, events, |index| {
         let mut loc = prefix.clone();
         loc.extend([json!(index), json!("company_id")]);
         loc

@@ -68,6 +68,10 @@ pub struct Config {
     /// of the archive table.
     pub archive_bucket: Option<String>,
     pub archive_prefix: String,
+    /// `MAINTENANCE_DATABASE_URL` or `MAINTENANCE_DB_SECRET_ARN`: the schema owner, for
+    /// migrations and maintenance, so that `DATABASE_URL` can be a role that may append
+    /// events and not change them (`audit_api_writer`). Unset: the one role does both.
+    pub owner_database: Option<DatabaseConfig>,
     /// `CHAIN_ANCHOR_BUCKET`, `CHAIN_ANCHOR_PREFIX`: where every maintenance run publishes
     /// the chains' heads (the evidence bucket the signed digests cover), and where
     /// verification reads the newest.
@@ -98,6 +102,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "DB_SSLMODE",
     "DB_IAM_AUTH",
     "DB_ALLOW_UNVERIFIED_TLS",
+    "MAINTENANCE_DATABASE_URL",
+    "MAINTENANCE_DB_SECRET_ARN",
     "API_KEYS",
     "API_KEYS_SECRET_ARN",
     "BASE_PATH",
@@ -133,6 +139,12 @@ pub const IAM_ACTIONS: &[&str] = &[
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let database = DatabaseConfig::from_env(env, "audit-api")?;
+        let owner_database = DatabaseConfig::from_env_named(
+            env,
+            "audit-api-maintenance",
+            "MAINTENANCE_DATABASE_URL",
+            "MAINTENANCE_DB_SECRET_ARN",
+        )?;
         let keys = match (env.get("API_KEYS"), env.get("API_KEYS_SECRET_ARN")) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
@@ -196,6 +208,7 @@ impl Config {
         }
         Ok(Config {
             database,
+            owner_database,
             keys,
             base_path,
             cors_origins,
@@ -241,6 +254,7 @@ impl Config {
     /// Whether the AWS SDK is needed (secrets, IAM tokens, the archive bucket).
     pub fn needs_aws(&self) -> bool {
         self.database.needs_aws()
+            || self.owner_database.as_ref().is_some_and(|d| d.needs_aws())
             || matches!(self.keys, KeySource::Secret(_))
             || self.archive_bucket.is_some()
             || self.anchor_bucket.is_some()
@@ -270,27 +284,17 @@ pub async fn build_app(
     config: &Config,
     clients: Option<&Clients>,
 ) -> Result<state::App, StartError> {
-    let aws = clients.map(|c| (&c.sdk, &c.secrets));
-    let target = config
-        .database
-        .resolve(aws)
-        .await
-        .map_err(db::SetupError::from)?;
-    let database = db::Database::new(
-        target,
-        db::SessionSettings {
-            local_timezone: config.local_timezone.clone(),
-            statement_timeout_ms: config.statement_timeout.as_millis() as u64,
-        },
-        config.pool_size,
-    )?;
-    if let (true, Some(c)) = (config.database.needs_aws(), clients) {
-        database.refresh_every(
-            config.database.clone(),
-            Some((c.sdk.clone(), c.secrets.clone())),
-            Duration::from_secs(600),
-        );
-    }
+    let settings = db::SessionSettings {
+        local_timezone: config.local_timezone.clone(),
+        statement_timeout_ms: config.statement_timeout.as_millis() as u64,
+    };
+    let database = pool(&config.database, &settings, config.pool_size, clients).await?;
+    // Migrations and maintenance use one connection at a time, and an export-sized pool
+    // of owner connections would only widen what the owner's credentials reach.
+    let owner_database = match &config.owner_database {
+        Some(owner) => Some(pool(owner, &settings, 2, clients).await?),
+        None => None,
+    };
     let keys = match &config.keys {
         KeySource::Inline(keys) => keys.clone(),
         KeySource::Secret(arn) => {
@@ -312,9 +316,30 @@ pub async fn build_app(
     Ok(state::App::new(
         config,
         database,
+        owner_database,
         keys,
         clients.map(|c| c.s3.clone()),
     ))
+}
+
+/// A pool over `database`, its credentials refreshed when they come from AWS.
+async fn pool(
+    database: &DatabaseConfig,
+    settings: &db::SessionSettings,
+    size: usize,
+    clients: Option<&Clients>,
+) -> Result<db::Database, StartError> {
+    let aws = clients.map(|c| (&c.sdk, &c.secrets));
+    let target = database.resolve(aws).await.map_err(db::SetupError::from)?;
+    let pool = db::Database::new(target, settings.clone(), size)?;
+    if let (true, Some(c)) = (database.needs_aws(), clients) {
+        pool.refresh_every(
+            database.clone(),
+            Some((c.sdk.clone(), c.secrets.clone())),
+            Duration::from_secs(600),
+        );
+    }
+    Ok(pool)
 }
 
 /// The maintenance settings of this configuration.
@@ -403,6 +428,26 @@ mod tests {
             (
                 &[URL, KEYS, ("API_KEYS_SECRET_ARN", "arn:x")],
                 "API_KEYS_SECRET_ARN",
+            ),
+            (
+                &[
+                    URL,
+                    KEYS,
+                    ("MAINTENANCE_DATABASE_URL", "postgres://owner:pw@db/audit"),
+                    ("MAINTENANCE_DB_SECRET_ARN", "arn:x"),
+                ],
+                "MAINTENANCE_DB_SECRET_ARN",
+            ),
+            (
+                &[
+                    URL,
+                    KEYS,
+                    (
+                        "MAINTENANCE_DATABASE_URL",
+                        "postgres://owner:pw@db:notaport/x",
+                    ),
+                ],
+                "MAINTENANCE_DATABASE_URL",
             ),
         ];
         for (pairs, variable) in cases {

@@ -398,7 +398,7 @@ async fn archive_partition(
             prefix,
         } => {
             let key = format!("{prefix}{name}.jsonl.gz");
-            let (body, count) = export_jsonl_gz(client, &name, columns).await?;
+            let (body, count) = export_jsonl_gz(client, &name).await?;
             let put = s3
                 .put_object()
                 .bucket(bucket)
@@ -473,12 +473,12 @@ async fn archive_partition(
     }
 }
 
-/// The month's events as gzip JSON lines, in id order, each line the API's event fields
-/// plus the ids.
+/// The month's events as gzip JSON lines, each line the API's event fields plus the ids and
+/// the event's link, in chain order per company (so that a reader checks the links as they
+/// pass: `audit_core::event_chain::ArchiveChainCheck`).
 async fn export_jsonl_gz(
     client: &tokio_postgres::Client,
     name: &str,
-    columns: &str,
 ) -> Result<(Vec<u8>, u64), MaintenanceError> {
     use futures_util::StreamExt as _;
     let rows = client
@@ -493,10 +493,10 @@ async fn export_jsonl_gz(
                  'functionality', f.name, 'event_type', t.name, 'chain_seq', e.chain_seq, \
                  'prev_hash', encode(e.prev_hash, 'hex'), \
                  'row_hash', encode(e.row_hash, 'hex'))::text \
-                 FROM (SELECT {columns} FROM {name} ORDER BY id) e \
+                 FROM {name} e \
                  LEFT JOIN auditfunctionalities f ON f.id = e.functionalityid \
                  LEFT JOIN auditeventtypes t ON t.id = e.eventtypeid \
-                 ORDER BY e.id"
+                 ORDER BY e.companyid NULLS FIRST, e.chain_seq NULLS FIRST, e.id"
             ),
             std::iter::empty::<&str>(),
         )

@@ -102,8 +102,12 @@ pub fn keep_partitions(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            match crate::maintain::ensure_partitions(&app.db, &app.maintenance, chrono::Utc::now())
-                .await
+            match crate::maintain::ensure_partitions(
+                &app.owner_db,
+                &app.maintenance,
+                chrono::Utc::now(),
+            )
+            .await
             {
                 Ok(created) if !created.is_empty() => {
                     tracing::info!(?created, "month partitions created");

@@ -20,6 +20,10 @@ pub const CATALOG_REREAD_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct App {
     pub db: Database,
+    /// The schema owner's connections (`MAINTENANCE_DATABASE_URL` or
+    /// `MAINTENANCE_DB_SECRET_ARN`) for migrations, partitions and maintenance; the same pool
+    /// as `db` when none is configured.
+    pub owner_db: Database,
     /// Single creates, appended together (see [`crate::append`]).
     pub(crate) appender: crate::append::Appender,
     pub(crate) keys: ApiKeys,
@@ -46,10 +50,12 @@ impl App {
     pub fn new(
         config: &crate::Config,
         db: Database,
+        owner_db: Option<Database>,
         keys: ApiKeys,
         s3: Option<aws_sdk_s3::Client>,
     ) -> Self {
         App {
+            owner_db: owner_db.unwrap_or_else(|| db.clone()),
             appender: crate::append::Appender::start(db.clone(), (config.pool_size / 2).max(1)),
             db,
             keys,
@@ -72,9 +78,9 @@ impl App {
     pub async fn ensure_ready(&self) -> Result<(), ApiError> {
         self.ready
             .get_or_try_init(|| async {
-                db::migrate(&self.db).await?;
+                db::migrate(&self.owner_db).await?;
                 let partitions = crate::maintain::ensure_partitions(
-                    &self.db,
+                    &self.owner_db,
                     &self.maintenance,
                     chrono::Utc::now(),
                 )

@@ -615,7 +615,28 @@ async fn the_application_role_appends_but_cannot_edit_or_delete_events() {
         devstack::postgres().port(),
         owner.database
     );
-    let app_svc = Service::start_on(&owner.database, &[("DATABASE_URL", url.as_str())]).await;
+    let owner_url = format!(
+        "{}?sslmode=disable",
+        devstack::postgres().url(&owner.database)
+    );
+    let app_svc = Service::start_on(
+        &owner.database,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("MAINTENANCE_DATABASE_URL", owner_url.as_str()),
+        ],
+    )
+    .await;
+    // Months ahead are the owner's work: the application's role may not create them.
+    let later = Utc::now() + chrono::Duration::days(240);
+    let denied = maintain::ensure_partitions(&app_svc.app.db, &app_svc.app.maintenance, later)
+        .await
+        .expect_err("the writer made a partition");
+    assert!(denied.is_insufficient_privilege(), "{denied}");
+    let made = maintain::run(&app_svc.app.owner_db, &app_svc.app.maintenance, later)
+        .await
+        .expect("the owner's maintenance");
+    assert!(!made.partitions_created.is_empty());
     let (status, body) = Service::json(
         app_svc
             .post(

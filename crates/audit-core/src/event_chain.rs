@@ -328,23 +328,31 @@ impl ChainWalk {
 #[derive(Debug, serde::Deserialize)]
 pub struct ArchivedEvent<'a> {
     pub id: i64,
-    /// UTC with microseconds, as the canonical form prints it.
-    pub event_time_utc: &'a str,
-    pub functionality: &'a str,
-    pub event_type: &'a str,
-    pub store_id: Option<i64>,
     pub company_id: Option<i64>,
+    pub store_id: Option<i64>,
     #[serde(borrow)]
     pub user: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     pub message: Option<std::borrow::Cow<'a, str>>,
-    pub status: &'a str,
+    #[serde(borrow)]
+    pub status: std::borrow::Cow<'a, str>,
     /// The stored jsonb, exactly as PostgreSQL prints it.
     #[serde(borrow)]
     pub additional_data: Option<&'a serde_json::value::RawValue>,
+    /// The link and what only it needs (absent in lines archived before the chain).
+    #[serde(default)]
     pub chain_seq: Option<i64>,
-    pub prev_hash: Option<&'a str>,
-    pub row_hash: Option<&'a str>,
+    /// UTC with microseconds, as the canonical form prints it.
+    #[serde(default, borrow)]
+    pub event_time_utc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub functionality: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub event_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub prev_hash: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub row_hash: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Why an archive line cannot be checked.
@@ -361,53 +369,151 @@ pub enum ArchiveLineError {
 }
 
 impl ArchivedEvent<'_> {
-    /// The line's link, with the hash its content gives.
+    /// The line's link, with the hash its content gives; a line without a place (archived
+    /// before the chain) gives a link without one and nothing to compare.
     pub fn link(&self) -> Result<(Option<i64>, StoredLink), ArchiveLineError> {
+        let Some(chain_seq) = self.chain_seq else {
+            return Ok((
+                self.company_id,
+                StoredLink {
+                    chain_seq: None,
+                    id: Some(self.id),
+                    prev_hash: GENESIS,
+                    row_hash: GENESIS,
+                    content_hash: None,
+                },
+            ));
+        };
         let bad = |field, what| ArchiveLineError::Field {
             id: self.id,
             field,
             what,
         };
-        let hash = |field, value: Option<&str>| -> Result<[u8; 32], ArchiveLineError> {
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(value.ok_or_else(|| bad(field, "present"))?, &mut out)
-                .map_err(|_| bad(field, "64 hex digits"))?;
-            Ok(out)
-        };
-        let prev_hash = hash("prev_hash", self.prev_hash)?;
-        let row_hash = hash("row_hash", self.row_hash)?;
-        let event_time = DateTime::parse_from_rfc3339(self.event_time_utc)
-            .map_err(|_| bad("event_time_utc", "an RFC 3339 time"))?
-            .with_timezone(&Utc);
-        let mut canonical = Vec::with_capacity(256);
-        if let Some(chain_seq) = self.chain_seq {
-            canonical_v1(
-                &EventFields {
-                    chain_seq,
-                    id: self.id,
-                    event_time,
-                    functionality: self.functionality,
-                    event_type: self.event_type,
-                    store_id: self.store_id,
-                    company_id: self.company_id,
-                    user: self.user.as_deref(),
-                    message: self.message.as_deref(),
-                    status: self.status,
-                    additional_data: self.additional_data.map(|d| d.get()),
-                },
-                &mut canonical,
-            );
+        fn present<'v>(
+            id: i64,
+            field: &'static str,
+            value: &'v Option<std::borrow::Cow<'_, str>>,
+        ) -> Result<&'v str, ArchiveLineError> {
+            value.as_deref().ok_or(ArchiveLineError::Field {
+                id,
+                field,
+                what: "present",
+            })
         }
+        let text = |field, value| present(self.id, field, value);
+        let hash = |field, value: &Option<std::borrow::Cow<'_, str>>| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(present(self.id, field, value)?.as_bytes(), &mut out)
+                .map_err(|_| bad(field, "64 hex digits"))?;
+            Ok::<_, ArchiveLineError>(out)
+        };
+        let prev_hash = hash("prev_hash", &self.prev_hash)?;
+        let row_hash = hash("row_hash", &self.row_hash)?;
+        let event_time =
+            DateTime::parse_from_rfc3339(text("event_time_utc", &self.event_time_utc)?)
+                .map_err(|_| bad("event_time_utc", "an RFC 3339 time"))?
+                .with_timezone(&Utc);
+        let functionality = text("functionality", &self.functionality)?;
+        let event_type = text("event_type", &self.event_type)?;
+        let mut canonical = Vec::with_capacity(256);
+        canonical_v1(
+            &EventFields {
+                chain_seq,
+                id: self.id,
+                event_time,
+                functionality,
+                event_type,
+                store_id: self.store_id,
+                company_id: self.company_id,
+                user: self.user.as_deref(),
+                message: self.message.as_deref(),
+                status: &self.status,
+                additional_data: self.additional_data.map(|d| d.get()),
+            },
+            &mut canonical,
+        );
         Ok((
             self.company_id,
             StoredLink {
-                chain_seq: self.chain_seq,
+                chain_seq: Some(chain_seq),
                 id: Some(self.id),
                 prev_hash,
                 row_hash,
-                content_hash: self.chain_seq.map(|_| link_hash(&prev_hash, &canonical)),
+                content_hash: Some(link_hash(&prev_hash, &canonical)),
             },
         ))
+    }
+}
+
+/// Checks an archive file's lines (audit-api writes them per company in chain order) on their
+/// own: every line's content must give its hash, and consecutive places must link. A month
+/// holds only some of a chain's events (later events can carry earlier times), so places may
+/// skip: whether the skipped events exist is the database's check, not the file's. Lines
+/// archived before the chain existed carry no place and are passed over. Memory is constant.
+#[derive(Debug, Default)]
+pub struct ArchiveChainCheck {
+    last: Option<(Option<i64>, i64, [u8; 32])>,
+    lines: u64,
+    links: u64,
+    first_invalid: Option<(Option<i64>, FirstInvalid)>,
+}
+
+impl ArchiveChainCheck {
+    /// The next line. An unreadable line is a finding too (`Err` says why).
+    pub fn push_line(&mut self, line: &str) -> Result<(), ArchiveLineError> {
+        self.lines += 1;
+        if self.first_invalid.is_some() {
+            return Ok(());
+        }
+        let event: ArchivedEvent<'_> = serde_json::from_str(line)?;
+        let (company, link) = event.link()?;
+        let Some(seq) = link.chain_seq else {
+            return Ok(());
+        };
+        let fail = |reason| {
+            Some((
+                company,
+                FirstInvalid {
+                    chain_seq: Some(seq),
+                    id: link.id,
+                    reason,
+                },
+            ))
+        };
+        if link.content_hash != Some(link.row_hash) {
+            self.first_invalid = fail(BrokenLink::HashMismatch);
+            return Ok(());
+        }
+        if let Some((last_company, last_seq, last_hash)) = self.last
+            && last_company == company
+        {
+            if seq == last_seq {
+                self.first_invalid = fail(BrokenLink::Fork);
+                return Ok(());
+            }
+            if seq < last_seq {
+                self.first_invalid = fail(BrokenLink::Reordered);
+                return Ok(());
+            }
+            if seq == last_seq + 1 && link.prev_hash != last_hash {
+                self.first_invalid = fail(BrokenLink::Fork);
+                return Ok(());
+            }
+        }
+        self.last = Some((company, seq, link.row_hash));
+        self.links += 1;
+        Ok(())
+    }
+
+    /// Whether the file is an event archive with links at all (an archive written before the
+    /// chain has none to check).
+    pub fn has_links(&self) -> bool {
+        self.links > 0 || self.first_invalid.is_some()
+    }
+
+    /// Lines read, links checked, and the first broken one with its company.
+    pub fn finish(self) -> (u64, u64, Option<(Option<i64>, FirstInvalid)>) {
+        (self.lines, self.links, self.first_invalid)
     }
 }
 
@@ -683,5 +789,53 @@ mod tests {
         let (company, link) = archived.link().unwrap();
         assert_eq!(company, Some(5001));
         assert_eq!(link, links[1]);
+    }
+
+    fn archive_line(link: &StoredLink, seq: i64, message: &str) -> String {
+        format!(
+            r#"{{"id": {}, "event_time_utc": "2026-11-29T10:30:00.500000Z", "functionality": "Authenticate",
+                "event_type": "Login", "store_id": 101, "company_id": 5001, "user": "jdoe",
+                "message": "{message}", "status": "Success", "additional_data": {{"ip": "192.168.1.10"}},
+                "chain_seq": {seq}, "prev_hash": "{}", "row_hash": "{}"}}"#,
+            40 + seq,
+            hex::encode(link.prev_hash),
+            hex::encode(link.row_hash)
+        )
+    }
+
+    #[test]
+    fn an_archive_file_checks_each_line_and_the_links_it_holds() {
+        let links = chain(6);
+        let lines: Vec<String> = links
+            .iter()
+            .map(|l| archive_line(l, l.chain_seq.unwrap(), "caf\\u00e9|1:x"))
+            .collect();
+        let check = |picked: &[&String]| {
+            let mut check = ArchiveChainCheck::default();
+            for line in picked {
+                check.push_line(line).unwrap();
+            }
+            check.finish().2.map(|(_, f)| (f.chain_seq, f.reason))
+        };
+        // Places 1, 2, 4, 6 of the chain (3 and 5 are in another month).
+        assert_eq!(check(&[&lines[0], &lines[1], &lines[3], &lines[5]]), None);
+        let edited = archive_line(&links[3], 4, "edited");
+        assert_eq!(
+            check(&[&lines[0], &edited]),
+            Some((Some(4), BrokenLink::HashMismatch))
+        );
+        assert_eq!(
+            check(&[&lines[0], &lines[3], &lines[1]]),
+            Some((Some(2), BrokenLink::Reordered))
+        );
+        assert_eq!(
+            check(&[&lines[1], &lines[1]]),
+            Some((Some(2), BrokenLink::Fork))
+        );
+        let mut before_chain = ArchiveChainCheck::default();
+        before_chain
+            .push_line(r#"{"id": 1, "event_time_utc": "2025-01-01T00:00:00.000000Z", "functionality": "Authenticate", "event_type": "Login", "store_id": null, "company_id": null, "user": null, "message": null, "status": "Success", "additional_data": null, "chain_seq": null, "prev_hash": null, "row_hash": null}"#)
+            .unwrap();
+        assert!(!before_chain.has_links());
     }
 }

@@ -23,7 +23,8 @@ pub enum Store {
     Dir(PathBuf),
 }
 
-/// SHA-256 of the stored bytes and, for `--deep`, of the bytes gzip-decoded on the way.
+/// SHA-256 of the stored bytes and, for `--deep`, of the bytes gzip-decoded on the way (and
+/// of an audit-api archive, its event chain).
 struct Hashing {
     stored: Sha256,
     size: u64,
@@ -39,12 +40,15 @@ enum Deep {
     Broken,
 }
 
-/// A `Write` that hashes.
-struct HashWriter(Sha256);
+/// A `Write` that hashes, and checks the event chain of an audit-api archive's lines.
+struct HashWriter(Sha256, Option<ArchiveLines>);
 
 impl Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.update(buf);
+        if let Some(lines) = &mut self.1 {
+            lines.feed(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -59,6 +63,7 @@ impl Hashing {
             (true, false) => Deep::Plain,
             (true, true) => Deep::Gzip(Box::new(flate2::write::MultiGzDecoder::new(HashWriter(
                 Sha256::new(),
+                is_event_archive(key).then(ArchiveLines::default),
             )))),
         };
         Hashing {
@@ -81,27 +86,105 @@ impl Hashing {
 
     fn finish(self) -> ObjectState {
         let stored = hex::encode(self.stored.finalize());
+        let mut event_chain = None;
         let decompressed_sha256 = match self.deep {
             Deep::Off => None,
             Deep::Plain => Some(stored.clone()),
-            Deep::Gzip(decoder) => Some(
-                decoder
-                    .finish()
-                    .map(|w| hex::encode(w.0.finalize()))
-                    .unwrap_or_else(|_| NOT_GZIP.to_owned()),
-            ),
+            Deep::Gzip(decoder) => Some(match decoder.finish() {
+                Ok(HashWriter(hash, lines)) => {
+                    event_chain = lines.and_then(ArchiveLines::finish);
+                    hex::encode(hash.finalize())
+                }
+                Err(_) => NOT_GZIP.to_owned(),
+            }),
             Deep::Broken => Some(NOT_GZIP.to_owned()),
         };
         ObjectState::Present {
             size: self.size,
             sha256: stored,
             decompressed_sha256,
+            event_chain,
         }
     }
 }
 
 /// The deep hash of a `.gz` object that does not decompress.
 const NOT_GZIP: &str = "not-valid-gzip";
+
+/// Whether `key` may be an audit-api archive (gzip JSON lines); its first line decides.
+fn is_event_archive(key: &str) -> bool {
+    key.ends_with(".jsonl.gz")
+}
+
+/// The lines of a decompressing archive, checked as they pass (constant memory: one partial
+/// line is kept between chunks).
+#[derive(Default)]
+struct ArchiveLines {
+    partial: Vec<u8>,
+    check: audit_core::event_chain::ArchiveChainCheck,
+    line_number: u64,
+    /// Not an event archive after all (its first line is something else): nothing to check.
+    other: bool,
+    unreadable: Option<String>,
+}
+
+impl ArchiveLines {
+    fn feed(&mut self, mut buf: &[u8]) {
+        while !self.other && self.unreadable.is_none() {
+            let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                self.partial.extend_from_slice(buf);
+                return;
+            };
+            self.partial.extend_from_slice(&buf[..end]);
+            buf = &buf[end + 1..];
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        self.line_number += 1;
+        let pushed = std::str::from_utf8(line)
+            .map_err(|e| e.to_string())
+            .and_then(|text| self.check.push_line(text).map_err(|e| e.to_string()));
+        if let Err(why) = pushed {
+            if self.line_number == 1 {
+                self.other = true;
+            } else {
+                self.unreadable = Some(format!("line {}: {why}", self.line_number));
+            }
+        }
+    }
+
+    /// The first problem, if any.
+    fn finish(mut self) -> Option<String> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+        if self.other {
+            return None;
+        }
+        if let Some(why) = self.unreadable {
+            return Some(why);
+        }
+        let (_, _, first_invalid) = self.check.finish();
+        first_invalid.map(|(company, invalid)| {
+            format!(
+                "company {} chain_seq {}{}: {}",
+                company.map_or_else(|| "(none)".to_owned(), |c| c.to_string()),
+                invalid
+                    .chain_seq
+                    .map_or_else(|| "(none)".to_owned(), |s| s.to_string()),
+                invalid
+                    .id
+                    .map(|id| format!(" (event id {id})"))
+                    .unwrap_or_default(),
+                invalid.reason.as_str()
+            )
+        })
+    }
+}
 
 impl Store {
     /// A local copy keeps one version per key, so objects are compared by key there.
@@ -229,7 +312,9 @@ impl Store {
         expected: &ExpectedObject,
         deep: bool,
     ) -> Result<ObjectState, StoreError> {
-        let deep = deep && expected.source_sha256.is_some();
+        // Decompressing pays for itself when there is something to compare: a backup's
+        // `source-sha256`, or an archive's event chain.
+        let deep = deep && (expected.source_sha256.is_some() || is_event_archive(&expected.key));
         match self {
             Store::S3(s3) => {
                 let got = s3

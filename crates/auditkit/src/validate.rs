@@ -28,6 +28,8 @@ pub enum Reason {
     NotCopied,
     /// A backup whose decompressed bytes do not match its `source-sha256`.
     DeepMismatch,
+    /// An archived month of audit-api events whose lines break their hash chain (`--deep`).
+    EventChain,
 }
 
 impl fmt::Display for Reason {
@@ -41,6 +43,7 @@ impl fmt::Display for Reason {
             Reason::Unlisted => "unlisted",
             Reason::NotCopied => "not-copied",
             Reason::DeepMismatch => "deep-mismatch",
+            Reason::EventChain => "event-chain",
         })
     }
 }
@@ -380,6 +383,8 @@ pub enum ObjectState {
         sha256: String,
         /// The SHA-256 of the decompressed bytes (`--deep`, objects with `source-sha256`).
         decompressed_sha256: Option<String>,
+        /// `--deep` on an audit-api archive (`.jsonl.gz`): its first broken link.
+        event_chain: Option<String>,
     },
 }
 
@@ -421,6 +426,10 @@ pub fn judge_object(expected: &ExpectedObject, state: &ObjectState, what: &str) 
                 expected.source_sha256.as_deref().unwrap_or_default()
             ),
         ),
+        ObjectState::Present {
+            event_chain: Some(broken),
+            ..
+        } => problem(Reason::EventChain, broken.clone()),
         ObjectState::Present { .. } => None,
     }
 }

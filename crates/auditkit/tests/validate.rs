@@ -53,6 +53,7 @@ impl Fixture {
             format!("{evidence}/rds-logs/"),
             format!("{evidence}/dynamodb-changes/"),
             format!("{reports}/database_audits/"),
+            format!("{reports}/auditevents-archive/"),
         ];
         let env = stack.writer_env(&evidence, &locations, 1, Some((&tracking, &evidence)));
         let writer = writer(&stack, &env).await;
@@ -554,6 +555,114 @@ async fn every_tampering_is_reported_with_the_reason_it_names() {
         invalid_lines(&out)[0].starts_with("INVALID not-copied db-2/never.log"),
         "{out}"
     );
+}
+
+/// An audit-api archive month (gzip JSON lines, per company in chain order) of company 6001's
+/// places `places`, linked as audit-api links them; `edit` rewrites one place's message after
+/// its hash was computed (an event edited in the database before the month was archived).
+fn event_archive(places: &[i64], edit: Option<i64>) -> Vec<u8> {
+    use audit_core::event_chain::{EventFields, GENESIS, canonical_v1, link_hash};
+    let mut prev = GENESIS;
+    let mut lines = String::from(
+        r#"{"id": 1, "event_timestamp": "2026-03-01T00:00:00+00:00", "functionality_id": 1, "event_type_id": 1, "store_id": null, "company_id": 6001, "user": null, "message": "archived before the chain", "status": "Success", "additional_data": null, "chain_seq": null, "prev_hash": null, "row_hash": null}"#,
+    );
+    lines.push('\n');
+    let time = chrono::DateTime::parse_from_rfc3339("2026-03-10T08:00:00.250000Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for seq in 1..=*places.iter().max().unwrap() {
+        let message = format!("event {seq} | café");
+        let fields = EventFields {
+            chain_seq: seq,
+            id: 40 + seq,
+            event_time: time,
+            functionality: "Authenticate",
+            event_type: "Login",
+            store_id: Some(101),
+            company_id: Some(6001),
+            user: Some("jdoe"),
+            message: Some(&message),
+            status: "Success",
+            additional_data: Some(r#"{"amount": 10.10}"#),
+        };
+        let mut canonical = Vec::new();
+        canonical_v1(&fields, &mut canonical);
+        let hash = link_hash(&prev, &canonical);
+        if places.contains(&seq) {
+            let stored_message = if edit == Some(seq) {
+                "edited after the fact".to_owned()
+            } else {
+                message.clone()
+            };
+            let line = serde_json::json!({
+                "id": 40 + seq, "event_timestamp": "2026-03-10T08:00:00.25+00:00",
+                "functionality_id": 1, "event_type_id": 1, "store_id": 101, "company_id": 6001,
+                "user": "jdoe", "message": stored_message, "status": "Success",
+                "additional_data": "ADDITIONAL",
+                "event_time_utc": "2026-03-10T08:00:00.250000Z",
+                "functionality": "Authenticate", "event_type": "Login", "chain_seq": seq,
+                "prev_hash": hex::encode(prev), "row_hash": hex::encode(hash),
+            })
+            .to_string()
+            // The stored jsonb exactly as PostgreSQL prints it (serde_json would write 10.1).
+            .replace(r#""ADDITIONAL""#, r#"{"amount": 10.10}"#);
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        prev = hash;
+    }
+    gzip(lines.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_checks_an_archived_month_of_audit_events_link_by_link() {
+    let mut fx = Fixture::new().await;
+    let reports = fx.reports.clone();
+    // March holds places 1, 2 and 4 (3 is an event of another month); April's file was
+    // written from a database where place 6 had been edited.
+    let march = "auditevents-archive/auditevents_202603.jsonl.gz";
+    let april = "auditevents-archive/auditevents_202604.jsonl.gz";
+    fx.put(&reports, march, event_archive(&[1, 2, 4], None), None)
+        .await;
+    fx.put(&reports, april, event_archive(&[5, 6, 7], Some(6)), None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(fx.run().await.digests[0].objects, 2);
+
+    // Without --deep the stored bytes are what the digest says: valid.
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 0, "{out}");
+    // With it, each line is checked against its hash and its predecessor.
+    let (code, out) = fx.validate_s3(&["--deep"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        invalid_lines(&out),
+        [format!(
+            "INVALID event-chain s3://{reports}/{april} (company 6001 chain_seq 6 (event id 46): hash-mismatch)"
+        )],
+        "{out}"
+    );
+    // The same from a local copy, offline.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("evidence");
+    let key = fx.export(&dir).await;
+    let (code, out) = fx.auditkit(&[
+        "validate",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+        "--bucket",
+        &fx.evidence,
+        "--deep",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(invalid_lines(&out).len(), 1, "{out}");
+    assert!(
+        invalid_lines(&out)[0].starts_with("INVALID event-chain"),
+        "{out}"
+    );
+    assert!(out.contains("chain_seq 6"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,24 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// Reads the variables; `application_name` names the function's sessions.
     pub fn from_env(env: &Env, application_name: &'static str) -> Result<Self, ConfigError> {
+        Self::from_env_named(env, application_name, "DATABASE_URL", "DB_SECRET_ARN")?.ok_or_else(
+            || ConfigError::Missing {
+                variable: "DATABASE_URL".to_owned(),
+                expected: "a PostgreSQL connection URL, or DB_SECRET_ARN naming an RDS secret"
+                    .to_owned(),
+            },
+        )
+    }
+
+    /// The same, with the URL and the secret in other variables (a second database role);
+    /// `None` when neither is set. `DB_SSLMODE`, `DB_IAM_AUTH` and `DB_ALLOW_UNVERIFIED_TLS`
+    /// are shared.
+    pub fn from_env_named(
+        env: &Env,
+        application_name: &'static str,
+        url_variable: &'static str,
+        secret_variable: &'static str,
+    ) -> Result<Option<Self>, ConfigError> {
         let allow_unverified_tls = env.bool_or("DB_ALLOW_UNVERIFIED_TLS", false)?;
         let iam_auth = env.bool_or("DB_IAM_AUTH", false)?;
         let ssl_mode = match env.get("DB_SSLMODE") {
@@ -120,25 +138,19 @@ impl DatabaseConfig {
                 )
             })?),
         };
-        let source = match (env.get("DATABASE_URL"), env.get("DB_SECRET_ARN")) {
+        let source = match (env.get(url_variable), env.get(secret_variable)) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
-                    "DB_SECRET_ARN",
+                    secret_variable,
                     "(set)",
-                    "only one of DATABASE_URL and DB_SECRET_ARN",
+                    format!("only one of {url_variable} and {secret_variable}"),
                 ));
             }
-            (None, None) => {
-                return Err(ConfigError::Missing {
-                    variable: "DATABASE_URL".to_owned(),
-                    expected: "a PostgreSQL connection URL, or DB_SECRET_ARN naming an RDS secret"
-                        .to_owned(),
-                });
-            }
+            (None, None) => return Ok(None),
             (Some(url), None) => {
                 let mut target = parse_target(url).map_err(|TargetError(why)| {
                     // The value may hold a password: never echo it.
-                    ConfigError::invalid("DATABASE_URL", "(hidden)", why)
+                    ConfigError::invalid(url_variable, "(hidden)", why)
                 })?;
                 if let Some(mode) = ssl_mode {
                     target.set_ssl_mode(mode);
@@ -147,7 +159,7 @@ impl DatabaseConfig {
                     let named_in = if ssl_mode.is_some() {
                         "DB_SSLMODE"
                     } else {
-                        "DATABASE_URL"
+                        url_variable
                     };
                     if !target.ssl_mode_given {
                         target.set_ssl_mode(SslMode::VerifyFull);
@@ -163,7 +175,7 @@ impl DatabaseConfig {
             }
             (None, Some(arn)) => {
                 if let Some(mode) = ssl_mode {
-                    check_verified(mode, "DB_SSLMODE", allow_unverified_tls, "DB_SECRET_ARN")?;
+                    check_verified(mode, "DB_SSLMODE", allow_unverified_tls, secret_variable)?;
                 }
                 ConnectionSource::Secret {
                     arn: arn.to_owned(),
@@ -171,12 +183,12 @@ impl DatabaseConfig {
                 }
             }
         };
-        Ok(DatabaseConfig {
+        Ok(Some(DatabaseConfig {
             source,
             iam_auth,
             allow_unverified_tls,
             application_name,
-        })
+        }))
     }
 
     /// Whether resolving a target needs the AWS SDK (a secret or an IAM token).

@@ -258,8 +258,18 @@ fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
         size,
         sha256: sha.into(),
         decompressed_sha256: deep.map(str::to_owned),
+        event_chain: None,
     };
     let reason = |state| judge_object(&expected, &state, "k").map(|p| p.reason);
+    assert_eq!(
+        reason(ObjectState::Present {
+            size: 3,
+            sha256: "aa".into(),
+            decompressed_sha256: Some("bb".into()),
+            event_chain: Some("company 1 chain_seq 2: hash-mismatch".into()),
+        }),
+        Some(Reason::EventChain)
+    );
     assert_eq!(reason(ObjectState::Absent), Some(Reason::Missing));
     assert_eq!(reason(present(3, "ab", None)), Some(Reason::HashMismatch));
     assert_eq!(reason(present(4, "aa", None)), Some(Reason::HashMismatch));

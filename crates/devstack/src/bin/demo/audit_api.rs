@@ -1,12 +1,23 @@
 //! The audit-event service: audit-api as a real server on the throwaway PostgreSQL, exercised
 //! over HTTP as the original FastAPI service's clients would.
 
+/// Where audit-api publishes its chains' heads (the evidence bucket's prefix the digests cover).
+pub const CHAIN_HEADS_PREFIX: &str = "audit-api/chain-heads/";
+
 /// The original service's audit-event service: `audit-api serve` on the local PostgreSQL, driven over
-/// HTTP as its clients do.
-pub async fn audit_event_service() -> Result<(), String> {
+/// HTTP as its clients do; then its hash chains: published into `evidence_bucket`, verified,
+/// and verified again on a tampered copy of the database.
+pub async fn audit_event_service(
+    aws: &devstack::AwsEnv,
+    evidence_bucket: &str,
+) -> Result<(), String> {
     println!("\n== Audit-event service: audit-api\n");
     const KEY: &str = "demo-api-key-0123456789";
-    let server = devstack::audit_api::AuditApiServer::start(KEY, &[])?;
+    let mut env: Vec<(String, String)> = aws.vars();
+    env.push(("CHAIN_ANCHOR_BUCKET".into(), evidence_bucket.into()));
+    env.push(("CHAIN_ANCHOR_PREFIX".into(), CHAIN_HEADS_PREFIX.into()));
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = devstack::audit_api::AuditApiServer::start(KEY, &extra)?;
     let base = server.base_url.clone();
     println!(
         "  $ audit-api serve --bind {}  (database {}, API_KEYS={KEY})",
@@ -145,6 +156,73 @@ pub async fn audit_event_service() -> Result<(), String> {
     );
     let (status, _, _) = send(http.get(format!("{base}/api/healthcheck"))).await?;
     println!("  GET /api/healthcheck -> {status}");
+
+    println!("\n  Every event is a link of its company's hash chain:");
+    let url = format!(
+        "{}?sslmode=disable",
+        devstack::postgres().url(&server.database)
+    );
+    let mut cli_env = env.clone();
+    cli_env.push(("API_KEYS".into(), KEY.into()));
+    cli_env.push(("LOG_LEVEL".into(), "warn".into()));
+    let run = |database_url: &str, args: &[&str], expected: i32| {
+        println!("\n  $ audit-api {}", args.join(" "));
+        let out = std::process::Command::new(devstack::function_binary("audit-api")?)
+            .args(args)
+            .envs(cli_env.iter().cloned())
+            .env("DATABASE_URL", database_url)
+            .output()
+            .map_err(|e| format!("audit-api: {e}"))?;
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            println!("    {line}");
+        }
+        let code = out.status.code().unwrap_or(-1);
+        println!("    (exit status {code})");
+        if code == expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "audit-api {} exited {code}, expected {expected}",
+                args.join(" ")
+            ))
+        }
+    };
+    // The hourly maintenance run publishes every chain's head into the evidence bucket.
+    run(&url, &["maintain"], 0)?;
+    let (status, _, body) =
+        send(http.get(format!("{base}/api/audit-events/verify?company_id=5001"))).await?;
+    println!(
+        "\n  GET /api/audit-events/verify?company_id=5001 -> {status}\n    {}",
+        String::from_utf8_lossy(&body)
+    );
+    run(&url, &["verify"], 0)?;
+
+    // A copy of the database, edited as the superuser: one message rewritten.
+    let pg = devstack::postgres();
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+            server.database
+        ),
+    )?;
+    let copy = format!("{}_tampered", server.database);
+    pg.psql(
+        "postgres",
+        &format!("CREATE DATABASE {copy} TEMPLATE {}", server.database),
+    )?;
+    let edit = "UPDATE auditevents SET message = 'SKU-00499 price unchanged' \
+                WHERE companyid = 5001 AND chain_seq = 500";
+    pg.psql(&copy, edit)?;
+    println!("\n  A tampered copy ({copy}), as the superuser:\n  $ psql -c \"{edit}\"");
+    run(
+        &format!("{}?sslmode=disable", pg.url(&copy)),
+        &["verify", "--company", "5001"],
+        1,
+    )?;
     Ok(())
 }
 

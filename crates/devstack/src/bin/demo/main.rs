@@ -4,7 +4,8 @@
 //! 2. [`orders`]: the DynamoDB change audit (stream-to-firehose).
 //! 3. [`updates`]: safe record updates (table-updater).
 //! 4. [`pg_audit`]: the database structure audit (pg-auditor).
-//! 5. [`audit_api`]: the audit-event service (audit-api).
+//! 5. [`audit_api`]: the audit-event service (audit-api), its hash chains published into the
+//!    evidence bucket and verified, then verified on a tampered copy.
 //! 6. [`evidence`]: signed, chained digests of all of it (digest-writer after the backup and at
 //!    the end), validated on S3 and on a local copy, then on a tampered copy (auditkit).
 
@@ -33,10 +34,11 @@ async fn run() -> Result<(), String> {
     let changes = orders::orders_audit_trail(&demo.stack.aws).await?;
     updates::safe_record_updates(&demo.stack.aws).await?;
     let reports = pg_audit::database_structure_audit(&demo.stack.aws).await?;
-    audit_api::audit_event_service().await?;
+    audit_api::audit_event_service(&demo.stack.aws, &backups).await?;
     println!("\n== Evidence integrity, continued: the chain after every section\n");
     locations.push(format!("{changes}/dynamodb-changes/"));
     locations.push(format!("{reports}/database_audits/"));
+    locations.push(format!("{backups}/{}", audit_api::CHAIN_HEADS_PREFIX));
     evidence.digest(&locations).await?;
     evidence.validate(&[&backups, &changes, &reports]).await?;
     println!("\nDone. Everything the demo started stops now.");
