@@ -82,6 +82,9 @@ pub struct Config {
     pub local_timezone: String,
     /// `POOL_SIZE`: connections per process.
     pub pool_size: usize,
+    /// `APPEND_WORKERS` (4): appends of one process at a time, each worker serving the
+    /// companies that hash to it (see [`append`]).
+    pub append_workers: usize,
     /// `STATEMENT_TIMEOUT_MS`.
     pub statement_timeout: Duration,
     /// `EXPORT_MAX_ROWS`: a larger export is refused (narrow the filters) rather than cut.
@@ -117,6 +120,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "CHAIN_ANCHOR_PREFIX",
     "LOCAL_TIMEZONE",
     "POOL_SIZE",
+    "APPEND_WORKERS",
     "STATEMENT_TIMEOUT_MS",
     "EXPORT_MAX_ROWS",
     "EXPORT_TMPDIR",
@@ -226,6 +230,7 @@ impl Config {
             ),
             local_timezone,
             pool_size: env.int_in_range("POOL_SIZE", 10, 1..=200)?,
+            append_workers: env.int_in_range("APPEND_WORKERS", 4, 1..=64)?,
             statement_timeout: Duration::from_millis(env.int_in_range(
                 "STATEMENT_TIMEOUT_MS",
                 30_000,

@@ -56,7 +56,10 @@ impl App {
     ) -> Self {
         App {
             owner_db: owner_db.unwrap_or_else(|| db.clone()),
-            appender: crate::append::Appender::start(db.clone(), (config.pool_size / 2).max(1)),
+            appender: crate::append::Appender::start(
+                db.clone(),
+                config.append_workers.min(config.pool_size),
+            ),
             db,
             keys,
             catalog: RwLock::default(),

@@ -164,7 +164,8 @@ pub async fn audit_event_service(
     );
     let mut cli_env = env.clone();
     cli_env.push(("API_KEYS".into(), KEY.into()));
-    cli_env.push(("LOG_LEVEL".into(), "warn".into()));
+    // The CLI's warning about the unencrypted local session is noise here.
+    cli_env.push(("LOG_LEVEL".into(), "error".into()));
     let run = |database_url: &str, args: &[&str], expected: i32| {
         println!("\n  $ audit-api {}", args.join(" "));
         let out = std::process::Command::new(devstack::function_binary("audit-api")?)
