@@ -545,19 +545,7 @@ pub fn describe(verification: &Verification) -> String {
     for chain in &verification.chains {
         match &chain.first_invalid {
             Some(invalid) => {
-                let _ = writeln!(
-                    out,
-                    "INVALID company {}: {} at chain_seq {}{}",
-                    name(chain.company_id),
-                    invalid.reason.as_str(),
-                    invalid
-                        .chain_seq
-                        .map_or_else(|| "(none)".to_owned(), |s| s.to_string()),
-                    invalid
-                        .id
-                        .map(|id| format!(" (event id {id})"))
-                        .unwrap_or_default()
-                );
+                let _ = writeln!(out, "INVALID company {}: {invalid}", name(chain.company_id));
             }
             None => {
                 let _ = writeln!(

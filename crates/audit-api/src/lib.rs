@@ -132,12 +132,14 @@ pub const ENVIRONMENT: &[&str] = &[
 ];
 
 /// What the function's role must allow: the key and database secrets, IAM database
-/// authentication, and archive uploads (with the existence check of a repeated run).
+/// authentication, archive uploads (with the existence check of a repeated run), and the
+/// chain heads (written once, the newest found by listing and read back).
 pub const IAM_ACTIONS: &[&str] = &[
     "secretsmanager:GetSecretValue",
     "rds-db:connect",
     "s3:PutObject",
     "s3:GetObject",
+    "s3:ListBucket",
 ];
 
 impl Config {

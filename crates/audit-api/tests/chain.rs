@@ -7,8 +7,8 @@ mod common;
 use audit_api::chain::{self, Chains, VerifyRequest};
 use audit_api::maintain::{self, ArchiveTarget, MaintenanceSettings};
 use audit_core::event_chain::{ArchivedEvent, BrokenLink, ChainStart, ChainWalk};
-use chrono::{TimeZone as _, Utc};
-use common::{KEY, SCOPED_KEY, Service, events, yesterday_at};
+use chrono::Utc;
+use common::{KEY, SCOPED_KEY, Service, at, events, yesterday_at};
 use serde_json::{Value, json};
 
 /// Company 5001's chain: five single creates with awkward content, then a batch spanning
@@ -435,12 +435,6 @@ async fn events_stored_before_the_chain_are_chained_once_in_time_order() {
     // Migrating again changes nothing.
     assert_eq!(audit_api::db::migrate(&app.db).await.expect("again"), 0);
     assert_eq!(sql("SELECT count(*) FROM auditevent_chain_genesis"), "1");
-}
-
-fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
-        .single()
-        .expect("date")
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use audit_api::maintain::Month;
 use audit_api::maintain::{self, ArchiveTarget, MaintenanceSettings};
 use calamine::{Data, Reader as _, Xlsx};
 use chrono::{TimeZone as _, Utc};
-use common::{KEY, Service, events};
+use common::{KEY, Service, at, events};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -285,12 +285,6 @@ fn partitions(svc: &Service) -> Vec<String> {
     .lines()
     .map(str::to_owned)
     .collect()
-}
-
-fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
-        .single()
-        .expect("date")
 }
 
 #[tokio::test]

@@ -120,6 +120,21 @@ pub struct FirstInvalid {
     pub reason: BrokenLink,
 }
 
+impl std::fmt::Display for FirstInvalid {
+    /// `hash-mismatch at chain_seq 4 (event id 42)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at chain_seq ", self.reason.as_str())?;
+        match self.chain_seq {
+            Some(seq) => write!(f, "{seq}")?,
+            None => f.write_str("(none)")?,
+        }
+        if let Some(id) = self.id {
+            write!(f, " (event id {id})")?;
+        }
+        Ok(())
+    }
+}
+
 /// One link as stored: where it claims to be, what it claims to follow, its hash, and (when
 /// the event's content is at hand) the hash its content gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -171,16 +171,8 @@ impl ArchiveLines {
         let (_, _, first_invalid) = self.check.finish();
         first_invalid.map(|(company, invalid)| {
             format!(
-                "company {} chain_seq {}{}: {}",
-                company.map_or_else(|| "(none)".to_owned(), |c| c.to_string()),
-                invalid
-                    .chain_seq
-                    .map_or_else(|| "(none)".to_owned(), |s| s.to_string()),
-                invalid
-                    .id
-                    .map(|id| format!(" (event id {id})"))
-                    .unwrap_or_default(),
-                invalid.reason.as_str()
+                "company {}: {invalid}",
+                company.map_or_else(|| "(none)".to_owned(), |c| c.to_string())
             )
         })
     }

@@ -638,7 +638,7 @@ async fn deep_checks_an_archived_month_of_audit_events_link_by_link() {
     assert_eq!(
         invalid_lines(&out),
         [format!(
-            "INVALID event-chain s3://{reports}/{april} (company 6001 chain_seq 6 (event id 46): hash-mismatch)"
+            "INVALID event-chain s3://{reports}/{april} (company 6001: hash-mismatch at chain_seq 6 (event id 46))"
         )],
         "{out}"
     );

@@ -170,6 +170,15 @@ pub fn events(n: usize, company: i64, newest: chrono::DateTime<chrono::Utc>) -> 
         .collect()
 }
 
+/// Noon UTC on a date: "now" for a maintenance run.
+pub fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono::Utc
+        .with_ymd_and_hms(y, m, d, 12, 0, 0)
+        .single()
+        .expect("date")
+}
+
 /// Yesterday's date (UTC) with a time: `2026-11-22T10:30:00Z`.
 pub fn yesterday_at(time: &str) -> String {
     let day = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");

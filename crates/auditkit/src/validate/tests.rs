@@ -266,7 +266,7 @@ fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
             size: 3,
             sha256: "aa".into(),
             decompressed_sha256: Some("bb".into()),
-            event_chain: Some("company 1 chain_seq 2: hash-mismatch".into()),
+            event_chain: Some("company 1: hash-mismatch at chain_seq 2".into()),
         }),
         Some(Reason::EventChain)
     );

@@ -166,30 +166,11 @@ pub async fn audit_event_service(
     cli_env.push(("API_KEYS".into(), KEY.into()));
     // The CLI's warning about the unencrypted local session is noise here.
     cli_env.push(("LOG_LEVEL".into(), "error".into()));
+    let binary = devstack::function_binary("audit-api")?;
     let run = |database_url: &str, args: &[&str], expected: i32| {
-        println!("\n  $ audit-api {}", args.join(" "));
-        let out = std::process::Command::new(devstack::function_binary("audit-api")?)
-            .args(args)
-            .envs(cli_env.iter().cloned())
-            .env("DATABASE_URL", database_url)
-            .output()
-            .map_err(|e| format!("audit-api: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .chain(String::from_utf8_lossy(&out.stderr).lines())
-        {
-            println!("    {line}");
-        }
-        let code = out.status.code().unwrap_or(-1);
-        println!("    (exit status {code})");
-        if code == expected {
-            Ok(())
-        } else {
-            Err(format!(
-                "audit-api {} exited {code}, expected {expected}",
-                args.join(" ")
-            ))
-        }
+        let mut envs = cli_env.clone();
+        envs.push(("DATABASE_URL".into(), database_url.into()));
+        crate::run_printed("audit-api", &binary, args, &envs, expected)
     };
     // The hourly maintenance run publishes every chain's head into the evidence bucket.
     run(&url, &["maintain"], 0)?;

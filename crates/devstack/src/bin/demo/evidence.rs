@@ -198,28 +198,7 @@ impl Evidence {
     /// Prints the command, runs it with the emulator's AWS variables, prints its output and
     /// checks its exit status.
     fn run(&self, binary: &Path, args: &[&str], expected: i32) -> Result<(), String> {
-        println!("\n  $ auditkit {}", args.join(" "));
-        let out = std::process::Command::new(binary)
-            .args(args)
-            .envs(self.stack.aws.vars())
-            .output()
-            .map_err(|e| format!("auditkit: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .chain(String::from_utf8_lossy(&out.stderr).lines())
-        {
-            println!("    {line}");
-        }
-        let code = out.status.code().unwrap_or(-1);
-        println!("    (exit status {code})");
-        if code == expected {
-            Ok(())
-        } else {
-            Err(format!(
-                "auditkit {} exited {code}, expected {expected}",
-                args.join(" ")
-            ))
-        }
+        crate::run_printed("auditkit", binary, args, &self.stack.aws.vars(), expected)
     }
 }
 

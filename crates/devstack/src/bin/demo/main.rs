@@ -16,6 +16,39 @@ mod orders;
 mod pg_audit;
 mod updates;
 
+/// Prints the command (as `name args`), runs `binary` with `envs`, prints its output
+/// indented, and checks its exit status.
+fn run_printed(
+    name: &str,
+    binary: &std::path::Path,
+    args: &[&str],
+    envs: &[(String, String)],
+    expected: i32,
+) -> Result<(), String> {
+    println!("\n  $ {name} {}", args.join(" "));
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .envs(envs.iter().cloned())
+        .output()
+        .map_err(|e| format!("{name}: {e}"))?;
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+    {
+        println!("    {line}");
+    }
+    let code = out.status.code().unwrap_or(-1);
+    println!("    (exit status {code})");
+    if code == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} {} exited {code}, expected {expected}",
+            args.join(" ")
+        ))
+    }
+}
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
