@@ -516,10 +516,13 @@ pub async fn verify(
             verdicts.push(finish(c, walk, first));
         }
         // Chains with a head but no events at all: every event was deleted.
-        for company_id in heads.keys() {
-            let wanted = all || *company_id == company;
-            if wanted && !ranged && !verdicts.iter().any(|v| v.company_id == *company_id) {
-                verdicts.push(finish(*company_id, new_walk(company_id), None));
+        if !ranged {
+            let walked: std::collections::HashSet<Option<i64>> =
+                verdicts.iter().map(|v| v.company_id).collect();
+            for company_id in heads.keys() {
+                if (all || *company_id == company) && !walked.contains(company_id) {
+                    verdicts.push(finish(*company_id, new_walk(company_id), None));
+                }
             }
         }
         // A company asked for and unknown (no events, no head) verifies trivially.

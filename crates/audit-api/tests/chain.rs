@@ -149,6 +149,11 @@ async fn an_untouched_chain_verifies_and_every_tampering_is_reported_at_its_plac
             (json!(11), Value::Null, "gap"),
         ),
         (
+            "DELETE FROM auditevents WHERE companyid = 5001",
+            "every event of the company deleted",
+            (json!(1), Value::Null, "gap"),
+        ),
+        (
             "INSERT INTO auditevents (eventtimestamp, functionalityid, eventtypeid, companyid, \
              username, message, status, chain_seq, prev_hash, row_hash) \
              SELECT eventtimestamp - interval '1 hour', functionalityid, eventtypeid, companyid, \
