@@ -518,12 +518,7 @@ async fn archived_months_keep_their_links_and_verify_offline() {
 
     // The S3 file verifies on its own: each line's content gives its hash, and consecutive
     // places link.
-    let gz = devstack::AwsEnv::object_bytes(&s3, &bucket, "archive/auditevents_202603.jsonl.gz")
-        .await
-        .expect("archive object");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut text)
-        .expect("gzip");
+    let text = common::archive_text(&s3, &bucket, "archive/auditevents_202603.jsonl.gz").await;
     let mut places = Vec::new();
     for line in text.lines() {
         let event: ArchivedEvent<'_> = serde_json::from_str(line).expect("archive line");

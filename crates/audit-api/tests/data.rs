@@ -401,12 +401,7 @@ async fn old_months_go_to_s3_as_gzip_json_lines() {
         report.partitions_archived[0].destination,
         format!("s3://{bucket}/archive/auditevents_202603.jsonl.gz")
     );
-    let gz = devstack::AwsEnv::object_bytes(&s3, &bucket, "archive/auditevents_202603.jsonl.gz")
-        .await
-        .expect("archive object");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut text)
-        .expect("gzip");
+    let text = common::archive_text(&s3, &bucket, "archive/auditevents_202603.jsonl.gz").await;
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))

@@ -170,6 +170,17 @@ pub fn events(n: usize, company: i64, newest: chrono::DateTime<chrono::Utc>) -> 
         .collect()
 }
 
+/// An S3 archive file (gzip JSON lines), decompressed.
+pub async fn archive_text(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let gz = devstack::AwsEnv::object_bytes(s3, bucket, key)
+        .await
+        .expect("archive object");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut text)
+        .expect("gzip");
+    text
+}
+
 /// Noon UTC on a date: "now" for a maintenance run.
 pub fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone as _;
