@@ -34,6 +34,38 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
 }
 
+/// Where an instance's copies live: `{prefix}/{engine}/{cluster}/{instance}/` (an instance
+/// outside a cluster uses `standalone`), followed by `{yyyy}/{mm}/{dd}/{file name}.{last
+/// written}[.lossy][.gz]`. log-downloader writes this layout; `auditkit restore` reads it.
+pub fn backup_instance_prefix(
+    prefix: &str,
+    engine: &str,
+    cluster_id: Option<&str>,
+    instance_id: &str,
+) -> String {
+    format!(
+        "{}{engine}/{}/{instance_id}/",
+        crate::aws::s3_key_prefix(prefix),
+        cluster_id.unwrap_or("standalone")
+    )
+}
+
+/// The metadata log-downloader puts on every backup object (S3 adds `x-amz-meta-`), and
+/// `auditkit restore` checks a restored file against.
+pub mod backup_meta {
+    pub const INSTANCE: &str = "source-instance";
+    pub const FILE: &str = "source-file";
+    pub const SIZE: &str = "source-size";
+    pub const LAST_WRITTEN: &str = "source-last-written";
+    pub const SHA256: &str = crate::digest::SOURCE_SHA256_METADATA;
+    pub const GENERATION: &str = "copy-generation";
+    /// `lossy` on a copy whose bytes are not the source's (the Portion API replaced bytes that
+    /// are not UTF-8 with U+FFFD); such an object has no `source-sha256`, only `copy-sha256`,
+    /// the checksum of what it holds.
+    pub const FIDELITY: &str = "copy-fidelity";
+    pub const COPY_SHA256: &str = "copy-sha256";
+}
+
 /// Where a file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

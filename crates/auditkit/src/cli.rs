@@ -1,4 +1,5 @@
-//! The command line: `auditkit validate` and `auditkit digest-public-key`.
+//! The command line: `auditkit validate`, `digest-public-key`, `status`, `restore` and
+//! `history`.
 
 use crate::store::{Store, StoreError};
 use crate::validate::{
@@ -45,6 +46,47 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Where each instance's audit-log backup stands: files tracked, newest source and backup
+    /// LastWritten, lag, ordered/stalled/failed copies, and the newest digest's age.
+    ///
+    /// Lag: for files whose listed version is not copied yet, the time since the newest copy's
+    /// last write (writes after it exist only on the instance). Exit status: 0 every lag within
+    /// --max-lag, 1 some lag over it (or an unreadable tracking row), 2 usage or access error.
+    ///
+    /// Examples:
+    ///   auditkit status --tracking-table auditkit-tracking --bucket my-backups
+    ///   auditkit status --tracking-table auditkit-tracking --instance db-1 --max-lag 90m --json
+    ///   AUDITKIT_TRACKING_TABLE=auditkit-tracking auditkit status || page-the-dba
+    #[command(verbatim_doc_comment)]
+    Status(crate::operate::StatusArgs),
+    /// Restore one backed-up log file, verified against the SHA-256 of the source bytes.
+    ///
+    /// The newest copy by default, or the version copied at --at (the file's LastWritten in
+    /// epoch ms, as --list shows). The file appears at --out only once verified; a mismatch
+    /// leaves nothing. Exit status: 0 restored (or listed), 1 verification failed, 2 usage
+    /// or access error (no such instance, no backup at that time, --out exists).
+    ///
+    /// Examples:
+    ///   auditkit restore --bucket my-backups --tracking-table auditkit-tracking \
+    ///     --instance db-1 --file audit/audit.log.0.2024-01-04-08-30.0 --list
+    ///   auditkit restore --bucket my-backups --tracking-table auditkit-tracking \
+    ///     --instance db-1 --file audit/audit.log.0.2024-01-04-08-30.0 --at 1704357690097 --out audit.log
+    #[command(verbatim_doc_comment)]
+    Restore(crate::operate::RestoreArgs),
+    /// One DynamoDB item's change history from the change log in S3, oldest first, with what
+    /// changed at each step; no Athena needed.
+    ///
+    /// Reads only the hourly folders of the range, several objects at once. Over --max-scan it
+    /// prints the equivalent Athena query instead. Exit status: 0 changes found, 1 none in the
+    /// range, 2 usage or access error (or a range too large to read here).
+    ///
+    /// Examples:
+    ///   auditkit history --bucket my-backups --table Orders --key orderId=101
+    ///   auditkit history --bucket my-backups --table Events --key pk=u#7,sk=2026-11-30 \
+    ///     --since 2026-11-29 --until 2026-11-30T12:00:00Z --json
+    ///   auditkit history --bucket my-backups --table Orders --key orderId=101 --since 2026-01-01 --athena
+    #[command(verbatim_doc_comment)]
+    History(crate::operate::HistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +156,9 @@ fn parse_time(flag: &str, text: &str) -> Result<i64, CommandError> {
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<bool, CommandError> {
     match cli.command {
         Command::Validate(args) => validate(args, out).await,
+        Command::Status(args) => crate::operate::status(args, out).await,
+        Command::Restore(args) => crate::operate::restore(args, out).await,
+        Command::History(args) => crate::operate::history(args, out).await,
         Command::DigestPublicKey { key_id, out: path } => {
             let der = public_key(&key_id).await?;
             std::fs::write(&path, digest::public_key_pem(&der))

@@ -8,11 +8,21 @@
 //! works on S3 (every object version) and on a local copy (`--dir`, one folder per bucket).
 //! `auditkit digest-public-key` writes the signing key's public key for offline use.
 //!
+//! The operator's view of the running pipelines ([`operate`]): `auditkit status` (each
+//! instance's backup lag, stalled and failed copies, the newest digest's age; exit 1 over
+//! `--max-lag`, so cron or CI can run it), `auditkit restore` (one log file back, verified
+//! against its `source-sha256` before it appears at the target) and `auditkit history` (one
+//! item's changes from the change log Firehose wrote, without Athena).
+//!
 //! Contract: one line per problem, `INVALID <reason> <object>`, then CloudTrail-style counts;
 //! exit 0 when everything checked is valid, 1 when anything is invalid (or nothing was found
 //! to prove), 2 for a usage or access error. [`validate`] holds the pure decisions, [`store`]
 //! the reading and hashing, [`cli`] the commands.
 
 pub mod cli;
+pub mod history;
+pub mod operate;
+pub mod restore;
+pub mod status;
 pub mod store;
 pub mod validate;

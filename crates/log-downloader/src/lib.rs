@@ -181,26 +181,21 @@ pub fn copy_order(new: Option<&TrackedLogFile>, old: Option<&TrackedLogFile>) ->
     })
 }
 
-/// `{prefix}/{engine}/{cluster}/{instance}/{yyyy}/{mm}/{dd}/{file name}.{last written}[.gz]`;
-/// the date is the file's last-written day (UTC); an instance outside a cluster uses
-/// `standalone`. A re-copy of a grown file has a new last-written time, so a new key.
+/// `{prefix}/{engine}/{cluster}/{instance}/{yyyy}/{mm}/{dd}/{file name}.{last written}[.gz]`
+/// (the layout is `audit_core::tracking::backup_instance_prefix`'s, which `auditkit restore`
+/// reads back); the date is the file's last-written day (UTC). A re-copy of a grown file has a
+/// new last-written time, so a new key.
 pub fn backup_key(prefix: &str, order: &CopyOrder, compress: bool) -> String {
     let day = chrono::DateTime::from_timestamp_millis(order.last_written)
         .unwrap_or_default()
         .format("%Y/%m/%d");
-    let mut key = String::new();
-    if !prefix.is_empty() {
-        key.push_str(prefix);
-        key.push('/');
-    }
-    key.push_str(&format!(
-        "{}/{}/{}/{day}/{}.{}",
-        order.engine,
-        order.cluster_id.as_deref().unwrap_or("standalone"),
-        order.instance_id,
-        order.log_file,
-        order.last_written
-    ));
+    let mut key = audit_core::tracking::backup_instance_prefix(
+        prefix,
+        &order.engine,
+        order.cluster_id.as_deref(),
+        &order.instance_id,
+    );
+    key.push_str(&format!("{day}/{}.{}", order.log_file, order.last_written));
     if compress {
         key.push_str(".gz");
     }
@@ -217,19 +212,7 @@ pub fn lossy_key(key: &str) -> String {
 }
 
 /// Object metadata names (S3 adds `x-amz-meta-`).
-pub mod meta {
-    pub const INSTANCE: &str = "source-instance";
-    pub const FILE: &str = "source-file";
-    pub const SIZE: &str = "source-size";
-    pub const LAST_WRITTEN: &str = "source-last-written";
-    pub const SHA256: &str = audit_core::digest::SOURCE_SHA256_METADATA;
-    pub const GENERATION: &str = "copy-generation";
-    /// `lossy` on a copy whose bytes are not the source's (the Portion API replaced bytes that
-    /// are not UTF-8 with U+FFFD); such an object has no `source-sha256`, only `copy-sha256`,
-    /// the checksum of what it holds.
-    pub const FIDELITY: &str = "copy-fidelity";
-    pub const COPY_SHA256: &str = "copy-sha256";
-}
+pub use audit_core::tracking::backup_meta as meta;
 
 /// Why one copy failed.
 #[derive(Debug, thiserror::Error)]
