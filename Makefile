@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 AUDITKIT_VENV ?= $(CURDIR)/.venv
 export AUDITKIT_VENV
 
-.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform bench-plan bench-audit-api bench-validate release clean \
+.PHONY: help setup test demo ci fmt fmt-check lint bench-coldstart bench-copy bench-transform bench-plan bench-audit-api bench-validate bench-history release clean \
 	build-and-push-versioned increment-version deploy-ecr deploy rollback version-info
 
 ENV ?= dev
@@ -33,6 +33,7 @@ help:
 	@echo "make bench-plan        table-updater: parse, validate and build a 20-attribute update"
 	@echo "make bench-pg-auditor  pg-auditor on the 1,004-table benchmark database (auto and exact)"
 	@echo "make bench-validate    auditkit validate: 1 GiB in 1,000 files vs sha256sum, and on S3"
+	@echo "make bench-history     auditkit history: compressed change log scanned per core vs gzip -dc"
 	@echo "make bench-audit-api   audit-api: ingest, search and export on 5M events (needs wrk)"
 	@echo "make build-and-push-versioned VERSION=vX.Y.Z   images to ECR (or REGISTRY), recorded in the config"
 	@echo "make deploy-ecr / make deploy ENV=dev          CloudFormation deploys of the two stacks"
@@ -79,6 +80,9 @@ bench-validate: setup
 	$(CARGO) bench --locked -p auditkit --bench validate
 
 ## audit-api: search p50/p95 on 5M events, 100k-row xlsx export, single and batch ingest (wrk).
+bench-history:
+	$(CARGO) bench --locked -p auditkit --bench history
+
 bench-audit-api:
 	CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)" bench/audit-api.sh
 
