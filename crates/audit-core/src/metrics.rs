@@ -56,11 +56,18 @@ struct Metric {
     values: Vec<f64>,
 }
 
+/// The metrics a function emits, name and unit: each function crate declares its own as
+/// `METRICS`, and the stack's contract test holds the dashboard and alarms to them.
+pub type Declared = &'static [(&'static str, Unit)];
+
 /// The metric values of one invocation of one function, not yet written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricSet {
     function: &'static str,
     metrics: BTreeMap<&'static str, Metric>,
+    /// What the function declares it writes: in a debug build (every test), writing anything
+    /// else is a bug caught at once, so the dashboard's contract test can trust `METRICS`.
+    declared: Option<Declared>,
 }
 
 impl MetricSet {
@@ -68,13 +75,32 @@ impl MetricSet {
         MetricSet {
             function,
             metrics: BTreeMap::new(),
+            declared: None,
         }
+    }
+
+    /// A set that already holds 0 for every declared count and byte total, so an alarm reads
+    /// "none" rather than missing data for an invocation where nothing happened.
+    pub fn zeroed(function: &'static str, declared: Declared) -> Self {
+        let mut set = MetricSet::new(function);
+        set.declared = Some(declared);
+        for (name, unit) in declared.iter().filter(|(_, unit)| unit.is_total()) {
+            set.add(name, *unit, 0.0);
+        }
+        set
     }
 
     /// Adds `value` to the metric `name`. A count of 0 is still written: an alarm then sees
     /// "nothing failed" rather than missing data. Values that are not finite are dropped
     /// (JSON has no NaN).
     pub fn add(&mut self, name: &'static str, unit: Unit, value: f64) {
+        debug_assert!(
+            self.declared
+                .is_none_or(|d| d.iter().any(|(n, u)| *n == name && *u == unit)),
+            "{}: metric {name} ({}) is not in its METRICS",
+            self.function,
+            unit.as_str()
+        );
         let metric = self.metrics.entry(name).or_insert_with(|| Metric {
             unit,
             values: Vec::new(),

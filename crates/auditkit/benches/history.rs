@@ -98,7 +98,10 @@ fn main() {
             child.stdin.take().unwrap().write_all(gz).unwrap();
             assert!(child.wait().unwrap().success());
         }
-        println!("run {run}: gzip -dc (1 core)        {}", rate(started.elapsed().as_secs_f64()));
+        println!(
+            "run {run}: gzip -dc (1 core)        {}",
+            rate(started.elapsed().as_secs_f64())
+        );
 
         let started = Instant::now();
         let mut found = Vec::new();
@@ -107,7 +110,11 @@ fn main() {
             scanner.scan_object(gz, &mut found).unwrap();
         }
         let one = started.elapsed().as_secs_f64();
-        println!("run {run}: history scan, 1 core    {} -> {} changes", rate(one), found.len());
+        println!(
+            "run {run}: history scan, 1 core    {} -> {} changes",
+            rate(one),
+            found.len()
+        );
         assert!(!found.is_empty(), "the order is in the log");
 
         let started = Instant::now();

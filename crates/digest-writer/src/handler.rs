@@ -492,7 +492,7 @@ struct Job {
 /// One run's metrics. `DigestsWritten` is written even when 0, and the head's age whenever the
 /// run got that far, so the stack's alarm on a stale chain sees data every hour.
 pub fn run_metrics(summary: Option<&RunSummary>, now_ms: i64) -> MetricSet {
-    let mut set = MetricSet::new("digest-writer");
+    let mut set = MetricSet::zeroed("digest-writer", crate::METRICS);
     set.count("DigestRunFailures", u64::from(summary.is_none()));
     let Some(summary) = summary else {
         return set;

@@ -62,6 +62,20 @@ pub const ENVIRONMENT: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// The metrics each run writes (EMF, namespace `auditkit`, `function=digest-writer`).
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::{Bytes, Count, Seconds};
+    &[
+        ("DigestRunFailures", Count),
+        ("DigestsWritten", Count),
+        ("BackfillDigests", Count),
+        ("ObjectsHashed", Count),
+        ("BytesHashed", Bytes),
+        ("NotCopiedFiles", Count),
+        ("ChainHeadAgeSeconds", Seconds),
+    ]
+};
+
 /// Every IAM action the code calls. `GetObject` with a version id is `s3:GetObjectVersion`;
 /// `ListObjectVersions` is `s3:ListBucketVersions`; `ListObjectsV2` and `HeadObject` on a
 /// missing key need `s3:ListBucket` to answer 404. `kms:GetPublicKey` gives the fingerprint

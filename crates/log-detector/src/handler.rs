@@ -4,7 +4,8 @@
 use crate::rds::{ListError, list_log_files};
 use crate::table::{PlannedWrite, Written, apply, load_rows};
 use crate::{
-    Action, Config, DetectError, InstanceOutcome, decide, filename_filter, parse_message, wanted,
+    Action, Config, DetectError, DueReason, InstanceOutcome, decide, filename_filter,
+    parse_message, wanted,
 };
 use audit_core::FunctionError;
 use audit_core::batch::sqs_response;
@@ -21,6 +22,7 @@ pub struct Detector {
     pub config: Config,
     pub rds: aws_sdk_rds::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub metrics: audit_core::metrics::MetricsOut,
 }
 
 impl Detector {
@@ -30,6 +32,7 @@ impl Detector {
             config,
             rds: aws_sdk_rds::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            metrics: audit_core::metrics::MetricsOut::stdout(),
         }
     }
 
@@ -84,6 +87,9 @@ impl Detector {
             match (action, written) {
                 (_, Written::LostRace) => outcome.lost_races += 1,
                 (Action::OrderCopy(reason), Written::Done) => {
+                    if reason == DueReason::Stalled {
+                        outcome.reordered_stalled += 1;
+                    }
                     tracing::info!(file = %file.name, size = file.size, last_written = file.last_written,
                         reason = reason.as_str(), "copy ordered");
                     outcome.ordered += 1;
@@ -116,6 +122,8 @@ impl Detector {
                 .buffer_unordered(self.config.concurrency)
                 .collect()
                 .await;
+        self.metrics
+            .publish(&crate::invocation_metrics(results.iter().map(|(_, r)| r)));
         let mut failed = Vec::new();
         for (id, result) in results {
             let span = record_span(id.as_deref().unwrap_or("?"));

@@ -45,6 +45,43 @@ pub const ENVIRONMENT: &[&str] = &[
 ];
 
 /// Every IAM action the code calls.
+/// The metrics each invocation writes (EMF, namespace `auditkit`, `function=log-detector`).
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::Count;
+    &[
+        ("InstancesScanned", Count),
+        ("FilesListed", Count),
+        ("CopiesOrdered", Count),
+        ("StalledOrders", Count),
+        ("LostRaces", Count),
+        ("InstancesGone", Count),
+        ("ScanFailures", Count),
+    ]
+};
+
+/// One invocation's metrics from each message's outcome. `StalledOrders` counts copies
+/// ordered again because the first order was never recorded within `STALLED_COPY_AFTER`: the
+/// downloader is failing or not running.
+pub fn invocation_metrics<'a, E: 'a>(
+    outcomes: impl Iterator<Item = &'a Result<InstanceOutcome, E>>,
+) -> audit_core::metrics::MetricSet {
+    let mut set = audit_core::metrics::MetricSet::zeroed("log-detector", METRICS);
+    for outcome in outcomes {
+        match outcome {
+            Ok(o) => {
+                set.count("InstancesScanned", 1);
+                set.count("FilesListed", o.listed as u64);
+                set.count("CopiesOrdered", o.ordered as u64);
+                set.count("StalledOrders", o.reordered_stalled as u64);
+                set.count("LostRaces", o.lost_races as u64);
+                set.count("InstancesGone", u64::from(o.instance_gone));
+            }
+            Err(_) => set.count("ScanFailures", 1),
+        }
+    }
+    set
+}
+
 pub const IAM_ACTIONS: &[&str] = &[
     "rds:DescribeDBLogFiles",
     "dynamodb:Query",
@@ -290,6 +327,8 @@ pub struct InstanceOutcome {
     pub instance_id: String,
     pub listed: usize,
     pub ordered: usize,
+    /// ... of which re-orders of a copy ordered long ago and never recorded.
+    pub reordered_stalled: usize,
     pub observed: usize,
     pub unchanged: usize,
     /// Writes another detector made first (their view won; nothing to do).
@@ -300,6 +339,38 @@ pub struct InstanceOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invocations_metrics_sum_its_messages_and_count_failed_ones() {
+        let ok = InstanceOutcome {
+            listed: 4,
+            ordered: 2,
+            reordered_stalled: 1,
+            ..InstanceOutcome::default()
+        };
+        let gone = InstanceOutcome {
+            instance_gone: true,
+            ..InstanceOutcome::default()
+        };
+        let results: Vec<Result<InstanceOutcome, ()>> =
+            vec![Ok(ok.clone()), Ok(ok), Ok(gone), Err(())];
+        let lines = invocation_metrics(results.iter()).lines(1);
+        let r = audit_core::metrics::check_line(&lines[0]).unwrap();
+        assert_eq!(r.dimensions["function"], "log-detector");
+        let got: Vec<f64> = [
+            "InstancesScanned",
+            "FilesListed",
+            "CopiesOrdered",
+            "StalledOrders",
+            "InstancesGone",
+            "ScanFailures",
+            "LostRaces",
+        ]
+        .iter()
+        .map(|n| r.total(n))
+        .collect();
+        assert_eq!(got, [3.0, 8.0, 4.0, 2.0, 1.0, 1.0, 0.0]);
+    }
 
     #[test]
     fn the_declared_environment_is_exactly_what_the_loader_reads() {

@@ -44,11 +44,7 @@ pub fn invocation_metrics<'a>(
     results: impl Iterator<Item = &'a RecordResult>,
     now_ms: i64,
 ) -> MetricSet {
-    let mut set = MetricSet::new("log-downloader");
-    for name in ["FilesCopied", "CopyFailures", "LossyCopies", "LinesTooLong"] {
-        set.count(name, 0);
-    }
-    set.add("BytesCopied", Unit::Bytes, 0.0);
+    let mut set = MetricSet::zeroed("log-downloader", crate::METRICS);
     for result in results {
         match result {
             Ok(None) => {}

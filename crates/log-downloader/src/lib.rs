@@ -57,6 +57,22 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
 ];
 
+/// The metrics each invocation writes (EMF, namespace `auditkit`, `function=log-downloader`);
+/// the counts and bytes are written even when 0.
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::{Bytes, Count, Seconds};
+    &[
+        ("FilesCopied", Count),
+        ("BytesCopied", Bytes),
+        ("CopyLagSeconds", Seconds),
+        ("CopyFailures", Count),
+        ("LossyCopies", Count),
+        ("LinesTooLong", Count),
+        ("ReplaysSkipped", Count),
+        ("SourcesReplaced", Count),
+    ]
+};
+
 /// What the DynamoDB stream event source mapping needs on the function's role: reading the
 /// stream, and sending records it gave up on to its on-failure queue.
 pub const EVENT_SOURCE_ACTIONS: &[&str] = audit_core::batch::DYNAMODB_STREAM_SOURCE_ACTIONS;

@@ -6,6 +6,7 @@ use crate::event::{StreamEvent, StreamRecord};
 use crate::record::{AuditLine, RecordError, Scratch, audit_line_with};
 use audit_core::FunctionError;
 use audit_core::batch::stream_response;
+use audit_core::metrics::{MetricSet, MetricsOut, Unit};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 use std::time::{Duration, SystemTime};
@@ -65,11 +66,26 @@ pub struct BatchSummary {
     pub bytes: usize,
 }
 
+impl BatchSummary {
+    /// The batch's metrics: what reached Firehose, what was reported for retry, and images
+    /// left out to fit Firehose's record limit (each such change lost its before/after).
+    pub fn metrics(&self) -> MetricSet {
+        let mut set = MetricSet::zeroed("stream-to-firehose", crate::METRICS);
+        set.count("RecordsDelivered", self.delivered as u64);
+        set.count("RecordsFailed", self.failed as u64);
+        set.count("ImagesOmitted", self.images_omitted as u64);
+        set.add("BytesDelivered", Unit::Bytes, self.bytes as f64);
+        set.count("RecordsResent", self.resent as u64);
+        set
+    }
+}
+
 /// The function: its settings and the Firehose client, built once per cold start.
 #[derive(Debug)]
 pub struct Forwarder {
     pub config: Config,
     pub firehose: aws_sdk_firehose::Client,
+    pub metrics: MetricsOut,
 }
 
 impl Forwarder {
@@ -78,6 +94,7 @@ impl Forwarder {
         Forwarder {
             config,
             firehose: aws_sdk_firehose::Client::new(sdk),
+            metrics: MetricsOut::stdout(),
         }
     }
 
@@ -143,6 +160,7 @@ impl Forwarder {
             bytes = summary.bytes,
             "batch done"
         );
+        self.metrics.publish(&summary.metrics());
         if let Some(first) = report.undelivered.first() {
             tracing::error!(undelivered = report.undelivered.len(), reason = %first.reason,
                 retryable = first.retryable, "records not delivered; reported for retry");

@@ -43,6 +43,18 @@ pub const ENVIRONMENT: &[&str] = &[
 /// Every IAM action the code calls.
 pub const IAM_ACTIONS: &[&str] = &["firehose:PutRecordBatch"];
 
+/// The metrics each invocation writes (EMF, namespace `auditkit`, `function=stream-to-firehose`).
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::{Bytes, Count};
+    &[
+        ("RecordsDelivered", Count),
+        ("RecordsFailed", Count),
+        ("ImagesOmitted", Count),
+        ("BytesDelivered", Bytes),
+        ("RecordsResent", Count),
+    ]
+};
+
 /// What the DynamoDB stream event source mappings need on the function's role: reading the
 /// audited tables' streams, and sending what they give up on to the on-failure queue.
 pub const EVENT_SOURCE_ACTIONS: &[&str] = audit_core::batch::DYNAMODB_STREAM_SOURCE_ACTIONS;

@@ -81,6 +81,7 @@ fn forwarder(rules: &[&Rule], attempts: u32) -> Forwarder {
             backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5), attempts),
         },
         firehose: devstack::mocked_client!(aws_sdk_firehose, rules.iter().copied()),
+        metrics: audit_core::metrics::MetricsOut::capture(),
     }
 }
 
@@ -138,10 +139,18 @@ async fn rejected_entries_are_resent_alone_until_accepted() {
 async fn entries_that_keep_failing_are_reported_lowest_first_and_later_chunks_are_not_sent() {
     // 600 records: two calls' worth. Record 1003 is always rejected (InternalFailure).
     let (rule, calls) = fake_put(|_, seq| (seq == "1003").then_some("InternalFailure"));
-    let response = forwarder(&[&rule], 3)
-        .handle(invoke_event(event(600)))
-        .await
-        .unwrap();
+    let forwarder = forwarder(&[&rule], 3);
+    let response = forwarder.handle(invoke_event(event(600))).await.unwrap();
+    // The batch's metric line is valid EMF and counts what the response reports.
+    let lines = forwarder.metrics.captured();
+    assert_eq!(lines.len(), 1);
+    let metrics = audit_core::metrics::check_line(&lines[0]).unwrap();
+    assert_eq!(metrics.dimensions["function"], "stream-to-firehose");
+    assert_eq!(metrics.total("RecordsFailed"), 101.0);
+    assert_eq!(metrics.total("RecordsDelivered"), 499.0);
+    assert_eq!(metrics.total("RecordsResent"), 2.0);
+    assert_eq!(metrics.total("ImagesOmitted"), 0.0);
+    assert!(metrics.total("BytesDelivered") > 0.0);
     let failed = stream_failures(&response);
     // 1003 was never accepted; 1500..1599 were never sent (the chunk after the failure).
     let mut expected = vec!["1003".to_owned()];

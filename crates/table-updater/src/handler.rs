@@ -30,6 +30,7 @@ impl Updater {
             config,
             schema,
             dynamodb,
+            metrics: audit_core::metrics::MetricsOut::stdout(),
         })
     }
 
@@ -42,6 +43,7 @@ impl Updater {
             Ok(incoming) => incoming,
             Err((front_end, error)) => {
                 tracing::warn!(error = error.error_type(), message = %error, "request refused");
+                self.metrics.publish(&crate::outcome_metrics(Err(&error)));
                 return Ok(front::respond(front_end, error.status(), &error.body(&now)));
             }
         };
@@ -61,6 +63,9 @@ impl Updater {
             }
             Err(error) => Err(error),
         };
+        self.metrics.publish(&crate::outcome_metrics(
+            outcome.as_ref().map(|(_, applied)| *applied),
+        ));
         let (status, body) = match outcome {
             Ok((plan, applied)) => {
                 tracing::info!(record_id = %plan.record_id, attributes = plan.attributes.len(),

@@ -42,6 +42,37 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
 ];
 
+/// The metrics each request writes (EMF, namespace `auditkit`, `function=table-updater`).
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::Count;
+    &[
+        ("UpdatesApplied", Count),
+        ("UpdatesReplayed", Count),
+        ("ConditionFailures", Count),
+        ("NotFound", Count),
+        ("RequestsRefused", Count),
+        ("UpdateErrors", Count),
+    ]
+};
+
+/// The metric one request's outcome counts: applied (or replayed), refused by its condition,
+/// its record missing, refused as invalid, or failed in DynamoDB.
+pub fn outcome_metrics(
+    outcome: Result<updater::Applied, &UpdateError>,
+) -> audit_core::metrics::MetricSet {
+    let mut set = audit_core::metrics::MetricSet::zeroed("table-updater", METRICS);
+    let name = match outcome {
+        Ok(updater::Applied::Updated) => "UpdatesApplied",
+        Ok(updater::Applied::Replayed) => "UpdatesReplayed",
+        Err(UpdateError::ConditionalCheckFailed) => "ConditionFailures",
+        Err(UpdateError::RecordNotFound) => "NotFound",
+        Err(UpdateError::InvalidInput { .. } | UpdateError::Validation { .. }) => "RequestsRefused",
+        Err(UpdateError::Database) => "UpdateErrors",
+    };
+    set.count(name, 1);
+    set
+}
+
 /// Every environment variable the function reads besides the `AWS_*` ones.
 pub const ENVIRONMENT: &[&str] = &[
     "TABLE_NAME",
@@ -206,6 +237,33 @@ pub fn success_body(record_id: &str, updated: &[&str], timestamp: &str) -> Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_outcome_counts_once_under_its_own_metric_in_valid_emf() {
+        let cases: [(Result<updater::Applied, UpdateError>, &str); 6] = [
+            (Ok(updater::Applied::Updated), "UpdatesApplied"),
+            (Ok(updater::Applied::Replayed), "UpdatesReplayed"),
+            (
+                Err(UpdateError::ConditionalCheckFailed),
+                "ConditionFailures",
+            ),
+            (Err(UpdateError::RecordNotFound), "NotFound"),
+            (Err(UpdateError::validation("m", "f")), "RequestsRefused"),
+            (Err(UpdateError::Database), "UpdateErrors"),
+        ];
+        for (outcome, name) in cases {
+            let set = outcome_metrics(outcome.as_ref().copied());
+            let lines = set.lines(1);
+            let record = audit_core::metrics::check_line(&lines[0]).unwrap();
+            let total: f64 = METRICS.iter().map(|(n, _)| record.total(n)).sum();
+            assert_eq!((record.total(name), total), (1.0, 1.0), "{name}");
+            assert_eq!(
+                record.metrics.len(),
+                METRICS.len(),
+                "every count written, 0 or not"
+            );
+        }
+    }
 
     #[test]
     fn the_original_error_types_keep_their_statuses() {

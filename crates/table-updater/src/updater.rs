@@ -79,7 +79,7 @@ pub async fn key_schema(client: &Client, table: &str) -> Result<KeySchema, KeySc
 }
 
 /// What an applied request did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Updated,
     /// A retry of a request already applied (same idempotency key, same request).
@@ -98,6 +98,7 @@ pub struct Updater {
     pub config: Config,
     pub schema: KeySchema,
     pub dynamodb: Client,
+    pub metrics: audit_core::metrics::MetricsOut,
 }
 
 /// A request's fingerprint: a retry with the same idempotency key must carry the same update.

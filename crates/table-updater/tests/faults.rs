@@ -34,6 +34,7 @@ fn updater(rules: &[&Rule]) -> Updater {
             sort: None,
         },
         dynamodb: devstack::mocked_client!(aws_sdk_dynamodb, rules.iter().copied()),
+        metrics: audit_core::metrics::MetricsOut::capture(),
     }
 }
 
@@ -58,14 +59,16 @@ async fn throttling_is_a_database_error_without_internal_details() {
                 .build(),
         )
     });
-    let body = call(
-        &updater(&[&rule]),
-        json!({"id": "u", "attributes": {"a": 1}}),
-    )
-    .await;
+    let updater = updater(&[&rule]);
+    let body = call(&updater, json!({"id": "u", "attributes": {"a": 1}})).await;
     assert_eq!(body["success"], false);
     assert_eq!(body["error"], "DatabaseError");
     assert!(!body.to_string().contains("arn:aws"), "{body}");
+    // The failure is counted where an alarm sees it, in a valid EMF line.
+    let lines = updater.metrics.captured();
+    let metrics = audit_core::metrics::check_line(&lines[0]).unwrap();
+    assert_eq!(metrics.total("UpdateErrors"), 1.0);
+    assert_eq!(metrics.total("UpdatesApplied"), 0.0);
 }
 
 #[tokio::test]
