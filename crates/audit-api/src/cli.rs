@@ -159,6 +159,10 @@ async fn run(
             let base = app.base_path.clone();
             let app = Arc::new(app);
             let router = crate::router(Arc::clone(&app));
+            let _metrics = crate::server::flush_metrics(
+                Arc::clone(&app),
+                crate::metrics::SERVER_FLUSH_INTERVAL,
+            );
             let _partitions =
                 crate::server::keep_partitions(app, crate::server::PARTITION_CHECK_INTERVAL);
             println!(

@@ -79,6 +79,9 @@ impl LambdaApp {
             .call(LambdaEvent::new(request, context))
             .await
             .map_err(|e| UnknownEvent(e.to_string()))?;
+        // One invocation, one request: its metrics are written now, while the
+        // environment is still running (it may be frozen right after the response).
+        self.app.metrics.flush();
         serde_json::to_value(&response).map_err(|e| UnknownEvent(e.to_string()).into())
     }
 }

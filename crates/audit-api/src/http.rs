@@ -239,18 +239,33 @@ pub async fn create_event(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EventRecord>, ApiError> {
-    let (value, bytes) = read_body(&app, body).await?;
-    let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
-    let mut event =
-        event::validate_event(&value, &catalog, &[json!("body")]).map_err(ApiError::Validation)?;
-    json_text::exact_additional_data(&bytes, [&mut event.additional_data], false)
-        .map_err(body_unreadable)?;
-    check_company(
-        &scope,
-        event.company_id,
-        vec![json!("body"), json!("company_id")],
-    )?;
-    Ok(Json(app.appender.append(event).await?))
+    let created = async {
+        let (value, bytes) = read_body(&app, body).await?;
+        let catalog = catalog_for(&app, std::slice::from_ref(&value)).await?;
+        let mut event = event::validate_event(&value, &catalog, &[json!("body")])
+            .map_err(ApiError::Validation)?;
+        json_text::exact_additional_data(&bytes, [&mut event.additional_data], false)
+            .map_err(body_unreadable)?;
+        check_company(
+            &scope,
+            event.company_id,
+            vec![json!("body"), json!("company_id")],
+        )?;
+        Ok(app.appender.append(event).await?)
+    }
+    .await;
+    count_create(&app, created.as_ref().map(|_| 1));
+    created.map(Json)
+}
+
+/// Counts a create's outcome: events stored, or a request refused (a 4xx; a server error is
+/// not the caller's and is counted by the function's error metrics).
+fn count_create(app: &App, outcome: Result<usize, &ApiError>) {
+    match outcome {
+        Ok(events) => app.metrics.ingested(events),
+        Err(ApiError::Unavailable(_) | ApiError::Internal(_)) => {}
+        Err(_) => app.metrics.rejected(),
+    }
 }
 
 /// Both creates start here: the body read (413 and malformed JSON answered), the schema
@@ -307,22 +322,27 @@ pub async fn create_batch(
     Extension(scope): Extension<Scope>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchCreated>, ApiError> {
-    let (value, bytes) = read_body(&app, body).await?;
-    let (items, prefix) = event::batch_items(&value).unwrap_or_default();
-    let catalog = catalog_for(&app, items).await?;
-    let mut events = event::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
-    json_text::exact_additional_data(
-        &bytes,
-        events.iter_mut().map(|e| &mut e.additional_data),
-        true,
-    )
-    .map_err(body_unreadable)?;
-    let stored = store(&app, &scope, events, |index| {
-        let mut loc = prefix.clone();
-        loc.extend([json!(index), json!("company_id")]);
-        loc
-    })
-    .await?;
+    let stored = async {
+        let (value, bytes) = read_body(&app, body).await?;
+        let (items, prefix) = event::batch_items(&value).unwrap_or_default();
+        let catalog = catalog_for(&app, items).await?;
+        let mut events = event::validate_batch(&value, &catalog).map_err(ApiError::Validation)?;
+        json_text::exact_additional_data(
+            &bytes,
+            events.iter_mut().map(|e| &mut e.additional_data),
+            true,
+        )
+        .map_err(body_unreadable)?;
+        store(&app, &scope, events, |index| {
+            let mut loc = prefix.clone();
+            loc.extend([json!(index), json!("company_id")]);
+            loc
+        })
+        .await
+    }
+    .await;
+    count_create(&app, stored.as_ref().map(Vec::len));
+    let stored = stored?;
     Ok(Json(BatchCreated {
         created: stored.len() as u64,
         ids: stored.iter().map(|e| e.id).collect(),
@@ -412,6 +432,7 @@ pub async fn search_events(
     Extension(scope): Extension<Scope>,
     RawQuery(raw): RawQuery,
 ) -> Result<(HeaderMap, Json<Vec<EventRecord>>), ApiError> {
+    let started = std::time::Instant::now();
     let query = query_pairs(raw)?;
     let request = search::parse_search(&query).map_err(ApiError::Validation)?;
     app.ensure_ready().await?;
@@ -419,6 +440,7 @@ pub async fn search_events(
     let statement =
         sql::select_events(&selection, Some(&request.page), Some(request.page_size + 1));
     let rows = db::query_events(&app.db, &statement).await?;
+    app.metrics.searched(started.elapsed());
     let (page, next) = search::split_page(rows, request.page_size);
     let mut headers = HeaderMap::new();
     headers.insert(

@@ -28,6 +28,7 @@ pub mod http;
 pub mod json_text;
 pub mod keys;
 pub mod maintain;
+pub mod metrics;
 pub mod openapi;
 pub mod schema;
 pub mod search;

@@ -87,6 +87,19 @@ pub async fn serve(
     }
 }
 
+/// Every `every`, writes the metrics the handlers recorded (see [`crate::metrics`]).
+pub fn flush_metrics(app: Arc<crate::state::App>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate: nothing recorded yet
+        loop {
+            ticks.tick().await;
+            app.metrics.flush();
+        }
+    })
+}
+
 /// How often `serve` makes sure this month's partition and the ones ahead exist.
 pub const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 

@@ -44,6 +44,8 @@ pub struct App {
     pub maintenance: crate::maintain::MaintenanceSettings,
     /// Where verification reads the newest published chain heads.
     pub anchor: Option<crate::chain::AnchorTarget>,
+    /// What the handlers count (written per invocation, or every minute by the server).
+    pub metrics: crate::metrics::ApiMetrics,
 }
 
 impl App {
@@ -74,6 +76,7 @@ impl App {
             export_dir: config.export_dir.clone(),
             anchor: crate::anchor_target(config, s3.clone()),
             maintenance: crate::maintenance_settings(config, s3),
+            metrics: crate::metrics::ApiMetrics::new(audit_core::metrics::MetricsOut::stdout()),
         }
     }
 

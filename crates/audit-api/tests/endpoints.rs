@@ -203,6 +203,11 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
         250,
         "nothing of a rejected batch is stored"
     );
+    // What the dashboard reads: 250 ingested, three refused batches, as valid EMF.
+    let lines = svc.app.metrics.take().lines(1);
+    let metrics = audit_core::metrics::check_line(&lines[0]).expect("EMF");
+    assert_eq!(metrics.total("EventsIngested"), 250.0);
+    assert_eq!(metrics.total("EventsRejected"), 3.0);
 }
 
 #[tokio::test]
@@ -389,6 +394,12 @@ async fn search_filters_page_and_match_messages_literally() {
         assert_eq!(status, 422, "{query}");
         assert_eq!(locs(&body), vec![json!(["query", field])], "{query}");
     }
+    // Every search that ran is counted, with its latency (refused queries never ran).
+    let lines = svc.app.metrics.take().lines(1);
+    let metrics = audit_core::metrics::check_line(&lines[0]).expect("EMF");
+    let (_, latencies) = &metrics.metrics["SearchLatency"];
+    assert_eq!(metrics.total("Searches"), latencies.len() as f64);
+    assert!(latencies.iter().all(|ms| *ms > 0.0), "{latencies:?}");
 }
 
 pub fn urlencode(text: &str) -> String {

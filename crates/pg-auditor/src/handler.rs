@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 pub struct Auditor {
     pub config: Config,
     pub clients: Clients,
+    pub metrics: audit_core::metrics::MetricsOut,
 }
 
 impl Auditor {
@@ -20,6 +21,7 @@ impl Auditor {
         Auditor {
             config,
             clients: Clients::new(sdk),
+            metrics: audit_core::metrics::MetricsOut::stdout(),
         }
     }
 
@@ -42,6 +44,7 @@ impl Auditor {
             .clone()
             .or_else(|| config.bucket.clone())
             .ok_or(InvocationError::NoBucket)?;
+        let started = std::time::Instant::now();
         let outcome = async {
             let target = resolve_target(config, Some(clients)).await?;
             let tls = connect::tls_config(&target)?;
@@ -52,6 +55,10 @@ impl Auditor {
             Ok::<_, RunError>((report, locations))
         }
         .await;
+        self.metrics.publish(&crate::run_metrics(
+            outcome.as_ref().ok().map(|(report, _)| report),
+            started.elapsed().as_secs_f64(),
+        ));
         match outcome {
             Ok((report, locations)) => {
                 if report.summary.tables_with_errors > 0 {

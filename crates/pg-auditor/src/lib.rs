@@ -47,6 +47,42 @@ pub struct Config {
     pub output_dir: Option<std::path::PathBuf>,
 }
 
+/// The metrics each run writes (EMF, namespace `auditkit`, `function=pg-auditor`).
+pub const METRICS: audit_core::metrics::Declared = {
+    use audit_core::metrics::Unit::{Count, Seconds};
+    &[
+        ("TablesAudited", Count),
+        ("ReadErrors", Count),
+        ("ChecksNotRun", Count),
+        ("AuditFailures", Count),
+        ("AuditDurationSeconds", Seconds),
+    ]
+};
+
+/// One run's metrics: tables audited, tables that could not be read in full (`ReadErrors`),
+/// validations that could not run, or the run failing outright; and how long it took.
+pub fn run_metrics(
+    report: Option<&report::AuditReport>,
+    seconds: f64,
+) -> audit_core::metrics::MetricSet {
+    let mut set = audit_core::metrics::MetricSet::zeroed("pg-auditor", METRICS);
+    set.add(
+        "AuditDurationSeconds",
+        audit_core::metrics::Unit::Seconds,
+        seconds,
+    );
+    match report {
+        Some(report) => {
+            set.count("TablesAudited", report.summary.total_tables as u64);
+            set.count("ReadErrors", report.summary.tables_with_errors as u64);
+            let not_run = &report.versioning_system.validation.unavailable;
+            set.count("ChecksNotRun", not_run.len() as u64);
+        }
+        None => set.count("AuditFailures", 1),
+    }
+    set
+}
+
 /// What the function's role must allow: the reports, the secret (when `DB_SECRET_ARN` is
 /// used) and IAM database authentication (when `DB_IAM_AUTH` is on).
 pub const IAM_ACTIONS: &[&str] = &[

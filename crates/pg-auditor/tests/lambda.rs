@@ -8,21 +8,40 @@ use pg_auditor::{Clients, Config};
 use serde_json::{Value, json};
 
 /// One invocation of the handler a cold start with `config` and `clients` builds.
+/// Also returns the run's metric line, checked against the EMF specification.
+async fn handle_with_metrics(
+    config: &Config,
+    clients: &Clients,
+    event: Value,
+) -> (
+    Result<Value, audit_core::FunctionError>,
+    Option<audit_core::metrics::EmfRecord>,
+) {
+    let auditor = Auditor {
+        config: config.clone(),
+        clients: clients.clone(),
+        metrics: audit_core::metrics::MetricsOut::capture(),
+    };
+    let result = auditor
+        .handle(lambda_runtime::LambdaEvent::new(
+            event,
+            lambda_runtime::Context::default(),
+        ))
+        .await;
+    let lines = auditor.metrics.captured();
+    assert!(lines.len() <= 1, "one metric line per run at most");
+    let record = lines
+        .first()
+        .map(|l| audit_core::metrics::check_line(l).expect("valid EMF"));
+    (result, record)
+}
+
 async fn handle(
     config: &Config,
     clients: &Clients,
     event: Value,
 ) -> Result<Value, audit_core::FunctionError> {
-    let auditor = Auditor {
-        config: config.clone(),
-        clients: clients.clone(),
-    };
-    auditor
-        .handle(lambda_runtime::LambdaEvent::new(
-            event,
-            lambda_runtime::Context::default(),
-        ))
-        .await
+    handle_with_metrics(config, clients, event).await.0
 }
 
 async fn clients(aws: &devstack::AwsEnv) -> Clients {
@@ -72,8 +91,17 @@ async fn a_scheduled_run_reads_the_secret_and_writes_the_three_reports_to_s3() {
     ]);
     let config = Config::from_env(&env).expect("config");
     let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let response = handle(&config, &clients, scheduled).await.expect("handled");
+    let (response, metrics) = handle_with_metrics(&config, &clients, scheduled).await;
+    let response = response.expect("handled");
     assert_eq!(response["statusCode"], 200);
+    let metrics = metrics.expect("a run writes its metrics");
+    assert_eq!(metrics.dimensions["function"], "pg-auditor");
+    assert_eq!(
+        (metrics.total("TablesAudited"), metrics.total("ReadErrors")),
+        (1.0, 0.0)
+    );
+    assert_eq!(metrics.total("AuditFailures"), 0.0);
+    assert!(metrics.total("AuditDurationSeconds") > 0.0);
     let body = &response["body"];
     for key in [
         "message",
@@ -185,10 +213,11 @@ async fn failures_answer_as_the_original_when_invoked_and_fail_the_invocation_wh
             .contains("cannot connect")
     );
     let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
-    let error = handle(&config, &clients, scheduled)
-        .await
-        .expect_err("scheduled failure");
+    let (error, metrics) = handle_with_metrics(&config, &clients, scheduled).await;
+    let error = error.expect_err("scheduled failure");
     assert_eq!(error.error_type(), "Retryable.AuditFailed");
+    let metrics = metrics.expect("a failed run writes its metrics too");
+    assert_eq!(metrics.total("AuditFailures"), 1.0);
 
     let error = handle(&config, &clients, json!({"count_mode": "fast"}))
         .await

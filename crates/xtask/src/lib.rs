@@ -19,6 +19,8 @@ pub struct FunctionContract {
     pub environment: &'static [&'static str],
     pub iam_actions: &'static [&'static str],
     pub event_source_actions: &'static [&'static str],
+    /// The metrics it writes (EMF, namespace `auditkit`, dimension `function` = `name`).
+    pub metrics: audit_core::metrics::Declared,
     /// The function's configuration loader, run on the template's environment.
     pub load: fn(&Env) -> Result<(), ConfigError>,
 }
@@ -33,6 +35,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: db_scanner::ENVIRONMENT,
             iam_actions: db_scanner::IAM_ACTIONS,
             event_source_actions: &[],
+            metrics: &[],
             load: |env| db_scanner::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -42,6 +45,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: log_detector::ENVIRONMENT,
             iam_actions: log_detector::IAM_ACTIONS,
             event_source_actions: log_detector::EVENT_SOURCE_ACTIONS,
+            metrics: log_detector::METRICS,
             load: |env| log_detector::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -51,6 +55,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: log_downloader::ENVIRONMENT,
             iam_actions: log_downloader::IAM_ACTIONS,
             event_source_actions: log_downloader::EVENT_SOURCE_ACTIONS,
+            metrics: log_downloader::METRICS,
             load: |env| log_downloader::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -60,6 +65,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: stream_to_firehose::ENVIRONMENT,
             iam_actions: stream_to_firehose::IAM_ACTIONS,
             event_source_actions: stream_to_firehose::EVENT_SOURCE_ACTIONS,
+            metrics: stream_to_firehose::METRICS,
             load: |env| stream_to_firehose::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -69,6 +75,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: table_updater::ENVIRONMENT,
             iam_actions: table_updater::IAM_ACTIONS,
             event_source_actions: &[],
+            metrics: table_updater::METRICS,
             load: |env| table_updater::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -78,6 +85,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             environment: digest_writer::ENVIRONMENT,
             iam_actions: digest_writer::IAM_ACTIONS,
             event_source_actions: &[],
+            metrics: digest_writer::METRICS,
             load: |env| digest_writer::Config::from_env(env).map(|_| ()),
         },
         FunctionContract {
@@ -89,6 +97,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             event_source_actions: &[],
             // Deployed only when DbSecretArn is set (condition AuditsDatabase), and that
             // parameter's default is empty: load as a deployment with a secret would.
+            metrics: pg_auditor::METRICS,
             load: |env| {
                 let mut pairs: Vec<(String, String)> = pg_auditor::ENVIRONMENT
                     .iter()
@@ -112,6 +121,7 @@ pub fn functions_in_stack() -> Vec<FunctionContract> {
             event_source_actions: &[],
             // Deployed only with AuditApiDbSecretArn (condition DeploysAuditApi), whose
             // default is empty, and then with the keys secret: load as such a deployment.
+            metrics: audit_api::metrics::METRICS,
             load: |env| {
                 let mut pairs: Vec<(String, String)> = audit_api::ENVIRONMENT
                     .iter()

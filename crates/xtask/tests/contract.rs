@@ -274,3 +274,112 @@ fn evidence_is_worm_by_default_and_the_digests_cover_every_prefix_the_functions_
         "${BackupBucket.Arn}/auditkit-digests/*"
     );
 }
+
+/// Every `auditkit` metric the stack's alarms and dashboard read, as (function, metric).
+fn auditkit_metrics_read(template: &Value) -> Vec<(String, String, String)> {
+    let mut read = Vec::new();
+    let resources = template["Resources"].as_object().unwrap();
+    for (id, resource) in resources {
+        let p = &resource["Properties"];
+        match resource["Type"].as_str() {
+            Some("AWS::CloudWatch::Alarm") if p["Namespace"] == "auditkit" => {
+                let dimensions = p["Dimensions"].as_array().unwrap();
+                assert_eq!(dimensions.len(), 1, "{id}: EMF lines carry one dimension");
+                assert_eq!(dimensions[0]["Name"], "function", "{id}");
+                read.push((
+                    id.clone(),
+                    dimensions[0]["Value"].as_str().unwrap().to_owned(),
+                    p["MetricName"].as_str().unwrap().to_owned(),
+                ));
+            }
+            Some("AWS::CloudWatch::Dashboard") => {
+                // The body is a !Sub string: placeholders become 0 (strings or numbers alike).
+                let body = p["DashboardBody"]["Fn::Sub"].as_str().unwrap();
+                let mut plain = String::new();
+                let mut rest = body;
+                while let Some(start) = rest.find("${") {
+                    plain.push_str(&rest[..start]);
+                    plain.push('0');
+                    rest = &rest[start + rest[start..].find('}').unwrap() + 1..];
+                }
+                plain.push_str(rest);
+                let body: Value = serde_json::from_str(&plain)
+                    .unwrap_or_else(|e| panic!("{id}: the dashboard body is not JSON: {e}"));
+                for widget in body["widgets"].as_array().unwrap() {
+                    let Some(metrics) = widget["properties"]["metrics"].as_array() else {
+                        continue;
+                    };
+                    for metric in metrics {
+                        let m = metric.as_array().unwrap();
+                        if m[0] == "auditkit" {
+                            assert_eq!(m[2], "function", "{id}: {metric}");
+                            read.push((
+                                id.clone(),
+                                m[3].as_str().unwrap().to_owned(),
+                                m[1].as_str().unwrap().to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    read
+}
+
+#[test]
+fn the_dashboard_and_alarms_read_only_metrics_the_functions_write_as_valid_emf() {
+    let template = template("infra-main/template.yaml");
+    let functions = functions_in_stack();
+    // One test for every function's lines: each declared metric, written once, is valid EMF
+    // in namespace auditkit with the function's name as its only dimension.
+    for function in &functions {
+        if function.metrics.is_empty() {
+            continue;
+        }
+        let mut set = audit_core::metrics::MetricSet::zeroed(function.name, function.metrics);
+        for (name, unit) in function.metrics {
+            set.add(name, *unit, 1.0);
+        }
+        for line in set.lines(1_764_000_000_000) {
+            let record = audit_core::metrics::check_line(&line)
+                .unwrap_or_else(|e| panic!("{}: {e}", function.name));
+            assert_eq!(record.namespace, "auditkit");
+            assert_eq!(record.dimensions["function"], function.name);
+        }
+    }
+    let read = auditkit_metrics_read(&template);
+    assert!(read.iter().any(|(id, _, _)| id == "OperationsDashboard"));
+    for (resource, function, metric) in &read {
+        let declared = functions
+            .iter()
+            .find(|f| f.name == function)
+            .unwrap_or_else(|| panic!("{resource}: no function named {function}"));
+        assert!(
+            declared.metrics.iter().any(|(n, _)| n == metric),
+            "{resource} reads {metric} of {function}, which it never writes"
+        );
+    }
+    // Every function that writes metrics has them on the dashboard.
+    for function in functions.iter().filter(|f| !f.metrics.is_empty()) {
+        assert!(
+            read.iter()
+                .any(|(id, f, _)| id == "OperationsDashboard" && f == function.name),
+            "{} has no widget",
+            function.name
+        );
+    }
+    // The alarms the operators asked for exist.
+    for (alarm, metric) in [
+        ("BackupLagAlarm", "CopyLagSeconds"),
+        ("StalledCopiesAlarm", "StalledOrders"),
+        ("AuditReadErrorsAlarm", "ReadErrors"),
+        ("DigestAgeAlarm", "ChainHeadAgeSeconds"),
+    ] {
+        assert!(
+            read.iter().any(|(id, _, m)| id == alarm && m == metric),
+            "{alarm} on {metric}"
+        );
+    }
+}
