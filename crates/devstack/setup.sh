@@ -22,6 +22,8 @@ command -v buildah >/dev/null || missing+=(buildah)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
+# pg-auditor's HTML page is checked in a real headless browser.
+command -v chromium >/dev/null || missing+=(chromium)
 pg_bindir() {
   if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
   if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/postgres" ]; then pg_config --bindir; return; fi
