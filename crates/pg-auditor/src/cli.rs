@@ -114,7 +114,9 @@ async fn run(config: &Config) -> Result<usize, crate::RunError> {
     let tls = connect::tls_config(&target)?;
     let (timestamp, stamp) = crate::timestamps(chrono::Utc::now());
     let report = audit::run(&target, &tls, &config.settings, timestamp).await?;
+    let rendering = std::time::Instant::now();
     let files = output::render(&report, &stamp)?;
+    let rendered = rendering.elapsed();
     let mut written = Vec::new();
     if let Some(dir) = &config.output_dir {
         written.push(output::write_dir(dir, &files)?);
@@ -128,6 +130,13 @@ async fn run(config: &Config) -> Result<usize, crate::RunError> {
         say!("  csv     {}", locations.tables_csv);
         say!("  html    {}", locations.html);
     }
+    say!(
+        "  rendered in {} ms (JSON {} bytes, CSV {} bytes, HTML {} bytes)",
+        rendered.as_millis(),
+        files.json.len(),
+        files.csv.len(),
+        files.html.len()
+    );
     Ok(report.summary.tables_with_errors)
 }
 

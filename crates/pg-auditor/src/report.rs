@@ -107,6 +107,32 @@ pub struct AuditFields {
 pub struct Validation {
     pub tables_missing_audit_trigger: Vec<String>,
     pub tables_attributed_to_system_only: Vec<String>,
+    /// The same tables always schema-qualified (the two lists above leave the default
+    /// schema out, as the original did), for the HTML page.
+    #[serde(skip)]
+    pub missing_audit_trigger_qualified: Vec<String>,
+    #[serde(skip)]
+    pub system_only_qualified: Vec<String>,
+}
+
+/// `schema.table` as PostgreSQL would print it: a part that is not a plain lower-case name is
+/// double-quoted (a table called `a.b` is not the table `b` of schema `a`).
+pub fn qualified(schema: &str, table: &str) -> String {
+    fn part(name: &str) -> String {
+        let plain = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+        if plain {
+            name.to_owned()
+        } else {
+            format!("\"{}\"", name.replace('"', "\"\""))
+        }
+    }
+    format!("{}.{}", part(schema), part(table))
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -237,23 +263,36 @@ pub fn assemble(
         })
         .collect::<Vec<_>>();
 
+    let missing_trigger: Vec<&TableEntry> = entries
+        .iter()
+        .filter(|e| e.audit_fields.has_created_by && !e.has_audit_trigger)
+        .collect();
+    let system_only: Vec<&TableEntry> = entries
+        .iter()
+        .filter(|e| {
+            e.table != "developer"
+                && e.record_count.is_some_and(|n| n > 0)
+                && e.audit_fields.created_by_values.len() == 1
+                && display_value(&e.audit_fields.created_by_values[0]) == settings.system_user_id
+        })
+        .collect();
+    let names = |tables: &[&TableEntry]| -> Vec<String> {
+        tables
+            .iter()
+            .map(|e| display_name(&e.schema, &e.table, settings))
+            .collect()
+    };
+    let qualified_names = |tables: &[&TableEntry]| -> Vec<String> {
+        tables
+            .iter()
+            .map(|e| qualified(&e.schema, &e.table))
+            .collect()
+    };
     let validation = Validation {
-        tables_missing_audit_trigger: entries
-            .iter()
-            .filter(|e| e.audit_fields.has_created_by && !e.has_audit_trigger)
-            .map(|e| display_name(&e.schema, &e.table, settings))
-            .collect(),
-        tables_attributed_to_system_only: entries
-            .iter()
-            .filter(|e| {
-                e.table != "developer"
-                    && e.record_count.is_some_and(|n| n > 0)
-                    && e.audit_fields.created_by_values.len() == 1
-                    && display_value(&e.audit_fields.created_by_values[0])
-                        == settings.system_user_id
-            })
-            .map(|e| display_name(&e.schema, &e.table, settings))
-            .collect(),
+        tables_missing_audit_trigger: names(&missing_trigger),
+        tables_attributed_to_system_only: names(&system_only),
+        missing_audit_trigger_qualified: qualified_names(&missing_trigger),
+        system_only_qualified: qualified_names(&system_only),
     };
     let versioning_system = versioning_system(readings.versioning, settings);
     let summary = summarise(

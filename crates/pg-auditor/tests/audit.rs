@@ -424,15 +424,24 @@ async fn versioning_checks_run_on_crafted_data_and_a_database_without_them_is_st
     assert_eq!(report.versioning_system.validation.unavailable.len(), 3);
     // Checks that did not run say so: never a green "None." or "0 missing".
     let html = pg_auditor::html::render(&report);
-    assert!(
-        html.contains("Version families without an active version (not run)")
-            && html.contains("Expected versioned tables missing from domain_family_map (not run)"),
-        "{html}"
-    );
-    assert!(
-        !html.contains("Version families without an active version (0)"),
-        "{html}"
-    );
+    for check in [
+        "Version families without an active version",
+        "Expected versioned tables missing from domain_family_map",
+    ] {
+        assert!(
+            html.contains(&format!(
+                "<td>{check}</td><td><span class=muted>not run</span>"
+            )),
+            "{check}: {html}"
+        );
+    }
+    // ... and the Problems block lists them in grey, never as passing.
+    let problems = pg_auditor::html::problems(&report);
+    let not_run = problems
+        .iter()
+        .find(|p| p.severity == pg_auditor::html::Severity::NotRun && p.title.contains("not run"))
+        .expect("a not-run problem");
+    assert!(not_run.items.len() >= 3, "{not_run:?}");
     assert_eq!(
         pg_auditor::cli::versioning_line(&report.versioning_system.validation),
         "versioning: active versions: not run; domain map: not run"
@@ -914,4 +923,123 @@ async fn a_table_the_auditor_may_not_read_is_recorded_and_the_rest_is_complete()
         Some(1)
     );
     assert_eq!(report.summary.tables_with_errors, 1);
+}
+
+/// Runs Debian's chromium headless on `page`: the DOM after its scripts ran, and what the
+/// browser logged (console messages included).
+fn chromium(args: &[&str], page: &std::path::Path, fragment: &str) -> (String, String) {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .args(args)
+        .arg(format!("file://{}{fragment}", page.display()))
+        .output()
+        .expect("chromium (Debian package chromium; make test's setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_html_page_shows_problems_first_and_its_filter_works_in_a_real_browser() {
+    let role = unique_name("dba").replace('-', "_");
+    let mut sql = VERSIONED_SCHEMA.to_owned();
+    // Twenty-five tables with creators but no audit trigger: more than a list shows at once.
+    for i in 0..25 {
+        sql.push_str(&format!(
+            "CREATE TABLE orders_{i:02} (id int, created_by int); INSERT INTO orders_{i:02} VALUES (1, 1), (2, 2);\n"
+        ));
+    }
+    sql.push_str(&format!(
+        "CREATE TABLE private_notes (id int, body text); INSERT INTO private_notes VALUES (1, 'x');
+         CREATE TABLE big_table (id int); INSERT INTO big_table SELECT g FROM generate_series(1, 12345) g;
+         CREATE ROLE {role} LOGIN;
+         GRANT USAGE ON SCHEMA geo TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA public, geo TO {role};
+         REVOKE SELECT ON private_notes FROM {role};"
+    ));
+    let (name, _) = database(&sql);
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
+        postgres().port()
+    );
+    let report = run(&parse_target(&url).expect("url"), &Settings::default()).await;
+    let html = pg_auditor::html::render(&report);
+    assert!(!html.contains("http"), "self-contained");
+
+    // What a DBA sees first: the problems, worst first, lists folded past ten.
+    let problems = html.find("id=problems").expect("problems block");
+    assert!(problems < html.find(">Summary<").expect("summary"));
+    let found = pg_auditor::html::problems(&report);
+    assert_eq!(found[0].severity, pg_auditor::html::Severity::Red);
+    assert_eq!(found[0].items.len(), 1);
+    assert!(found[0].items[0].starts_with("public.private_notes ("));
+    let missing = report.validation.missing_audit_trigger_qualified.len();
+    assert!(missing >= 25, "{missing}");
+    assert!(
+        html.contains(&format!("+{} more", missing - 10)),
+        "{missing} tables missing the trigger, 10 shown"
+    );
+    assert!(
+        html.contains("1 (System)"),
+        "creators named from the developer table"
+    );
+    assert!(html.contains(">12,345<"), "thousands separators");
+    // Largest table first.
+    let first_row = html.find("<tr data-name=").expect("rows");
+    assert!(html[first_row..].starts_with("<tr data-name=\"public.big_table\""));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &html).expect("write");
+    let (dom, log) = chromium(&["--dump-dom"], &page, "#filter=orders_1");
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the script ran to the end:\n{log}"
+    );
+    assert!(
+        !log.contains("Uncaught") && !log.contains(":ERROR:CONSOLE"),
+        "{log}"
+    );
+    let rows: Vec<&str> = dom.split("<tr data-name=\"").skip(1).collect();
+    assert_eq!(rows.len(), report.tables.len());
+    let visible: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r[..r.find('>').expect("tag end")].contains("hidden"))
+        .map(|r| &r[..r.find('"').expect("name end")])
+        .collect();
+    let expected: Vec<String> = (10..20).map(|i| format!("public.orders_{i}")).collect();
+    let mut visible_sorted = visible.clone();
+    visible_sorted.sort_unstable();
+    assert_eq!(
+        visible_sorted, expected,
+        "the filter keeps exactly the matching tables"
+    );
+    assert!(
+        dom.contains("<span id=\"shown\">10</span>"),
+        "the heading counts them"
+    );
+
+    if let Ok(path) = std::env::var("AUDITKIT_SCREENSHOT") {
+        chromium(
+            &[
+                &format!("--screenshot={path}"),
+                "--window-size=1400,1800",
+                "--hide-scrollbars",
+            ],
+            &page,
+            "",
+        );
+    }
 }
