@@ -96,38 +96,22 @@ pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<String, String
         println!("  {}", first.key);
     }
 
-    println!("\nOrder 101's history (what an Athena item-history query returns):");
-    println!(
-        "  {:<25} {:<7} {:<10} {:<10} changed",
-        "time (UTC)", "event", "from", "to"
-    );
-    for line in lines.iter().filter(|l| l["keys"]["orderId"] == "101") {
-        let state = |image: &str| line[image]["state"].as_str().unwrap_or("-").to_owned();
-        let changed = &line["changed_attributes"];
-        let changed = if changed.is_null() {
-            "(new item)".to_owned()
-        } else {
-            let names = |kind: &str| {
-                changed[kind]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default()
-            };
-            format!("modified: {}", names("modified"))
-        };
-        println!(
-            "  {:<25} {:<7} {:<10} {:<10} {changed}",
-            line["approximate_creation_time"].as_str().unwrap_or("-"),
-            line["event_name"].as_str().unwrap_or("-"),
-            state("old_image"),
-            state("new_image"),
-        );
-    }
+    println!("\nOrder 101's history, read from the change log in S3 by the operator CLI (no Athena):");
+    crate::run_printed(
+        "auditkit",
+        &devstack::function_binary("auditkit")?,
+        &[
+            "history",
+            "--bucket",
+            &stack.bucket,
+            "--table",
+            "Orders",
+            "--key",
+            "orderId=101",
+        ],
+        &aws.vars(),
+        0,
+    )?;
     if let Some(removal) = lines.iter().find(|l| l["event_name"] == "REMOVE") {
         println!(
             "\nOrder 102's deletion: REMOVE, ttl_expired {}, last state {}",
