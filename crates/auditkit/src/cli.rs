@@ -142,7 +142,8 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
-fn parse_time(flag: &str, text: &str) -> Result<i64, CommandError> {
+/// `--flag` as epoch ms: RFC 3339 or a date (midnight UTC).
+pub(crate) fn parse_time(flag: &str, text: &str) -> Result<i64, CommandError> {
     digest::parse_rfc3339(text)
         .or_else(|| digest::parse_rfc3339(&format!("{text}T00:00:00Z")))
         .ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! Reading and writing only; what they decide is in [`crate::status`], [`crate::restore`]
 //! and [`crate::history`].
 
-use crate::cli::CommandError;
+use crate::cli::{CommandError, parse_time};
 use crate::history::{self, ItemKey, Scanner};
 use crate::restore::{self, Expected, RestoreWriter, StoredCopy};
 use crate::status::{self, InstanceStatus};
@@ -59,22 +59,51 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-fn parse_time(flag: &str, text: &str) -> Result<i64, CommandError> {
-    digest::parse_rfc3339(text)
-        .or_else(|| digest::parse_rfc3339(&format!("{text}T00:00:00Z")))
-        .ok_or_else(|| {
-            CommandError::Usage(format!(
-                "{flag}: {text:?} is not a time (use RFC 3339, e.g. 2026-11-30T07:00:00Z, or a date)"
-            ))
-        })
-}
-
 /// An AWS call that failed, named with what it was called on.
 fn aws<E>(call: &str, on: &str, e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> CommandError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     CommandError::Usage(format!("{call} {on}: {}", audit_core::aws::describe(e)))
+}
+
+/// One object a listing found.
+struct Listed {
+    key: String,
+    size: u64,
+    modified_ms: i64,
+}
+
+/// Every object under `prefix`, every page.
+async fn list(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<Listed>, CommandError> {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut listed = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| aws("s3:ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                listed.push(Listed {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    modified_ms: object
+                        .last_modified()
+                        .and_then(|t| t.to_millis().ok())
+                        .unwrap_or(0),
+                });
+            }
+        }
+    }
+    Ok(listed)
 }
 
 // ---------------------------------------------------------------------------- status
@@ -164,26 +193,11 @@ async fn newest_digest_age(
             .unwrap_or_default()
             .format("%Y/%m/%d/");
         let folder = format!("{prefix}{day}");
-        let mut pages = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&folder)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| aws("s3:ListObjectsV2", &format!("s3://{bucket}/{folder}"), &e))?;
-            for object in page.contents() {
-                let (Some(key), Some(modified)) = (object.key(), object.last_modified()) else {
-                    continue;
-                };
-                if !key.ends_with(digest::DIGEST_SUFFIX) {
-                    continue;
-                }
-                let at = modified.to_millis().unwrap_or(0);
-                if newest.as_ref().is_none_or(|(_, n)| at > *n) {
-                    newest = Some((key.to_owned(), at));
-                }
+        for object in list(s3, bucket, &folder).await? {
+            if object.key.ends_with(digest::DIGEST_SUFFIX)
+                && newest.as_ref().is_none_or(|(_, n)| object.modified_ms > *n)
+            {
+                newest = Some((object.key, object.modified_ms));
             }
         }
         if newest.is_some() {
@@ -315,29 +329,18 @@ async fn stored_copies(
         Some(t) => format!("{instance_prefix}{}", t.format("%Y/%m/%d/")),
         None => instance_prefix.to_owned(),
     };
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&folder)
-        .into_paginator()
-        .send();
     let mut copies = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| aws("s3:ListObjectsV2", &format!("s3://{bucket}/{folder}"), &e))?;
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            if let Some((last_written, lossy, gzip)) =
-                restore::parse_copy(key, instance_prefix, file)
-            {
-                copies.push(StoredCopy {
-                    key: key.to_owned(),
-                    last_written,
-                    lossy,
-                    gzip,
-                    stored_size: object.size().unwrap_or(0).max(0) as u64,
-                });
-            }
+    for object in list(s3, bucket, &folder).await? {
+        if let Some((last_written, lossy, gzip)) =
+            restore::parse_copy(&object.key, instance_prefix, file)
+        {
+            copies.push(StoredCopy {
+                key: object.key,
+                last_written,
+                lossy,
+                gzip,
+                stored_size: object.size,
+            });
         }
     }
     copies.sort_by_key(|c| (c.last_written, c.lossy));
@@ -565,36 +568,13 @@ pub async fn history(args: HistoryArgs, out: &mut impl Write) -> Result<bool, Co
     let prefix = audit_core::aws::s3_key_prefix(&args.changes_prefix);
     let started = Instant::now();
     let hours = history::hour_prefixes(&prefix, since, until);
-    let listings: Vec<Vec<(String, u64)>> = futures_util::stream::iter(hours.iter())
-        .map(|hour| {
-            let s3 = &s3;
-            let bucket = &args.bucket;
-            async move {
-                let mut pages = s3
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(hour)
-                    .into_paginator()
-                    .send();
-                let mut objects = Vec::new();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| {
-                        aws("s3:ListObjectsV2", &format!("s3://{bucket}/{hour}"), &e)
-                    })?;
-                    for o in page.contents() {
-                        if let Some(key) = o.key() {
-                            objects.push((key.to_owned(), o.size().unwrap_or(0).max(0) as u64));
-                        }
-                    }
-                }
-                Ok::<_, CommandError>(objects)
-            }
-        })
+    let listings: Vec<Vec<Listed>> = futures_util::stream::iter(hours.iter())
+        .map(|hour| list(&s3, &args.bucket, hour))
         .buffer_unordered(16)
         .try_collect()
         .await?;
-    let objects: Vec<(String, u64)> = listings.into_iter().flatten().collect();
-    let total: u64 = objects.iter().map(|(_, size)| size).sum();
+    let objects: Vec<Listed> = listings.into_iter().flatten().collect();
+    let total: u64 = objects.iter().map(|o| o.size).sum();
     if total > args.max_scan {
         let _ = writeln!(out, "{};", history::athena_query(&item, since, until));
         return Err(CommandError::Usage(format!(
@@ -605,7 +585,7 @@ pub async fn history(args: HistoryArgs, out: &mut impl Write) -> Result<bool, Co
     }
     let scanner = std::sync::Arc::new(Scanner::new(item.clone(), since, until));
     let found: Vec<Vec<history::ChangeStep>> = futures_util::stream::iter(objects.iter())
-        .map(|(key, _)| {
+        .map(|Listed { key, .. }| {
             let s3 = &s3;
             let bucket = &args.bucket;
             let scanner = scanner.clone();

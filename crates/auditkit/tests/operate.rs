@@ -335,28 +335,17 @@ async fn history_prints_one_items_changes_from_the_change_log() {
         .create_audited_table(&table, "orderId", StreamViewType::NewAndOldImages)
         .await
         .unwrap();
+    // The lab's example, then a neighbour whose key starts with 101, then 101 deleted.
+    stack.write_orders_example(&table).await.unwrap();
     let db = &stack.dynamodb;
     let s = |v: &str| Av::S(v.to_owned());
-    for id in ["101", "1011"] {
-        db.put_item()
-            .table_name(&table)
-            .item("orderId", s(id))
-            .item("state", s("OPEN"))
-            .send()
-            .await
-            .unwrap();
-    }
-    for state in ["PICKEDUP", "DELIVERED"] {
-        db.update_item()
-            .table_name(&table)
-            .key("orderId", s("101"))
-            .update_expression("SET #s = :s")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":s", s(state))
-            .send()
-            .await
-            .unwrap();
-    }
+    db.put_item()
+        .table_name(&table)
+        .item("orderId", s("1011"))
+        .item("state", s("OPEN"))
+        .send()
+        .await
+        .unwrap();
     db.delete_item()
         .table_name(&table)
         .key("orderId", s("101"))
@@ -378,16 +367,24 @@ async fn history_prints_one_items_changes_from_the_change_log() {
     };
     let (code, text) = auditkit(&env, &args(&["--key", "orderId=101"]));
     assert_eq!(code, 0, "{text}");
-    assert!(text.starts_with("4 change(s) of "), "{text}");
+    assert!(text.starts_with("5 change(s) of "), "{text}");
     let events: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with(' ') && !l.contains("change(s)"))
         .map(|l| l.split_whitespace().nth(1).unwrap())
         .collect();
-    assert_eq!(events, ["INSERT", "MODIFY", "MODIFY", "REMOVE"], "{text}");
+    assert_eq!(
+        events,
+        ["INSERT", "MODIFY", "MODIFY", "MODIFY", "REMOVE"],
+        "{text}"
+    );
     assert!(text.contains("state: \"OPEN\" -> \"PICKEDUP\""), "{text}");
     assert!(
-        text.contains("state: \"PICKEDUP\" -> \"DELIVERED\""),
+        text.contains("state: \"DELIVERED\" -> \"RETURNED\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("lastUpdatedDate: 1705351467 -> 1705430667"),
         "{text}"
     );
     assert!(text.contains("    deleted"), "{text}");
@@ -399,7 +396,7 @@ async fn history_prints_one_items_changes_from_the_change_log() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(steps[3]["old_image"]["state"], "DELIVERED");
+    assert_eq!(steps[4]["old_image"]["state"], "RETURNED");
 
     // Nothing in the range: exit 1. Too much to read here: the Athena query, exit 2.
     let (code, text) = auditkit(

@@ -86,6 +86,54 @@ impl ChangeAuditStack {
             .ok_or_else(|| format!("{table}: no stream ARN"))
     }
 
+    /// The original change-audit lab's Orders example, written to `table` (key `orderId`):
+    /// order 101 put OPEN, then moved to PICKEDUP, DELIVERED and RETURNED (each with its
+    /// `lastUpdatedDate`); order 102 put and deleted. Returns what was done, a line each.
+    pub async fn write_orders_example(&self, table: &str) -> Result<Vec<String>, String> {
+        use aws_sdk_dynamodb::types::AttributeValue as Av;
+        let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
+        let s = |v: &str| Av::S(v.to_owned());
+        let n = |v: i64| Av::N(v.to_string());
+        let db = &self.dynamodb;
+        let mut done = Vec::new();
+        for (id, at) in [("101", 1705337067), ("102", 1705337100)] {
+            db.put_item()
+                .table_name(table)
+                .item("orderId", s(id))
+                .item("state", s("OPEN"))
+                .item("lastUpdatedDate", n(at))
+                .send()
+                .await
+                .map_err(|x| e(&x))?;
+            done.push(format!("put order {id}: state OPEN"));
+        }
+        for (state, at) in [
+            ("PICKEDUP", 1705340667),
+            ("DELIVERED", 1705351467),
+            ("RETURNED", 1705430667),
+        ] {
+            db.update_item()
+                .table_name(table)
+                .key("orderId", s("101"))
+                .update_expression("SET #s = :s, lastUpdatedDate = :t")
+                .expression_attribute_names("#s", "state")
+                .expression_attribute_values(":s", s(state))
+                .expression_attribute_values(":t", n(at))
+                .send()
+                .await
+                .map_err(|x| e(&x))?;
+            done.push(format!("update order 101: state {state}"));
+        }
+        db.delete_item()
+            .table_name(table)
+            .key("orderId", s("102"))
+            .send()
+            .await
+            .map_err(|x| e(&x))?;
+        done.push("delete order 102".into());
+        Ok(done)
+    }
+
     /// Starts the stream-to-firehose binary against this stack.
     pub async fn start_forwarder(&self, extra: &[(&str, &str)]) -> Result<LocalLambda, String> {
         LocalLambda::builder(function_binary("stream-to-firehose")?)

@@ -57,7 +57,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -115,14 +115,18 @@ fn compact(value: &serde_json::Value) -> String {
 /// Everything wrong, worst first; an empty list means every check ran and found nothing.
 pub fn problems(report: &AuditReport) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut push = |severity, title: String, items: Vec<String>, anchor| {
-        out.push(Problem {
-            severity,
-            title,
-            items,
-            anchor,
-        })
+    // A problem is listed only when it has items; its title counts them.
+    let mut add = |severity, items: Vec<String>, title: &dyn Fn(usize) -> String, anchor| {
+        if !items.is_empty() {
+            out.push(Problem {
+                severity,
+                title: title(items.len()),
+                items,
+                anchor,
+            });
+        }
     };
+    let families = |n: usize| if n == 1 { "family" } else { "families" };
     let errors: Vec<String> = report
         .tables
         .iter()
@@ -132,102 +136,60 @@ pub fn problems(report: &AuditReport) -> Vec<Problem> {
             format!("{} ({})", qualified(&t.schema, &t.table), steps.join(", "))
         })
         .collect();
-    if !errors.is_empty() {
-        let n = errors.len();
-        push(
+    add(
+        Severity::Red,
+        errors,
+        &|n| format!("{n} table{} could not be read in full", plural(n)),
+        "read-errors",
+    );
+    let v = &report.versioning_system.validation;
+    if v.active_version_checks_ran {
+        add(
             Severity::Red,
-            format!("{n} table{} could not be read in full", plural(n)),
-            errors,
-            "read-errors",
+            v.families_without_active_version
+                .iter()
+                .map(compact)
+                .collect(),
+            &|n| format!("{n} version {} without an active version", families(n)),
+            "versioning",
+        );
+        add(
+            Severity::Red,
+            several_active(v),
+            &|n| format!("{n} version {} with several active versions", families(n)),
+            "versioning",
         );
     }
-    let v = &report.versioning_system.validation;
-    let families: Vec<String> = v
-        .families_without_active_version
-        .iter()
-        .map(compact)
-        .collect();
-    let several: Vec<String> = v
-        .families_with_multiple_active_versions
-        .iter()
-        .map(|a| {
-            let ids: Vec<String> = a.active_version_ids.iter().map(compact).collect();
-            format!(
-                "family {}: versions {}",
-                compact(&a.version_family_id),
-                ids.join(", ")
-            )
-        })
-        .collect();
-    if v.active_version_checks_ran {
-        if !families.is_empty() {
-            let n = families.len();
-            push(
-                Severity::Red,
-                format!(
-                    "{n} version famil{} without an active version",
-                    if n == 1 { "y" } else { "ies" }
-                ),
-                families,
-                "versioning",
-            );
-        }
-        if !several.is_empty() {
-            let n = several.len();
-            push(
-                Severity::Red,
-                format!(
-                    "{n} version famil{} with several active versions",
-                    if n == 1 { "y" } else { "ies" }
-                ),
-                several,
-                "versioning",
-            );
-        }
-    }
-    let missing_trigger = &report.validation.missing_audit_trigger_qualified;
-    if !missing_trigger.is_empty() {
-        let n = missing_trigger.len();
-        push(
-            Severity::Amber,
+    add(
+        Severity::Amber,
+        report.validation.missing_audit_trigger_qualified.clone(),
+        &|n| {
             format!(
                 "{n} table{} with created_by but no audit trigger",
                 plural(n)
-            ),
-            missing_trigger.clone(),
-            "tables",
-        );
-    }
-    let system_only = &report.validation.system_only_qualified;
-    if !system_only.is_empty() {
-        let n = system_only.len();
-        push(
-            Severity::Amber,
-            format!("{n} table{} attributed to the system user only", plural(n)),
-            system_only.clone(),
-            "tables",
-        );
-    }
+            )
+        },
+        "tables",
+    );
+    add(
+        Severity::Amber,
+        report.validation.system_only_qualified.clone(),
+        &|n| format!("{n} table{} attributed to the system user only", plural(n)),
+        "tables",
+    );
     if v.domain_map_checks_ran {
-        for (list, what) in [
-            (
-                &v.domain_map_missing_tables,
-                "expected versioned table(s) missing from domain_family_map",
-            ),
-            (
-                &v.domain_map_unexpected_tables,
-                "table(s) in domain_family_map that are not expected",
-            ),
-        ] {
-            if !list.is_empty() {
-                push(
-                    Severity::Amber,
-                    format!("{} {what}", list.len()),
-                    list.clone(),
-                    "versioning",
-                );
-            }
-        }
+        add(
+            Severity::Amber,
+            v.domain_map_missing_tables.clone(),
+            &|n| format!("{n} expected versioned table(s) missing from domain_family_map"),
+            "versioning",
+        );
+        add(
+            Severity::Amber,
+            v.domain_map_unexpected_tables.clone(),
+            &|n| format!("{n} table(s) in domain_family_map that are not expected"),
+            "versioning",
+        );
     }
     let seeds: Vec<String> = report
         .seed_tables
@@ -244,30 +206,24 @@ pub fn problems(report: &AuditReport) -> Vec<Problem> {
             )
         })
         .collect();
-    if !seeds.is_empty() {
-        let n = seeds.len();
-        push(
-            Severity::Amber,
-            format!("{n} seed table{} not loaded", plural(n)),
-            seeds,
-            "seed-tables",
-        );
-    }
+    add(
+        Severity::Amber,
+        seeds,
+        &|n| format!("{n} seed table{} not loaded", plural(n)),
+        "seed-tables",
+    );
     let unavailable: Vec<String> = report
         .tables
         .iter()
         .filter(|t| t.record_count_method == Method::Unavailable)
         .map(|t| qualified(&t.schema, &t.table))
         .collect();
-    if !unavailable.is_empty() {
-        let n = unavailable.len();
-        push(
-            Severity::NotRun,
-            format!("{n} record count{} unavailable", plural(n)),
-            unavailable,
-            "tables",
-        );
-    }
+    add(
+        Severity::NotRun,
+        unavailable,
+        &|n| format!("{n} record count{} unavailable", plural(n)),
+        "tables",
+    );
     let mut not_run = v.unavailable.clone();
     // The reasons the checks give themselves, or else which checks did not run.
     if not_run.is_empty() && !v.active_version_checks_ran {
@@ -281,16 +237,28 @@ pub fn problems(report: &AuditReport) -> Vec<Problem> {
                 .into()
         });
     }
-    if !not_run.is_empty() {
-        let n = not_run.len();
-        push(
-            Severity::NotRun,
-            format!("{n} check{} not run", plural(n)),
-            not_run,
-            "versioning",
-        );
-    }
+    add(
+        Severity::NotRun,
+        not_run,
+        &|n| format!("{n} check{} not run", plural(n)),
+        "versioning",
+    );
     out
+}
+
+/// `family 2: versions 2, 3` for each family with several active versions.
+fn several_active(v: &crate::versioning::VersioningValidation) -> Vec<String> {
+    v.families_with_multiple_active_versions
+        .iter()
+        .map(|a| {
+            let ids: Vec<String> = a.active_version_ids.iter().map(compact).collect();
+            format!(
+                "family {}: versions {}",
+                compact(&a.version_family_id),
+                ids.join(", ")
+            )
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -700,17 +668,7 @@ fn versioning_section(out: &mut String, report: &AuditReport) {
         out,
         "Version families with several active versions",
         v.active_version_checks_ran,
-        v.families_with_multiple_active_versions
-            .iter()
-            .map(|a| {
-                let ids: Vec<String> = a.active_version_ids.iter().map(compact).collect();
-                format!(
-                    "family {}: versions {}",
-                    compact(&a.version_family_id),
-                    ids.join(", ")
-                )
-            })
-            .collect(),
+        several_active(v),
     );
     row(
         out,

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
-use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
+use aws_sdk_dynamodb::types::StreamViewType;
 use devstack::change_audit::{CHANGES_PREFIX, ChangeAuditStack};
 use devstack::moto;
 use serde_json::Value;
@@ -43,34 +43,7 @@ async fn change_log(dir: &Path) {
         .create_audited_table("Orders", "orderId", StreamViewType::NewAndOldImages)
         .await
         .unwrap();
-    let db = &stack.dynamodb;
-    let s = |v: &str| Av::S(v.to_owned());
-    for (id, state) in [("101", "OPEN"), ("102", "OPEN")] {
-        db.put_item()
-            .table_name("Orders")
-            .item("orderId", s(id))
-            .item("state", s(state))
-            .send()
-            .await
-            .unwrap();
-    }
-    for state in ["PICKEDUP", "DELIVERED", "RETURNED"] {
-        db.update_item()
-            .table_name("Orders")
-            .key("orderId", s("101"))
-            .update_expression("SET #s = :s")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":s", s(state))
-            .send()
-            .await
-            .unwrap();
-    }
-    db.delete_item()
-        .table_name("Orders")
-        .key("orderId", s("102"))
-        .send()
-        .await
-        .unwrap();
+    stack.write_orders_example("Orders").await.unwrap();
     let forwarder = stack.start_forwarder(&[]).await.unwrap();
     let mut source = stack.stream_source(&stream).await.unwrap();
     while let Some(d) = source.poll_once(&forwarder).await.unwrap() {

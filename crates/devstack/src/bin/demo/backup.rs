@@ -281,7 +281,9 @@ fn operator_view(demo: &Demo) -> Result<(), String> {
     let restored = std::fs::read(&target).map_err(|e| e.to_string())?;
     let source = std::fs::read(dir.join(file)).map_err(|e| e.to_string())?;
     if !source.starts_with(&restored) {
-        return Err(format!("the restored {file} is not the file on the instance"));
+        return Err(format!(
+            "the restored {file} is not the file on the instance"
+        ));
     }
     println!("  the restored file is byte for byte the file on the instance (as of its copy)");
     Ok(())

@@ -4,7 +4,7 @@
 /// The original change-audit lab's Orders example through stream-to-firehose.
 /// Returns the audit bucket (the evidence section digests its change log).
 pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<String, String> {
-    use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
+    use aws_sdk_dynamodb::types::StreamViewType;
     use devstack::change_audit::ChangeAuditStack;
 
     println!("\n== DynamoDB change audit trail: the Orders table\n");
@@ -16,51 +16,11 @@ pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<String, String
         "  table Orders (stream NEW_AND_OLD_IMAGES) -> stream-to-firehose -> Firehose {} -> s3://{}/dynamodb-changes/",
         stack.delivery_stream, stack.bucket
     );
-    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
-    let s = |v: &str| Av::S(v.to_owned());
-    let db = &stack.dynamodb;
-    // The original change-audit lab's item, then the state changes it walks through.
-    db.put_item()
-        .table_name("Orders")
-        .item("orderId", s("101"))
-        .item("state", s("OPEN"))
-        .item("lastUpdatedDate", Av::N("1705337067".into()))
-        .send()
-        .await
-        .map_err(|x| e(&x))?;
-    println!("  put order 101: state OPEN");
-    for (state, at) in [
-        ("PICKEDUP", 1705340667),
-        ("DELIVERED", 1705351467),
-        ("RETURNED", 1705430667),
-    ] {
-        db.update_item()
-            .table_name("Orders")
-            .key("orderId", s("101"))
-            .update_expression("SET #s = :s, lastUpdatedDate = :t")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":s", s(state))
-            .expression_attribute_values(":t", Av::N(at.to_string()))
-            .send()
-            .await
-            .map_err(|x| e(&x))?;
-        println!("  update order 101: state {state}");
+    // The original change-audit lab's item and the state changes it walks through.
+    for done in stack.write_orders_example("Orders").await? {
+        println!("  {done}");
     }
-    db.put_item()
-        .table_name("Orders")
-        .item("orderId", s("102"))
-        .item("state", s("OPEN"))
-        .item("lastUpdatedDate", Av::N("1705337100".into()))
-        .send()
-        .await
-        .map_err(|x| e(&x))?;
-    db.delete_item()
-        .table_name("Orders")
-        .key("orderId", s("102"))
-        .send()
-        .await
-        .map_err(|x| e(&x))?;
-    println!("  put order 102, then delete it\n");
+    println!();
 
     let forwarder = stack.start_forwarder(&[]).await?;
     let mut source = stack.stream_source(&stream_arn).await?;
@@ -96,7 +56,9 @@ pub async fn orders_audit_trail(aws: &devstack::AwsEnv) -> Result<String, String
         println!("  {}", first.key);
     }
 
-    println!("\nOrder 101's history, read from the change log in S3 by the operator CLI (no Athena):");
+    println!(
+        "\nOrder 101's history, read from the change log in S3 by the operator CLI (no Athena):"
+    );
     crate::run_printed(
         "auditkit",
         &devstack::function_binary("auditkit")?,
