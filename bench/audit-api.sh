@@ -8,13 +8,17 @@
 #   3. xlsx export of 100,000 rows: time and the server's peak RSS during it;
 #   4. single-event ingest: wrk POST /create for 60 s;
 #   5. batch ingest: wrk POST /create-batch (1,000 events) for 30 s, all of one company, then
-#      each batch of one of 8 companies in turn.
+#      each batch of one of 8 companies in turn;
+#   6. the healthcheck under saturation: 512 connections searching for 30 s against a second
+#      server with POOL_SIZE=8, while curl asks /api/healthcheck every 200 ms.
 # The load ends with VACUUM (ANALYZE), the state insert-triggered autovacuum (PG 13+) keeps a
 # live table in: the trigram indexes' pending lists merged.
 # Needs wrk (Debian package `wrk`). Removes the cluster at the end. ~6 minutes (~9 with the
 # chain), ~3 GB of disk.
 # AUDIT_API_BIN=path benchmarks that binary instead of building this checkout's;
-# BENCH_INGEST_ONLY=1 loads, then measures only the two ingest figures.
+# BENCH_INGEST_ONLY=1 loads, then measures only the two ingest figures; BENCH_HEALTH_ONLY=1
+# loads, then measures only the healthcheck under saturation (HEALTH_BIN=path runs that part
+# with another binary, to compare two builds on the same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -90,6 +94,46 @@ fi
 psql -c "VACUUM (ANALYZE) auditevents"
 echo "loaded in $(( $(date +%s) - start )) s (chained: $chained); partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
 
+health_under_load() {
+  local hbin=${HEALTH_BIN:-$bin}
+  echo "== healthcheck under saturation ($hbin): 512 connections searching company_id=7 for 30 s, POOL_SIZE=8"
+  API_KEYS=$key DATABASE_URL="$url?sslmode=disable" POOL_SIZE=8 LOG_LEVEL=error \
+    "$hbin" serve --bind 127.0.0.1:18081 >/tmp/auditapi-bench-server2.log 2>&1 &
+  local server2=$!
+  for _ in $(seq 100); do curl -fs http://127.0.0.1:18081/pyaudit/api/healthcheck >/dev/null && break; sleep 0.1; done
+  ulimit -n 8192 2>/dev/null || true
+  wrk -t 2 -c 512 -d 30s --timeout 10s -s /tmp/auditapi-bench-get.lua \
+    "http://127.0.0.1:18081/pyaudit/api/audit-events/search?company_id=7" > /tmp/auditapi-bench-sat.out &
+  local load=$!
+  sleep 3
+  : > /tmp/auditapi-bench-health.txt
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total}\n' http://127.0.0.1:18081/pyaudit/api/healthcheck \
+      >> /tmp/auditapi-bench-health.txt || echo "000 10" >> /tmp/auditapi-bench-health.txt
+    sleep 0.2
+  done
+  wait "$load"
+  echo "  searches: $(grep -o '[0-9]* requests' /tmp/auditapi-bench-sat.out | head -1) in 30 s; $(grep p50 /tmp/auditapi-bench-sat.out | sed 's/^ *//')"
+  sort -k2 -n /tmp/auditapi-bench-health.txt | awk '{c[$1]++; t[NR]=$2*1000} END {
+    printf "  healthcheck during the load: %d answers, %d with 200; p50 %.1f ms, p95 %.1f ms, max %.1f ms\n",
+      NR, c["200"], t[int(NR*0.5)], t[int(NR*0.95)], t[NR]}'
+  kill "$server2" 2>/dev/null || true
+  wait "$server2" 2>/dev/null || true
+}
+
+if [ -n "${BENCH_HEALTH_ONLY:-}" ]; then
+  cat > /tmp/auditapi-bench-get.lua <<EOF
+wrk.headers["CSIQ-APIKEY"] = "$key"
+done = function(summary, latency, requests)
+  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+EOF
+  health_under_load
+  exit 0
+fi
+
 if [ "$chained" = 1 ] && [ -z "${BENCH_INGEST_ONLY:-}" ]; then
   echo "== verifying every chain (5,000,000 events, 50 companies): audit-api verify, 3 runs"
   for run in 1 2 3; do
@@ -153,6 +197,7 @@ for run in 1 2 3; do
   echo "  run $run: $rows rows in ${t} s, $(stat -c %s /tmp/auditapi-bench-export.xlsx) bytes; server RSS ${rss_before} KiB before, peak ${hwm} KiB during"
 done
 rm -f /tmp/auditapi-bench-export.xlsx /tmp/auditapi-bench-export.headers
+health_under_load
 fi
 
 cat > /tmp/auditapi-bench-post.lua <<EOF

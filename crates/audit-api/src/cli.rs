@@ -159,6 +159,8 @@ async fn run(
             let base = app.base_path.clone();
             let app = Arc::new(app);
             let router = crate::router(Arc::clone(&app));
+            let _liveness =
+                crate::server::keep_liveness(Arc::clone(&app), crate::health::PROBE_EVERY);
             let _metrics = crate::server::flush_metrics(
                 Arc::clone(&app),
                 crate::metrics::SERVER_FLUSH_INTERVAL,

@@ -166,6 +166,20 @@ impl Database {
         });
     }
 
+    /// A connection outside the pool, with the pool's current credentials and session
+    /// settings (the healthcheck's own, see [`crate::health`]).
+    pub async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, String> {
+        let current = self
+            .current
+            .read()
+            .map(|guard| Arc::clone(&guard))
+            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()));
+        audit_core::postgres::connect_with_task(&current.target, &current.tls)
+            .await
+            .map(|connected| connected.client)
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
         self.pool
             .get()
@@ -428,16 +442,4 @@ pub async fn stream_events(
         count += 1;
     }
     Ok(count)
-}
-
-/// `SELECT 1` within `timeout`: the healthcheck.
-pub async fn ping(db: &Database, timeout: Duration) -> Result<(), DbError> {
-    let check = async {
-        let client = db.client().await?;
-        client.simple_query("SELECT 1").await.map_err(classify)?;
-        Ok(())
-    };
-    tokio::time::timeout(timeout, check)
-        .await
-        .map_err(|_| DbError::Unavailable(format!("no answer within {timeout:?}")))?
 }

@@ -163,9 +163,9 @@ async fn require_key(
         (status = 503, description = "The database is unreachable", body = crate::schema::Health),
     ))]
 pub async fn healthcheck(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
-    match db::ping(&app.db, Duration::from_secs(3)).await {
-        Ok(()) => (StatusCode::OK, Json(Health::new("healthy", "connected"))),
-        Err(e) => {
+    match app.liveness.check(&app.db).await {
+        crate::health::Alive::Yes => (StatusCode::OK, Json(Health::new("healthy", "connected"))),
+        crate::health::Alive::No(e) => {
             tracing::warn!("healthcheck: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,

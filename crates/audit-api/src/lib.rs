@@ -24,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod json_text;
 pub mod keys;

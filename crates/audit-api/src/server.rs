@@ -87,6 +87,21 @@ pub async fn serve(
     }
 }
 
+/// Every `every`, probes the database on the healthcheck's own connection, so the
+/// healthcheck always finds a fresh result and never waits (see [`crate::health`]).
+pub fn keep_liveness(app: Arc<crate::state::App>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let crate::health::Alive::No(e) = app.liveness.refresh(&app.db).await {
+                tracing::warn!("database liveness: {e}");
+            }
+        }
+    })
+}
+
 /// Every `every`, writes the metrics the handlers recorded (see [`crate::metrics`]).
 pub fn flush_metrics(app: Arc<crate::state::App>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

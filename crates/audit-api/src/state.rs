@@ -46,6 +46,8 @@ pub struct App {
     pub anchor: Option<crate::chain::AnchorTarget>,
     /// What the handlers count (written per invocation, or every minute by the server).
     pub metrics: crate::metrics::ApiMetrics,
+    /// The healthcheck's probe of the database, on a connection of its own.
+    pub liveness: crate::health::Liveness,
 }
 
 impl App {
@@ -77,6 +79,7 @@ impl App {
             anchor: crate::anchor_target(config, s3.clone()),
             maintenance: crate::maintenance_settings(config, s3),
             metrics: crate::metrics::ApiMetrics::new(audit_core::metrics::MetricsOut::stdout()),
+            liveness: crate::health::Liveness::default(),
         }
     }
 

@@ -471,6 +471,38 @@ async fn event_type_names_by_functionality() {
 }
 
 #[tokio::test]
+async fn healthcheck_answers_while_every_pooled_connection_is_busy() {
+    // One pooled connection, held here as a long search would hold it: the healthcheck
+    // probes on its own connection, so a load balancer still sees a healthy instance.
+    let svc = Service::start(&[("POOL_SIZE", "1")]).await;
+    let busy = svc
+        .app
+        .db
+        .client()
+        .await
+        .expect("the pool's only connection");
+    let response = reqwest::Client::new()
+        .get(svc.url("/api/healthcheck"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .expect("answered while the pool is exhausted");
+    assert_eq!(response.status(), 200);
+    // The pool really was exhausted: a search waits for it.
+    let search = reqwest::Client::new()
+        .get(svc.url("/api/audit-events/search?page_size=1"))
+        .header("CSIQ-APIKEY", KEY)
+        .timeout(std::time::Duration::from_millis(1500))
+        .send()
+        .await;
+    assert!(
+        search.is_err_and(|e| e.is_timeout()),
+        "the search had to wait"
+    );
+    drop(busy);
+}
+
+#[tokio::test]
 async fn healthcheck_is_503_when_the_database_is_unreachable() {
     let svc = Service::start(&[]).await;
     let (status, body) = Service::json(svc.get("/api/healthcheck", None).await).await;
