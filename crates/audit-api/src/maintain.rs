@@ -10,9 +10,10 @@
 //! detach and drop is finished by the next one.
 
 use crate::db::{DbError, MAINTENANCE_LOCK, PARTITION_LOCK};
+use audit_core::s3_upload::{ObjectSink, ObjectSpec, Stored};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use std::io::Write as _;
+use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 
 /// The months a partition covers are whole UTC months.
@@ -398,29 +399,8 @@ async fn archive_partition(
             prefix,
         } => {
             let key = format!("{prefix}{name}.jsonl.gz");
-            let (body, count) = export_jsonl_gz(client, &name).await?;
-            let put = s3
-                .put_object()
-                .bucket(bucket)
-                .key(&key)
-                .content_type("application/x-ndjson")
-                .content_encoding("gzip")
-                .metadata("event-count", count.to_string())
-                .if_none_match("*")
-                .body(body.into())
-                .send()
-                .await;
-            if let Err(e) = put {
-                let already = e.raw_response().is_some_and(|r| r.status().as_u16() == 412);
-                if !already {
-                    return Err(MaintenanceError::Partition {
-                        partition: name,
-                        message: format!(
-                            "cannot write s3://{bucket}/{key}: {}",
-                            audit_core::aws::describe(&e)
-                        ),
-                    });
-                }
+            let stored = export_jsonl_gz(client, s3, bucket, &key, &name).await?;
+            if let (Stored::AlreadyExists, count) = stored {
                 // A previous run wrote it and stopped before the drop: drop only if that
                 // object holds exactly these events.
                 let head = s3
@@ -447,6 +427,7 @@ async fn archive_partition(
                     });
                 }
             }
+            let count = stored.1;
             // The chain continues across the archived events through their links, kept
             // in the same transaction that drops them.
             let uri = format!("s3://{bucket}/{key}");
@@ -473,14 +454,39 @@ async fn archive_partition(
     }
 }
 
-/// The month's events as gzip JSON lines, each line the API's event fields plus the ids and
-/// the event's link, in chain order per company (so that a reader checks the links as they
-/// pass: `audit_core::event_chain::ArchiveChainCheck`).
+/// Archive parts: 8 MiB of gzip, about three in memory at once whatever the month's size.
+const ARCHIVE_PART_BYTES: usize = 8 << 20;
+
+/// Streams the month's events into `s3://bucket/key` as gzip JSON lines, each line the API's
+/// event fields plus the ids and the event's link, in chain order per company (so that a reader
+/// checks the links as they pass: `audit_core::event_chain::ArchiveChainCheck`). The rows are
+/// counted first (the month is detached: nothing changes it) so the object carries its
+/// `event-count` from its creation; it is created with `If-None-Match: *`. Returns how it
+/// ended and the count.
 async fn export_jsonl_gz(
     client: &tokio_postgres::Client,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
     name: &str,
-) -> Result<(Vec<u8>, u64), MaintenanceError> {
+) -> Result<(Stored, u64), MaintenanceError> {
     use futures_util::StreamExt as _;
+    let failed = |message: String| MaintenanceError::Partition {
+        partition: name.to_owned(),
+        message,
+    };
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+        .await?
+        .get(0);
+    let count = u64::try_from(count).unwrap_or_default();
+    let spec = ObjectSpec {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        metadata: HashMap::from([("event-count".to_owned(), count.to_string())]),
+        content_type: "application/x-ndjson",
+        content_encoding: Some("gzip"),
+    };
     let rows = client
         .query_raw(
             &format!(
@@ -502,24 +508,37 @@ async fn export_jsonl_gz(
         )
         .await?;
     let mut rows = std::pin::pin!(rows);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut count = 0u64;
-    while let Some(row) = rows.next().await {
-        let line: String = row?.get(0);
-        let written = gz
-            .write_all(line.as_bytes())
-            .and_then(|()| gz.write_all(b"\n"));
-        written.map_err(|e| MaintenanceError::Partition {
-            partition: name.to_owned(),
-            message: e.to_string(),
-        })?;
-        count += 1;
+    let mut sink = ObjectSink::new(s3.clone(), spec, ARCHIVE_PART_BYTES, true);
+    let mut written = 0u64;
+    let mut line = Vec::new();
+    let streamed: Result<(), MaintenanceError> = async {
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(|e| failed(e.to_string()))?;
+            let text: &str = row.get(0);
+            line.clear();
+            line.extend_from_slice(text.as_bytes());
+            line.push(b'\n');
+            sink.write(&line).await.map_err(|e| failed(e.to_string()))?;
+            written += 1;
+        }
+        Ok(())
     }
-    let body = gz.finish().map_err(|e| MaintenanceError::Partition {
-        partition: name.to_owned(),
-        message: e.to_string(),
-    })?;
-    Ok((body, count))
+    .await;
+    if let Err(e) = streamed {
+        sink.abort().await;
+        return Err(e);
+    }
+    if written != count {
+        sink.abort().await;
+        return Err(failed(format!(
+            "{written} events read for the archive, {count} counted: left in place"
+        )));
+    }
+    let stored = sink
+        .finish(|_, _| HashMap::new())
+        .await
+        .map_err(|e| failed(format!("cannot write s3://{bucket}/{key}: {e}")))?;
+    Ok((stored, count))
 }
 
 #[cfg(test)]

@@ -401,6 +401,22 @@ async fn old_months_go_to_s3_as_gzip_json_lines() {
         report.partitions_archived[0].destination,
         format!("s3://{bucket}/archive/auditevents_202603.jsonl.gz")
     );
+    // Written as a stream (`audit_core::s3_upload`), typed and counted from its creation.
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("archive/auditevents_202603.jsonl.gz")
+        .send()
+        .await
+        .expect("the archive object");
+    assert_eq!(head.content_encoding(), Some("gzip"));
+    assert_eq!(head.content_type(), Some("application/x-ndjson"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("event-count"))
+            .map(String::as_str),
+        Some("2")
+    );
     let text = common::archive_text(&s3, &bucket, "archive/auditevents_202603.jsonl.gz").await;
     let lines: Vec<Value> = text
         .lines()

@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod number;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "s3-upload")]
+pub mod s3_upload;
 pub mod spreadsheet;
 pub mod startup;
 pub mod telemetry;

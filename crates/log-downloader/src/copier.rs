@@ -5,7 +5,9 @@
 
 use crate::download::{RestOutcome, download_portions};
 use crate::handler::Copier;
-use crate::sink::{ByteSink, HashSink, ObjectSink, Stored, Target, measure_object, set_metadata};
+use crate::sink::{
+    ByteSink, HashSink, ObjectSink, Stored, backup_spec, checksum_metadata, measure_object,
+};
 use crate::{CopyError, CopyOrder, CopyOutcome, backup_key, meta};
 use audit_core::aws::{describe, is_retryable};
 use audit_core::backoff::Backoff;
@@ -152,31 +154,26 @@ impl Copier {
         }
     }
 
-    fn sink(&self, order: &CopyOrder, key: &str, lossy: bool) -> ObjectSink {
-        let target = Target {
-            bucket: self.config.bucket.clone(),
-            key: key.to_owned(),
-            metadata: HashMap::from([
-                (meta::INSTANCE.to_owned(), order.instance_id.clone()),
-                (meta::FILE.to_owned(), order.log_file.clone()),
-                (
-                    meta::LAST_WRITTEN.to_owned(),
-                    order.last_written.to_string(),
-                ),
-                (meta::GENERATION.to_owned(), order.generation.to_string()),
-            ]),
-            lossy,
-        };
+    fn sink(&self, order: &CopyOrder, key: &str) -> ObjectSink {
+        let metadata = HashMap::from([
+            (meta::INSTANCE.to_owned(), order.instance_id.clone()),
+            (meta::FILE.to_owned(), order.log_file.clone()),
+            (
+                meta::LAST_WRITTEN.to_owned(),
+                order.last_written.to_string(),
+            ),
+            (meta::GENERATION.to_owned(), order.generation.to_string()),
+        ]);
         ObjectSink::new(
             self.s3.clone(),
-            target,
+            backup_spec(&self.config.bucket, key, metadata, self.config.compress),
             self.config.part_size,
             self.config.compress,
         )
     }
 
     async fn copy_once(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
-        let mut sink = self.sink(order, key, false);
+        let mut sink = self.sink(order, key);
         match self.download(order, &mut sink).await {
             Ok(()) => {}
             Err(CopyError::Lossy { .. }) => {
@@ -202,7 +199,10 @@ impl Copier {
                 expected,
             });
         }
-        match sink.finish().await? {
+        match sink
+            .finish(|sha256, bytes| checksum_metadata(false, sha256, bytes))
+            .await?
+        {
             Stored::Created { bytes, sha256 } => {
                 self.record(order, key, bytes, &sha256).await?;
                 Ok(CopyOutcome::Copied {
@@ -241,14 +241,15 @@ impl Copier {
     /// `LossyCopy` as its last error.
     async fn copy_lossy(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
         let lossy_key = crate::lossy_key(key);
-        let mut sink = self.sink(order, &lossy_key, true);
+        let mut sink = self.sink(order, &lossy_key);
         if let Err(e) = download_portions(&self.rds, order, &mut sink, true).await {
             sink.abort().await;
             return Err(e);
         }
         let bytes = sink.bytes();
         // Stored now, or by an earlier attempt (If-None-Match): either way it is there.
-        sink.finish().await?;
+        sink.finish(|sha256, bytes| checksum_metadata(true, sha256, bytes))
+            .await?;
         self.note_failure(
             order,
             &CopyError::Lossy {
@@ -312,19 +313,18 @@ impl Copier {
         let (bytes, sha256) = measure_object(&self.s3, &self.config.bucket, key).await?;
         metadata.insert(meta::SIZE.to_owned(), bytes.to_string());
         metadata.insert(meta::SHA256.to_owned(), sha256.clone());
-        let content_type = out
-            .content_type()
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        set_metadata(
-            &self.s3,
-            &self.config.bucket,
-            key,
-            out.e_tag,
-            metadata,
-            &content_type,
-        )
-        .await?;
+        let spec = audit_core::s3_upload::ObjectSpec {
+            bucket: self.config.bucket.clone(),
+            key: key.to_owned(),
+            metadata: HashMap::new(),
+            content_type: if out.content_type() == Some("application/gzip") {
+                "application/gzip"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+            content_encoding: None,
+        };
+        audit_core::s3_upload::set_metadata(&self.s3, &spec, out.e_tag, metadata).await?;
         Ok(Some((bytes, sha256)))
     }
 

@@ -299,19 +299,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_sources_are_url_encoded_keeping_the_path() {
-        assert_eq!(
-            sink::copy_source("backups", "rds-logs/db-1/audit/server audit+log%1?#.gz"),
-            "backups/rds-logs/db-1/audit/server%20audit%2Blog%251%3F%23.gz"
-        );
-        assert_eq!(
-            sink::copy_source("b", "a/b.c-d_e~f"),
-            "b/a/b.c-d_e~f",
-            "unreserved characters and slashes stay"
-        );
-    }
-
-    #[test]
     fn the_declared_environment_is_exactly_what_the_loader_reads() {
         let env = Env::from_pairs([("BACKUP_BUCKET", "b"), ("TRACKING_TABLE", "t")]);
         let read = audit_core::environment_read(&env, Config::from_env).unwrap();
