@@ -80,6 +80,6 @@ for bin in "${bins[@]}"; do
     env API_KEYS=bench-key-0123456789abcdef DATABASE_URL="postgresql://postgres@127.0.0.1:$port/$db?sslmode=disable" \
       RETENTION_MONTHS=2 ARCHIVE_BUCKET=archive-bench ARCHIVE_PREFIX="run-$n/" LOG_LEVEL=warn \
       "$bin" maintain > /tmp/auditapi-archive-bench.report
-  object=$("$venv/bin/aws" s3 ls "s3://archive-bench/run-$n/" | awk '{print $3, $4}')
+  object=$("$venv/bin/aws" s3 ls "s3://archive-bench/run-$n/$name.jsonl.gz" | awk '{print $4 ", " $3 " bytes"}')
   echo "$bin: $(cat /tmp/auditapi-archive-bench.time); archived: $object"
 done

@@ -12,7 +12,7 @@
 use crate::aws::{describe, is_retryable};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use flate2::Compression;
+pub use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -100,17 +100,22 @@ impl std::fmt::Debug for ObjectSink {
 }
 
 impl ObjectSink {
-    pub fn new(s3: aws_sdk_s3::Client, spec: ObjectSpec, part_size: usize, compress: bool) -> Self {
+    /// `gzip`: the level to compress at, or `None` to store the bytes as they are.
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        spec: ObjectSpec,
+        part_size: usize,
+        gzip: Option<Compression>,
+    ) -> Self {
         // Room for one part plus what the encoder may add before the part is taken, so the
         // buffer never reallocates to double its size.
         let capacity = part_size + 256 * 1024;
-        let buffer = if compress {
-            Buffer::Gzip(Box::new(GzEncoder::new(
+        let buffer = match gzip {
+            Some(level) => Buffer::Gzip(Box::new(GzEncoder::new(
                 Vec::with_capacity(capacity),
-                Compression::fast(),
-            )))
-        } else {
-            Buffer::Plain(Vec::with_capacity(capacity))
+                level,
+            ))),
+            None => Buffer::Plain(Vec::with_capacity(capacity)),
         };
         ObjectSink {
             s3,

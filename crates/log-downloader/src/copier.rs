@@ -168,7 +168,10 @@ impl Copier {
             self.s3.clone(),
             backup_spec(&self.config.bucket, key, metadata, self.config.compress),
             self.config.part_size,
-            self.config.compress,
+            // Fast: a copy must keep pace with the download; the logs compress well anyway.
+            self.config
+                .compress
+                .then(audit_core::s3_upload::Compression::fast),
         )
     }
 
