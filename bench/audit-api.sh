@@ -19,7 +19,9 @@
 # AUDIT_API_BIN=path benchmarks that binary instead of building this checkout's;
 # BENCH_INGEST_ONLY=1 loads, then measures only the two ingest figures; BENCH_HEALTH_ONLY=1
 # loads, then measures only the healthcheck under saturation (HEALTH_BINS="path path" runs that
-# part with each binary in turn, to compare builds on the same data).
+# part with each binary in turn, to compare builds on the same data); BENCH_CLIFF=1 loads
+# BENCH_EVENTS (default 5,000,000), then measures the common-pattern search (`SKU-00`, 10% of
+# rows) before and after a burst of 220,000 new events that do not match it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -56,15 +58,16 @@ server=$!
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/pyaudit/api/healthcheck >/dev/null && break; sleep 0.1; done
 base=http://127.0.0.1:18080/pyaudit/api/audit-events
 
-echo "== loading 5,000,000 events over the last 12 months"
+events=${BENCH_EVENTS:-5000000}
+echo "== loading $events events over the last 12 months"
 start=$(date +%s)
 # The same rows either way. A build with the event chain (migration 0002) stores them through
 # its append function, in 100 transactions of 50,000 events across the 50 companies, so that
 # they are chained as the service chains them; a build without it inserts them directly.
-row="now() - (i * interval '1 second' * (330 * 86400 / 5000000.0))"
+row="now() - (i * interval '1 second' * (330 * 86400 / $events.0))"
 if [ "$(psql -c "SELECT to_regproc('audit_api_append_events') IS NOT NULL")" = t ]; then
   chained=1
-  for chunk in $(seq 0 99); do
+  for chunk in $(seq 0 $(( events / 50000 - 1 ))); do
     psql -c "
       SELECT count(*) FROM (
         SELECT array_agg(($row)::text ORDER BY i) AS ts,
@@ -90,7 +93,7 @@ else
            'SKU-' || lpad((i % 100000)::text, 6, '0') || ' price changed to ' || (i % 97) || '.99',
            CASE WHEN i % 25 = 0 THEN 'Failed' ELSE 'Success' END,
            jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 200), 'n', i)
-    FROM generate_series(1, 5000000) AS i;"
+    FROM generate_series(1, $events) AS i;"
 fi
 psql -c "VACUUM (ANALYZE) auditevents"
 echo "loaded in $(( $(date +%s) - start )) s (chained: $chained); partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
@@ -128,6 +131,42 @@ health_under_load_of() {
   kill "$server2" 2>/dev/null || true
   wait "$server2" 2>/dev/null || true
 }
+
+# The common pattern after a burst of new rows that do not match it: a plan that walks the time
+# index newest-first reads the whole burst before its first match.
+search_cliff() {
+  local q="$base/search?message_pattern=SKU-00"
+  echo "== common-pattern search (SKU-00, 10% of rows), 1 connection, 10 s"
+  echo "  before the burst:"
+  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$q" | grep "p50"
+  for chunk in 0 1 2 3; do
+    psql -c "
+      SELECT count(*) FROM (
+        SELECT array_agg((now() - i * interval '1 millisecond')::text ORDER BY i) AS ts,
+               array_agg(1 ORDER BY i) AS f, array_agg(1 ORDER BY i) AS t,
+               array_agg(101::bigint ORDER BY i) AS store, array_agg((i % 50)::bigint ORDER BY i) AS company,
+               array_agg('burst'::text ORDER BY i) AS u,
+               array_agg('order ' || i || ' shipped to the customer' ORDER BY i) AS m,
+               array_agg('Success'::text ORDER BY i) AS st, array_agg('{}'::text ORDER BY i) AS d
+        FROM generate_series($chunk * 55000 + 1, ($chunk + 1) * 55000) AS i) a,
+      LATERAL audit_api_append_events(a.ts, a.f, a.t, a.store, a.company, a.u, a.m, a.st, a.d)" >/dev/null
+  done
+  echo "  after 220,000 new events that do not match:"
+  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$q" | grep "p50"
+}
+
+if [ -n "${BENCH_CLIFF:-}" ]; then
+  cat > /tmp/auditapi-bench-get.lua <<EOF
+wrk.headers["CSIQ-APIKEY"] = "$key"
+done = function(summary, latency, requests)
+  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+EOF
+  search_cliff
+  exit 0
+fi
 
 if [ -n "${BENCH_HEALTH_ONLY:-}" ]; then
   cat > /tmp/auditapi-bench-get.lua <<EOF
