@@ -98,6 +98,18 @@ fi
 psql -c "VACUUM (ANALYZE) auditevents"
 echo "loaded in $(( $(date +%s) - start )) s (chained: $chained); partitions holding events: $(psql -c "SELECT count(DISTINCT tableoid) FROM auditevents")"
 
+# wrk's script for GETs: the API key, and p50/p95/p99 with the request and error counts.
+write_get_lua() {
+  cat > /tmp/auditapi-bench-get.lua <<EOF
+wrk.headers["CSIQ-APIKEY"] = "$key"
+done = function(summary, latency, requests)
+  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+EOF
+}
+
 health_under_load() {
   local hbin
   for hbin in ${HEALTH_BINS:-$bin}; do health_under_load_of "$hbin"; done
@@ -156,27 +168,13 @@ search_cliff() {
 }
 
 if [ -n "${BENCH_CLIFF:-}" ]; then
-  cat > /tmp/auditapi-bench-get.lua <<EOF
-wrk.headers["CSIQ-APIKEY"] = "$key"
-done = function(summary, latency, requests)
-  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
-end
-EOF
+  write_get_lua
   search_cliff
   exit 0
 fi
 
 if [ -n "${BENCH_HEALTH_ONLY:-}" ]; then
-  cat > /tmp/auditapi-bench-get.lua <<EOF
-wrk.headers["CSIQ-APIKEY"] = "$key"
-done = function(summary, latency, requests)
-  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
-end
-EOF
+  write_get_lua
   health_under_load
   exit 0
 fi
@@ -194,14 +192,7 @@ if [ "$chained" = 1 ] && [ -z "${BENCH_INGEST_ONLY:-}" ]; then
     "http://127.0.0.1:18080/pyaudit/api/audit-events/verify?company_id=7"
 fi
 
-cat > /tmp/auditapi-bench-get.lua <<EOF
-wrk.headers["CSIQ-APIKEY"] = "$key"
-done = function(summary, latency, requests)
-  io.write(string.format("    p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%d requests, %d errors)\n",
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
-end
-EOF
+write_get_lua
 if [ -z "${BENCH_INGEST_ONLY:-}" ]; then
 month_ago=$(date -u -d '45 days ago' +%Y-%m-%dT00:00:00Z)
 month_end=$(date -u -d '15 days ago' +%Y-%m-%dT00:00:00Z)

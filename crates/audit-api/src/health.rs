@@ -86,24 +86,23 @@ impl Liveness {
         mut connection: tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>,
     ) -> Alive {
         let attempt = async {
-            if connection.as_ref().is_none_or(|c| c.is_closed()) {
-                *connection = Some(db.dedicated_connection().await?);
-            }
-            match connection.as_ref() {
-                Some(client) => client.simple_query("SELECT 1").await.map(|_| ()),
-                None => Ok(()),
-            }
-            .map_err(|e| e.to_string())
+            // A connection that failed or hung is not put back: the next probe opens another.
+            let client = match connection.take().filter(|c| !c.is_closed()) {
+                Some(client) => client,
+                None => db.dedicated_connection().await?,
+            };
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| e.to_string())?;
+            *connection = Some(client);
+            Ok::<(), String>(())
         };
         let alive = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
             Ok(Ok(())) => Alive::Yes,
             Ok(Err(e)) => Alive::No(e),
             Err(_) => Alive::No(format!("no answer within {PROBE_TIMEOUT:?}")),
         };
-        if alive != Alive::Yes {
-            // A connection that failed or hung is not trusted again.
-            *connection = None;
-        }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), alive.clone()));
         alive

@@ -347,16 +347,43 @@ async fn stored_copies(
     Ok(copies)
 }
 
+/// The engine and cluster that place an instance's copies (every row of the instance has the
+/// same), from one of its tracking rows; `None` when the table knows no file of it.
+async fn instance_placement(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    instance: &str,
+) -> Result<Option<(String, Option<String>)>, CommandError> {
+    let found = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("#i = :i")
+        .expression_attribute_names("#i", attr::INSTANCE_ID)
+        .expression_attribute_names("#e", attr::ENGINE)
+        .expression_attribute_names("#c", attr::CLUSTER_ID)
+        .expression_attribute_values(":i", AttributeValue::S(instance.to_owned()))
+        .projection_expression("#e, #c")
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| aws("dynamodb:Query", table, &e))?;
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| match item
+        .get(name)
+    {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Ok(found.items().first().and_then(|item| {
+        text(item, attr::ENGINE).map(|engine| (engine, text(item, attr::CLUSTER_ID)))
+    }))
+}
+
 pub async fn restore(args: RestoreArgs, out: &mut impl Write) -> Result<bool, CommandError> {
     let sdk = audit_core::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = audit_core::aws::s3_client(&sdk);
-    let (rows, _) = tracked_rows(&dynamodb, &args.tracking_table, Some(&args.instance)).await?;
-    // Engine and cluster place the instance's copies; any of its rows has them.
-    let Some(any) = rows
-        .iter()
-        .find(|r| r.log_file == args.file)
-        .or(rows.first())
+    let Some((engine, cluster)) =
+        instance_placement(&dynamodb, &args.tracking_table, &args.instance).await?
     else {
         return Err(CommandError::Usage(format!(
             "no such instance: {} has no files in {}",
@@ -365,8 +392,8 @@ pub async fn restore(args: RestoreArgs, out: &mut impl Write) -> Result<bool, Co
     };
     let instance_prefix = backup_instance_prefix(
         &args.backup_prefix,
-        &any.engine,
-        any.cluster_id.as_deref(),
+        &engine,
+        cluster.as_deref(),
         &args.instance,
     );
     let copies = stored_copies(&s3, &args.bucket, &instance_prefix, &args.file, args.at).await?;

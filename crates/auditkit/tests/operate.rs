@@ -154,13 +154,12 @@ async fn status_shows_lag_and_restore_brings_back_each_version_verified() {
     b.poll(&instance, true).await;
     let second_version = std::fs::read(dir.join(&file)).unwrap();
     assert_ne!(first_version, second_version);
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &["--instance", &instance, "--file", &file, "--list"],
-        ),
-    );
+    let restore = |instance: &str, extra: &[&str]| {
+        let mut args = vec!["--instance", instance, "--file", &file];
+        args.extend_from_slice(extra);
+        auditkit(&env, &b.args("restore", &args))
+    };
+    let (code, text) = restore(&instance, &["--list"]);
     assert_eq!(code, 0, "{text}");
     let versions: Vec<&str> = text
         .lines()
@@ -173,45 +172,18 @@ async fn status_shows_lag_and_restore_brings_back_each_version_verified() {
     let out = tempfile::tempdir().unwrap();
     let newest = out.path().join("newest.log");
     let newest_s = newest.to_str().unwrap();
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &["--instance", &instance, "--file", &file, "--out", newest_s],
-        ),
-    );
+    let (code, text) = restore(&instance, &["--out", newest_s]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("matches source-sha256"), "{text}");
     assert_eq!(std::fs::read(&newest).unwrap(), second_version);
     let older = out.path().join("older.log");
     let older_s = older.to_str().unwrap();
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &[
-                "--instance",
-                &instance,
-                "--file",
-                &file,
-                "--at",
-                versions[0],
-                "--out",
-                older_s,
-            ],
-        ),
-    );
+    let (code, text) = restore(&instance, &["--at", versions[0], "--out", older_s]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(std::fs::read(&older).unwrap(), first_version);
 
     // Refusals name what is wrong and write nothing.
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &["--instance", &instance, "--file", &file, "--out", newest_s],
-        ),
-    );
+    let (code, text) = restore(&instance, &["--out", newest_s]);
     assert_eq!(
         (code, text.contains("never overwrites")),
         (2, true),
@@ -219,41 +191,13 @@ async fn status_shows_lag_and_restore_brings_back_each_version_verified() {
     );
     let elsewhere = out.path().join("x.log");
     let elsewhere_s = elsewhere.to_str().unwrap();
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &[
-                "--instance",
-                &instance,
-                "--file",
-                &file,
-                "--at",
-                "17",
-                "--out",
-                elsewhere_s,
-            ],
-        ),
-    );
+    let (code, text) = restore(&instance, &["--at", "17", "--out", elsewhere_s]);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("at LastWritten 17") && text.contains(versions[1]),
         "{text}"
     );
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &[
-                "--instance",
-                "no-such-db",
-                "--file",
-                &file,
-                "--out",
-                elsewhere_s,
-            ],
-        ),
-    );
+    let (code, text) = restore("no-such-db", &["--out", elsewhere_s]);
     assert_eq!(
         (code, text.contains("no such instance: no-such-db")),
         (2, true),
@@ -288,20 +232,7 @@ async fn status_shows_lag_and_restore_brings_back_each_version_verified() {
         .send()
         .await
         .unwrap();
-    let (code, text) = auditkit(
-        &env,
-        &b.args(
-            "restore",
-            &[
-                "--instance",
-                &instance,
-                "--file",
-                &file,
-                "--out",
-                elsewhere_s,
-            ],
-        ),
-    );
+    let (code, text) = restore(&instance, &["--out", elsewhere_s]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.starts_with("INVALID") && text.contains("nothing written"),
