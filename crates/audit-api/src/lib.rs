@@ -98,6 +98,11 @@ pub struct Config {
     pub body_timeout: Duration,
     /// `HEADER_READ_TIMEOUT_MS` (10 s) and `MAX_CONNECTIONS` (256): `serve`'s bounds.
     pub server: server::ServerLimits,
+    /// `RESPONSE_STREAMING` (false): on Lambda, stream HTTP responses (a function URL or API
+    /// Gateway integration in `RESPONSE_STREAM` mode must front it), so exports are not
+    /// capped by the 6 MB of a buffered response. Unset, responses are buffered, which every
+    /// front door accepts.
+    pub response_streaming: bool,
 }
 
 /// Every variable [`Config::from_env`] reads, plus logging.
@@ -129,6 +134,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "BODY_TIMEOUT_MS",
     "HEADER_READ_TIMEOUT_MS",
     "MAX_CONNECTIONS",
+    "RESPONSE_STREAMING",
     "LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -257,6 +263,7 @@ impl Config {
                 )?),
                 max_connections: env.int_in_range("MAX_CONNECTIONS", 256, 1..=100_000)?,
             },
+            response_streaming: env.bool_or("RESPONSE_STREAMING", false)?,
         })
     }
 

@@ -524,14 +524,22 @@ async fn the_lambda_answers_http_events_and_runs_maintenance_on_schedule() {
         "isBase64Encoded": false
     });
     let event = lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default());
-    let response = lambda.handle(event).await.expect("response");
+    let response = buffered(lambda.handle(event).await.expect("response"));
     assert_eq!(response["statusCode"], 200, "{response}");
     let body: Value = serde_json::from_str(response["body"].as_str().expect("body")).expect("json");
     assert_eq!(body["user"], "jdoe");
 
     let schedule = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
     let event = lambda_runtime::LambdaEvent::new(schedule, lambda_runtime::Context::default());
-    let report = lambda.handle(event).await.expect("maintenance");
+    let report = buffered(lambda.handle(event).await.expect("maintenance"));
     assert!(report["partitions_created"].is_array(), "{report}");
     assert!(report["partitions_archived"].is_array());
+}
+
+/// The JSON document of a buffered reply (the default: `RESPONSE_STREAMING` unset).
+fn buffered(reply: audit_api::handler::Reply) -> Value {
+    match reply {
+        lambda_runtime::FunctionResponse::BufferedResponse(value) => value,
+        lambda_runtime::FunctionResponse::StreamingResponse(_) => panic!("streamed"),
+    }
 }

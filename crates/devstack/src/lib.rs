@@ -24,7 +24,7 @@ pub mod runtime_api;
 
 pub use moto::{AwsEnv, moto};
 pub use postgres::postgres;
-pub use runtime_api::{InvokeError, LocalLambda};
+pub use runtime_api::{InvokeError, LocalLambda, StreamedResponse};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,6 +5,14 @@
 //! the environment Lambda sets (and nothing else from the caller's environment unless asked),
 //! and hands it events one at a time. So a test or the demo exercises `main.rs`, the
 //! configuration loader and the runtime loop, not only library calls.
+//!
+//! Responses follow Lambda's documented limits: a buffered response over 6 MB
+//! ([`MAX_BUFFERED_RESPONSE`]) is the function error `Function.ResponseSizeTooLarge`, and a
+//! streamed one (`Lambda-Runtime-Function-Response-Mode: streaming`, chunked, with the HTTP
+//! metadata prelude and its eight-NUL delimiter when the content type is
+//! `application/vnd.awslambda.http-integration-response`) reaches
+//! [`LocalLambda::invoke_with_response_stream`] chunk by chunk, as it arrives, so a test can
+//! read more than 6 MB while the function's memory is measured.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -64,9 +72,71 @@ impl std::fmt::Display for InvokeError {
     }
 }
 
+/// Lambda's cap on a buffered (synchronous) response: 6 MB, as its error message counts it.
+pub const MAX_BUFFERED_RESPONSE: usize = 6_291_556;
+
+/// The content type of a streamed HTTP response: a JSON prelude, 8 NUL bytes, the body.
+const HTTP_INTEGRATION_RESPONSE: &str = "application/vnd.awslambda.http-integration-response";
+
 enum Outcome {
     Response(Bytes),
     Error(FunctionErrorBody),
+    Stream(StreamedResponse),
+}
+
+/// A response as `InvokeWithResponseStream` delivers it: the HTTP metadata prelude when the
+/// function sent one, then the payload chunk by chunk. A buffered response is one chunk.
+#[derive(Debug)]
+pub struct StreamedResponse {
+    /// `statusCode`, `headers`, `cookies`: what a function URL turns into the HTTP status
+    /// line and headers.
+    pub prelude: Option<serde_json::Value>,
+    chunks: mpsc::Receiver<Result<Bytes, FunctionErrorBody>>,
+}
+
+impl StreamedResponse {
+    /// The next chunk; `Err` when the function reported an error mid-stream (the
+    /// `Lambda-Runtime-Function-Error-Type`/`-Body` trailers) or the stream broke off.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, FunctionErrorBody>> {
+        self.chunks.recv().await
+    }
+
+    /// The prelude's `statusCode` (200 when it has none, as a function URL answers).
+    pub fn status(&self) -> u16 {
+        self.prelude
+            .as_ref()
+            .and_then(|p| p["statusCode"].as_u64())
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(200)
+    }
+
+    /// A header of the prelude, by name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.prelude.as_ref()?["headers"]
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?
+            .1
+            .as_str()
+    }
+
+    /// The whole payload, for small responses.
+    pub async fn collect(mut self) -> Result<Vec<u8>, FunctionErrorBody> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.next_chunk().await {
+            body.extend_from_slice(&chunk?);
+        }
+        Ok(body)
+    }
+
+    fn buffered(body: Bytes) -> Self {
+        let (sender, chunks) = mpsc::channel(1);
+        let _ = sender.try_send(Ok(body));
+        StreamedResponse {
+            prelude: None,
+            chunks,
+        }
+    }
 }
 
 struct Invocation {
@@ -305,6 +375,50 @@ impl LocalLambda {
 
     /// Invokes the function with raw payload bytes.
     pub async fn invoke_raw(&self, payload: Vec<u8>) -> Result<Bytes, InvokeError> {
+        match self.invoke_outcome(payload).await? {
+            Outcome::Response(body) => Ok(body),
+            Outcome::Error(error) => Err(InvokeError::Function(error)),
+            // `Invoke` of a function that streams: the bytes as sent, prelude included, up to
+            // the buffered cap.
+            Outcome::Stream(mut stream) => {
+                let mut body = stream
+                    .prelude
+                    .take()
+                    .map(|p| {
+                        let mut raw = serde_json::to_vec(&p).expect("JSON serialises");
+                        raw.extend_from_slice(&[0; 8]);
+                        raw
+                    })
+                    .unwrap_or_default();
+                while let Some(chunk) = stream.next_chunk().await {
+                    body.extend_from_slice(&chunk.map_err(InvokeError::Function)?);
+                    if body.len() > MAX_BUFFERED_RESPONSE {
+                        return Err(InvokeError::Function(too_large(body.len())));
+                    }
+                }
+                Ok(body.into())
+            }
+        }
+    }
+
+    /// Invokes the function as `InvokeWithResponseStream` (and a function URL in
+    /// `RESPONSE_STREAM` mode) do: a streamed response arrives chunk by chunk, a buffered one
+    /// as a single chunk.
+    pub async fn invoke_with_response_stream(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<StreamedResponse, InvokeError> {
+        match self
+            .invoke_outcome(serde_json::to_vec(event).expect("JSON serialises"))
+            .await?
+        {
+            Outcome::Response(body) => Ok(StreamedResponse::buffered(body)),
+            Outcome::Error(error) => Err(InvokeError::Function(error)),
+            Outcome::Stream(stream) => Ok(stream),
+        }
+    }
+
+    async fn invoke_outcome(&self, payload: Vec<u8>) -> Result<Outcome, InvokeError> {
         let request_id = format!(
             "devstack-{:08}-{}",
             self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -322,11 +436,7 @@ impl LocalLambda {
         let mut exit = self.exit.clone();
         let mut init_error = self.init_error.clone();
         tokio::select! {
-            outcome = outcome => match outcome {
-                Ok(Outcome::Response(body)) => Ok(body),
-                Ok(Outcome::Error(error)) => Err(InvokeError::Function(error)),
-                Err(_) => Err(self.exited_error()),
-            },
+            outcome = outcome => outcome.map_err(|_| self.exited_error()),
             _ = exit.wait_for(Option::is_some) => {
                 tokio::time::sleep(Duration::from_millis(50)).await; // let the last log lines arrive
                 Err(self.exited_error())
@@ -436,12 +546,133 @@ fn complete(state: &ApiState, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
+fn too_large(size: usize) -> FunctionErrorBody {
+    FunctionErrorBody {
+        error_type: "Function.ResponseSizeTooLarge".into(),
+        error_message: format!(
+            "Response payload size ({size} bytes) exceeded maximum allowed payload size \
+             ({MAX_BUFFERED_RESPONSE} bytes)."
+        ),
+    }
+}
+
 async fn response(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: axum::body::Body,
 ) -> StatusCode {
-    complete(&state, &id, Outcome::Response(body))
+    let streaming = headers
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streaming {
+        let http = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes() == HTTP_INTEGRATION_RESPONSE.as_bytes());
+        return stream_response(&state, &id, http, body).await;
+    }
+    let outcome = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) if body.len() > MAX_BUFFERED_RESPONSE => Outcome::Error(too_large(body.len())),
+        Ok(body) => Outcome::Response(body),
+        Err(e) => Outcome::Error(FunctionErrorBody {
+            error_type: "Runtime.ResponseUnreadable".into(),
+            error_message: e.to_string(),
+        }),
+    };
+    complete(&state, &id, outcome)
+}
+
+/// Relays a streamed response: the invoker gets it once the prelude (when `http`) has
+/// arrived, then each chunk as it comes; a full channel holds the function back, as a slow
+/// client does. Error trailers end the stream with the function's error.
+async fn stream_response(
+    state: &ApiState,
+    id: &str,
+    http: bool,
+    mut body: axum::body::Body,
+) -> StatusCode {
+    use http_body_util::BodyExt as _;
+    let Some(reply) = state.inflight.lock().expect("inflight lock").remove(id) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let (sender, chunks) = mpsc::channel(4);
+    let mut reply = Some((reply, chunks));
+    let mut prelude = Vec::new();
+    let mut in_prelude = http;
+    let broke = |why: String| FunctionErrorBody {
+        error_type: "Runtime.StreamError".into(),
+        error_message: why,
+    };
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                let _ = sender.send(Err(broke(e.to_string()))).await;
+                break;
+            }
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Some(error) = frame.trailers_ref().and_then(trailer_error) {
+                    let _ = sender.send(Err(error)).await;
+                }
+                continue;
+            }
+        };
+        let data = if in_prelude {
+            prelude.extend_from_slice(&data);
+            let Some(end) = prelude.windows(8).position(|w| w == [0; 8]) else {
+                continue;
+            };
+            in_prelude = false;
+            let rest = Bytes::copy_from_slice(&prelude[end + 8..]);
+            prelude.truncate(end);
+            rest
+        } else {
+            data
+        };
+        if let Some((reply, chunks)) = reply.take() {
+            let prelude = http.then(|| {
+                serde_json::from_slice(&prelude)
+                    .unwrap_or_else(|e| serde_json::json!({"unparsable_prelude": e.to_string()}))
+            });
+            let _ = reply.send(Outcome::Stream(StreamedResponse { prelude, chunks }));
+        }
+        if !data.is_empty() && sender.send(Ok(data)).await.is_err() {
+            break; // the invoker stopped reading
+        }
+    }
+    if let Some((reply, _)) = reply.take() {
+        // Ended before the prelude's delimiter (or sent nothing at all).
+        let _ = reply.send(if in_prelude {
+            Outcome::Error(broke(
+                "the stream ended before the prelude's 8-NUL delimiter".into(),
+            ))
+        } else {
+            Outcome::Response(Bytes::new())
+        });
+    }
+    StatusCode::ACCEPTED
+}
+
+/// The error a streaming function reports in its trailers (the body is base64).
+fn trailer_error(trailers: &HeaderMap) -> Option<FunctionErrorBody> {
+    use base64::Engine as _;
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")?
+        .to_str()
+        .ok()?
+        .to_owned();
+    let body = trailers
+        .get("lambda-runtime-function-error-body")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.as_bytes()).ok())
+        .unwrap_or_default();
+    Some(FunctionErrorBody {
+        error_type,
+        error_message: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 async fn error(

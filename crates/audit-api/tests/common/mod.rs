@@ -195,3 +195,40 @@ pub fn yesterday_at(time: &str) -> String {
     let day = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
     format!("{day}T{time}")
 }
+
+/// A function URL's GET event (payload format 2.0) for `path?query`, with the full key.
+pub fn function_url_get(path: &str, query: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"csiq-apikey": KEY},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "url", "domainName": "x.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "x", "requestId": "r1", "routeKey": "$default", "stage": "$default",
+            "time": "23/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "test"}
+        },
+        "isBase64Encoded": false
+    })
+}
+
+/// SQL that appends `n` events of company 7 through the chain's append function, one
+/// millisecond apart going back from now, each message `message_len` characters long: bulk
+/// data for exports without `n` HTTP requests.
+pub fn append_events_sql(n: u32, message_len: usize) -> String {
+    format!(
+        "SELECT count(*) FROM (
+           SELECT array_agg((now() - i * interval '1 millisecond')::text ORDER BY i) AS ts,
+                  array_agg(1 ORDER BY i) AS f, array_agg(1 ORDER BY i) AS t,
+                  array_agg(101::bigint ORDER BY i) AS store, array_agg(7::bigint ORDER BY i) AS company,
+                  array_agg('user' || (i % 100) ORDER BY i) AS u,
+                  array_agg(rpad('event ' || i || ' ', {message_len}, 'x') ORDER BY i) AS m,
+                  array_agg('Success'::text ORDER BY i) AS st,
+                  array_agg(jsonb_build_object('n', i)::text ORDER BY i) AS d
+           FROM generate_series(1, {n}) AS i) a,
+         LATERAL public.audit_api_append_events(a.ts, a.f, a.t, a.store, a.company, a.u, a.m, a.st, a.d)"
+    )
+}
