@@ -308,6 +308,51 @@ pub async fn load_catalog(db: &Database) -> Result<Catalog, DbError> {
     })))
 }
 
+/// How common each trigram is among stored messages, from a block sample of about
+/// `sample_rows` of them (all of a small table), split into trigrams by pg_trgm itself. Two
+/// statements: the table's estimated size, then the sample.
+pub async fn trigram_frequencies(
+    db: &Database,
+    sample_rows: i64,
+) -> Result<crate::trigram::TrigramFrequencies, DbError> {
+    let client = db.client().await?;
+    let estimated: f64 = client
+        .query_one(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 \
+             FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'public.auditevents'::pg_catalog.regclass",
+            &[],
+        )
+        .await
+        .map_err(classify)?
+        .try_get(0)?;
+    // Never analysed (0): read everything, up to the limit.
+    let percent = if estimated < 1.0 {
+        100.0
+    } else {
+        (100.0 * sample_rows as f64 / estimated).clamp(0.0001, 100.0) as f32
+    };
+    let rows = client
+        .query(
+            "WITH s AS (SELECT e.message FROM public.auditevents e TABLESAMPLE SYSTEM ($1) \
+                        WHERE e.message IS NOT NULL LIMIT $2) \
+             SELECT t.trigram, count(*), (SELECT count(*) FROM s) \
+             FROM s, LATERAL pg_catalog.unnest(public.show_trgm(s.message)) AS t (trigram) \
+             GROUP BY t.trigram HAVING count(*) * 100 >= (SELECT count(*) FROM s)",
+            &[&percent, &(sample_rows * 4)],
+        )
+        .await
+        .map_err(classify)?;
+    let sampled = rows.first().map_or(Ok(0), |r| r.try_get(2))?;
+    let counts = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<(String, i64)>, DbError>>()?;
+    Ok(crate::trigram::TrigramFrequencies::from_counts(
+        counts, sampled,
+    ))
+}
+
 /// Stores events in one statement (the append function): all or none, one round trip for a
 /// batch, each event a link of its company's chain. Returns the stored rows in input order.
 pub async fn insert_events(

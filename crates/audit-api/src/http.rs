@@ -393,10 +393,15 @@ async fn selection(
             Some(allowed.clone())
         }
     };
+    let message_core = match filters.message_pattern.as_deref() {
+        Some(pattern) if !pattern.is_empty() => app.message_core(pattern).await,
+        _ => None,
+    };
     Ok(Selection {
         filters,
         functionality_id,
         companies,
+        message_core,
     })
 }
 

@@ -11,8 +11,9 @@
 //! the whole request is valid.
 //!
 //! Layout: the pure core is [`event`] (validation against the catalog), [`json_text`] (exact
-//! `additional_data`), [`search`] (filters, cursors, pages, export requests) and [`sql`] (the
-//! statements they become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
+//! `additional_data`), [`search`] (filters, cursors, pages, export requests), [`trigram`]
+//! (which word of a message pattern the index looks up) and [`sql`] (the statements they
+//! become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
 //! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
@@ -36,6 +37,7 @@ pub mod search;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod trigram;
 
 use audit_core::postgres::DatabaseConfig;
 use audit_core::{ConfigError, Env};

@@ -70,6 +70,9 @@ pub struct Selection {
     pub filters: SearchFilters,
     pub functionality_id: Option<i32>,
     pub companies: Option<Vec<i64>>,
+    /// The word of `message_pattern` the trigram index looks up instead of the whole
+    /// pattern ([`crate::trigram::index_core`]); `None`: the whole pattern.
+    pub message_core: Option<String>,
 }
 
 /// The search statement for a selection: only the present filters become predicates (a
@@ -159,8 +162,18 @@ fn event_predicates(selection: &Selection, page: Option<&Page>) -> (Vec<String>,
         predicates.push(format!("e.username = {p}"));
     }
     if let Some(pattern) = f.message_pattern.as_deref().filter(|p| !p.is_empty()) {
-        let p = bind(&mut params, Box::new(like_substring(pattern)));
-        predicates.push(format!("e.message ILIKE {p}"));
+        if let Some(core) = &selection.message_core {
+            // The index looks up only the rare word; the whole pattern is checked on what it
+            // finds, written so that the index cannot serve it (an indexable second ILIKE
+            // would put every common trigram back into the lookup).
+            let c = bind(&mut params, Box::new(like_substring(core)));
+            predicates.push(format!("e.message ILIKE {c}"));
+            let p = bind(&mut params, Box::new(like_substring(pattern)));
+            predicates.push(format!("(e.message || '') ILIKE {p}"));
+        } else {
+            let p = bind(&mut params, Box::new(like_substring(pattern)));
+            predicates.push(format!("e.message ILIKE {p}"));
+        }
     }
     if let Some(Page::After(cursor)) = page {
         let t = bind(&mut params, Box::new(cursor.timestamp));
@@ -214,6 +227,7 @@ mod tests {
                 filters: request.filters,
                 functionality_id: Some(2),
                 companies: Some(vec![5001]),
+                message_core: None,
             },
             Some(&request.page),
             Some(request.page_size + 1),
@@ -232,6 +246,27 @@ mod tests {
             "20",
             "two whole pages skipped"
         );
+
+        // With a core word: the index is asked for the word, the pattern checked on the rows.
+        let request = parse_search(&filters(&[("message_pattern", "SKU-004_17")])).expect("valid");
+        let statement = select_events(
+            &Selection {
+                filters: request.filters,
+                message_core: Some("004".into()),
+                ..Selection::default()
+            },
+            Some(&request.page),
+            Some(501),
+        );
+        assert!(
+            statement
+                .sql
+                .contains("WHERE e.message ILIKE $1 AND (e.message || '') ILIKE $2 ORDER BY"),
+            "{}",
+            statement.sql
+        );
+        assert_eq!(format!("{:?}", statement.params[0]), "\"%004%\"");
+        assert_eq!(format!("{:?}", statement.params[1]), "\"%SKU-004\\\\_17%\"");
 
         let cursor = Cursor {
             timestamp: DateTime::UNIX_EPOCH,

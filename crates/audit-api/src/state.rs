@@ -1,6 +1,7 @@
 //! [`App`]: what every request shares, built once per process: the database pool, the API
 //! keys, the settings, and the catalog of functionalities and event types, cached and read
-//! again (at most once per [`CATALOG_REREAD_INTERVAL`]) when a request names something new.
+//! again (at most once per [`CATALOG_REREAD_INTERVAL`]) when a request names something new,
+//! and a sample of how common each trigram of the messages is, for message patterns.
 //! The schema is made ready (migrations, this month's partitions) by the first request that
 //! needs it, not at cold start.
 
@@ -8,6 +9,7 @@ use crate::db::{self, Database, DbError};
 use crate::error::ApiError;
 use crate::event::Catalog;
 use crate::keys::ApiKeys;
+use crate::trigram::TrigramFrequencies;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -48,7 +50,19 @@ pub struct App {
     pub metrics: crate::metrics::ApiMetrics,
     /// The healthcheck's probe of the database, on a connection of its own.
     pub liveness: crate::health::Liveness,
+    /// How common each trigram of the stored messages is, and when that was sampled (`None`:
+    /// the sample failed; patterns are then looked up whole until the next try).
+    trigrams: RwLock<Option<(Instant, Option<Arc<TrigramFrequencies>>)>>,
+    /// Held while sampling, so concurrent searches wait for one sample.
+    trigrams_sampling: tokio::sync::Mutex<()>,
 }
+
+/// How long a trigram sample serves, and how soon a failed one is tried again. Messages'
+/// vocabulary changes slowly; a sample costs a few milliseconds.
+const TRIGRAM_SAMPLE_INTERVAL: Duration = Duration::from_secs(3600);
+const TRIGRAM_RETRY_INTERVAL: Duration = Duration::from_secs(60);
+/// Messages per sample: a trigram in 1% of them is seen about 50 times.
+const TRIGRAM_SAMPLE_ROWS: i64 = 5000;
 
 impl App {
     pub fn new(
@@ -80,7 +94,48 @@ impl App {
             maintenance: crate::maintenance_settings(config, s3),
             metrics: crate::metrics::ApiMetrics::new(audit_core::metrics::MetricsOut::stdout()),
             liveness: crate::health::Liveness::default(),
+            trigrams: RwLock::default(),
+            trigrams_sampling: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The word of `pattern` the trigram index should look up instead of the whole pattern
+    /// ([`crate::trigram::index_core`]), from a sample of the stored messages refreshed
+    /// hourly.
+    pub async fn message_core(&self, pattern: &str) -> Option<String> {
+        let frequencies = self.trigram_frequencies().await?;
+        crate::trigram::index_core(pattern, &frequencies)
+    }
+
+    async fn trigram_frequencies(&self) -> Option<Arc<TrigramFrequencies>> {
+        let current = || {
+            let sample = self.trigrams.read().ok()?.clone()?;
+            let interval = if sample.1.is_some() {
+                TRIGRAM_SAMPLE_INTERVAL
+            } else {
+                TRIGRAM_RETRY_INTERVAL
+            };
+            (sample.0.elapsed() < interval).then_some(sample.1)
+        };
+        if let Some(frequencies) = current() {
+            return frequencies;
+        }
+        let _sampling = self.trigrams_sampling.lock().await;
+        if let Some(frequencies) = current() {
+            return frequencies; // sampled by the request this one waited for
+        }
+        let sampled = match db::trigram_frequencies(&self.db, TRIGRAM_SAMPLE_ROWS).await {
+            Ok(frequencies) => Some(Arc::new(frequencies)),
+            Err(e) => {
+                // Searches stay correct, only slower for rare words: a warning, not a failure.
+                tracing::warn!(error = %e, "sampling message trigrams failed; patterns are looked up whole");
+                None
+            }
+        };
+        if let Ok(mut guard) = self.trigrams.write() {
+            *guard = Some((Instant::now(), sampled.clone()));
+        }
+        sampled
     }
 
     /// Applies pending migrations and creates the partitions due, once per process.

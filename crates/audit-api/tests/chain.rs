@@ -643,6 +643,11 @@ async fn the_application_role_appends_but_cannot_edit_or_delete_events() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(verify(&app_svc, "company_id=5001").await["verified"], true);
+    // Message patterns use a sample of trigrams (pg_trgm's show_trgm, the catalog's sizes):
+    // the application's role may take it.
+    audit_api::db::trigram_frequencies(&app_svc.app.db, 100)
+        .await
+        .expect("the application's role samples message trigrams");
     let as_app = |sql: &str| {
         std::process::Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, &url])

@@ -307,6 +307,62 @@ async fn search(svc: &Service, query: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_pattern_is_matched_whole_when_the_index_looks_up_only_its_rare_word() {
+    // Every message shares "SKU-0..." and "price changed": the search looks up the rare
+    // order number in the trigram index and must still hold every row to the whole pattern.
+    let svc = Service::start(&[]).await;
+    let now = chrono::Utc::now();
+    let mut batch = events(300, 5001, now);
+    for (i, event) in batch.iter_mut().enumerate() {
+        event["message"] = json!(format!("SKU-{:06} price changed to {}.99", i % 100, i % 97));
+    }
+    batch[10]["message"] = json!("SKU-004217 price changed to 1.99");
+    batch[20]["message"] = json!("sku-004217 PRICE CHANGED to 2.99");
+    batch[30]["message"] = json!("SKU 004217 price changed to 3.99"); // no hyphen
+    batch[40]["message"] = json!("SKU-0042170 price changed to 4.99"); // longer number
+    batch[50]["message"] = json!("price changed to 5.99 for 004217");
+    svc.post(BATCH, Some(KEY), &json!(batch)).await;
+    let found = |list: Vec<Value>| -> Vec<String> {
+        list.iter()
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        found(search(&svc, "message_pattern=SKU-004217").await),
+        [
+            "SKU-004217 price changed to 1.99",
+            "sku-004217 PRICE CHANGED to 2.99",
+            "SKU-0042170 price changed to 4.99"
+        ]
+    );
+    assert_eq!(
+        found(search(&svc, "message_pattern=SKU-004217%20price").await),
+        [
+            "SKU-004217 price changed to 1.99",
+            "sku-004217 PRICE CHANGED to 2.99"
+        ]
+    );
+    assert_eq!(search(&svc, "message_pattern=004217").await.len(), 5);
+    // The word looked up, from the sample of these messages pg_trgm split: the order number,
+    // and nothing for a pattern of common words.
+    assert_eq!(
+        svc.app.message_core("SKU-004217").await.as_deref(),
+        Some("004217")
+    );
+    assert_eq!(svc.app.message_core("SKU-000001 price").await, None);
+    // A common pattern (no rare word) is unchanged: SKU-000000 to SKU-000009, 3 of each.
+    assert_eq!(search(&svc, "message_pattern=SKU-00000").await.len(), 30);
+    // The export counts and writes the same rows.
+    let export = svc
+        .get(
+            "/api/audit-events/export?format=csv&message_pattern=SKU-004217",
+            Some(KEY),
+        )
+        .await;
+    assert_eq!(export.headers()["x-export-rows"], "3");
+}
+
+#[tokio::test]
 async fn search_filters_page_and_match_messages_literally() {
     let svc = Service::start(&[]).await;
     let now = chrono::Utc::now();

@@ -21,7 +21,10 @@ async fn function(database: &str, streaming: bool) -> LocalLambda {
             &format!("{}?sslmode=disable", postgres().url(database)),
         )
         .env("API_KEYS", &format!("{KEY},{SCOPED_KEY}:7001:7002"))
-        .env("RESPONSE_STREAMING", if streaming { "true" } else { "false" })
+        .env(
+            "RESPONSE_STREAMING",
+            if streaming { "true" } else { "false" },
+        )
         .env("LOG_LEVEL", "warn")
         .timeout(Duration::from_secs(120))
         .start()
@@ -38,7 +41,8 @@ async fn function(database: &str, streaming: bool) -> LocalLambda {
 async fn exports_stream_past_the_buffered_limit_and_buffered_mode_says_why_it_cannot() {
     let svc = Service::start(&[]).await;
     svc.sql(&append_events_sql(EVENTS, MESSAGE_LEN));
-    let newest_id = svc.sql("SELECT id FROM auditevents ORDER BY eventtimestamp DESC, id DESC LIMIT 1");
+    let newest_id =
+        svc.sql("SELECT id FROM auditevents ORDER BY eventtimestamp DESC, id DESC LIMIT 1");
     let export = function_url_get("/pyaudit/api/audit-events/export", "format=csv");
 
     // Streaming: the status and headers first, then the body in many chunks, all of it.
@@ -48,7 +52,10 @@ async fn exports_stream_past_the_buffered_limit_and_buffered_mode_says_why_it_ca
         .await
         .expect("export");
     assert_eq!(response.status(), 200, "{:?}", response.prelude);
-    assert_eq!(response.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
     assert_eq!(
         response.header("x-export-rows"),
         Some(EVENTS.to_string().as_str())
@@ -69,7 +76,10 @@ async fn exports_stream_past_the_buffered_limit_and_buffered_mode_says_why_it_ca
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("csv row")).collect();
     assert_eq!(rows.len(), EVENTS as usize);
     assert_eq!(&rows[0][0], newest_id.trim(), "newest first");
-    assert!(rows.iter().all(|r| r[7].len() == MESSAGE_LEN), "whole messages");
+    assert!(
+        rows.iter().all(|r| r[7].len() == MESSAGE_LEN),
+        "whole messages"
+    );
 
     // A small response streams too, and the schedule is still buffered JSON.
     let search = streaming
@@ -90,7 +100,10 @@ async fn exports_stream_past_the_buffered_limit_and_buffered_mode_says_why_it_ca
     // Buffered: the same export would fail the invocation (Function.ResponseSizeTooLarge);
     // the service answers 422 naming the way out, and small responses are unchanged.
     let buffered = function(&svc.database, false).await;
-    let answer = buffered.invoke(&export).await.expect("an answer, not a failure");
+    let answer = buffered
+        .invoke(&export)
+        .await
+        .expect("an answer, not a failure");
     assert_eq!(answer["statusCode"], 422, "{answer}");
     let detail: Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("json");
     let message = detail["detail"][0]["msg"].as_str().expect("msg");

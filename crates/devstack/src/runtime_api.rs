@@ -667,7 +667,11 @@ fn trailer_error(trailers: &HeaderMap) -> Option<FunctionErrorBody> {
         .to_owned();
     let body = trailers
         .get("lambda-runtime-function-error-body")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.as_bytes()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .ok()
+        })
         .unwrap_or_default();
     Some(FunctionErrorBody {
         error_type,
