@@ -6,6 +6,7 @@
 # `auto` mode to a folder: wall time and peak RSS.
 #
 # Usage: bench/pg-auditor-100k.sh        TABLES=20000 SCHEMAS=10 bench/pg-auditor-100k.sh
+#        PG_AUDITOR_BINS="old new" bench/pg-auditor-100k.sh  (builds side by side on one database)
 # Starts PostgreSQL 15 on port 55436 (data in a temporary folder, as the postgres user when run
 # as root; max_locks_per_transaction raised: one snapshot reads every table's catalog rows).
 set -euo pipefail
@@ -40,11 +41,18 @@ FROM generate_series(1, $schemas) s, generate_series(20, $per_schema, 20) t \gex
 ANALYZE;
 SQL
 echo "database: $(psql -X -At "$url" -c "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema')") tables in $schemas schemas, made in $(( $(date +%s) - start )) s"
-cargo build --release --locked -q -p pg-auditor
-for run in 1 2 3; do
-  out=$(mktemp -d)
-  /usr/bin/time -f "auto run $run: %e s wall, %M KiB peak RSS" \
-    "$target/release/pg-auditor" --database-url "$url?sslmode=disable" --out "$out" --count-mode auto 2>&1 \
-    | grep -E "wall|rendered|error" || true
-  rm -rf "$out"
+bins=${PG_AUDITOR_BINS:-}
+if [ -z "$bins" ]; then
+  cargo build --release --locked -q -p pg-auditor
+  bins="$target/release/pg-auditor"
+fi
+for bin in $bins; do
+  echo "== $bin"
+  for run in 1 2 3; do
+    out=$(mktemp -d)
+    /usr/bin/time -f "auto run $run: %e s wall, %M KiB peak RSS" \
+      "$bin" --database-url "$url?sslmode=disable" --out "$out" --count-mode auto 2>&1 \
+      | grep -E "wall|rendered|error" || true
+    rm -rf "$out"
+  done
 done

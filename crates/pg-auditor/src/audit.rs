@@ -4,8 +4,8 @@
 //! table's entry and the rest of the report is complete.
 
 use crate::catalog::{
-    CATALOG_SQL, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn, ColumnStatistics,
-    LOCKED_RELATIONS_SQL, LockedRelation,
+    CATALOG_SQL, CATALOG_TABLES_PER_STATEMENT, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn,
+    ColumnStatistics, LOCKED_RELATIONS_SQL, LockedRelation, SCHEMAS_SQL, catalog_parts,
 };
 use crate::connect::{Target, connect};
 use crate::plan::{self, CountPlan, TableProbe};
@@ -310,43 +310,81 @@ async fn drain(
 /// `pg_locks` and the catalog statement.
 const CATALOG_ATTEMPTS: usize = 3;
 
-/// The catalog, with the tables locked by other sessions read without deparsing.
+/// The catalog, with the tables locked by other sessions read without deparsing: one
+/// statement per few schemas ([`catalog_parts`]), so no single value grows with the whole
+/// database.
 async fn read_catalog(
     client: &Client,
     settings: &Settings,
 ) -> Result<(Catalog, Vec<LockedRelation>), AuditError> {
     let fatal = |Fatal(message)| AuditError::Connection(message);
+    let schemas: Vec<(String, i64)> = match guarded_rows(
+        client,
+        "schemas",
+        SCHEMAS_SQL,
+        &[
+            (&settings.include_schemas, Type::TEXT_ARRAY),
+            (&settings.exclude_schemas, Type::TEXT_ARRAY),
+        ],
+    )
+    .await
+    .map_err(fatal)?
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| AuditError::Catalog(format!("schema names: {e}")))?,
+        Err(failure) => return Err(AuditError::Catalog(failure.message)),
+    };
     let mut attempt = 0;
-    loop {
+    'attempt: loop {
         attempt += 1;
         let locked = locked_relations(client).await.map_err(fatal)?;
         let oids: Vec<i64> = locked.iter().map(|l| i64::from(l.oid)).collect();
-        let outcome = guarded_rows(
-            client,
-            "catalog",
-            CATALOG_SQL,
-            &[
-                (&settings.include_schemas, Type::TEXT_ARRAY),
-                (&settings.exclude_schemas, Type::TEXT_ARRAY),
-                (&oids, Type::INT8_ARRAY),
-            ],
-        )
-        .await
-        .map_err(fatal)?;
-        let rows = match outcome {
-            Ok(rows) => rows,
-            Err(failure) if is_lock_timeout(&failure) && attempt < CATALOG_ATTEMPTS => {
-                tracing::warn!("a table was locked while the catalog was read; reading it again");
-                continue;
-            }
-            Err(failure) => return Err(AuditError::Catalog(failure.message)),
+        let mut catalog: Option<Catalog> = None;
+        // No schema to audit still reads the database's own facts (and empty lists).
+        let parts: Vec<Vec<String>> = if schemas.is_empty() {
+            vec![settings.include_schemas.clone()]
+        } else {
+            catalog_parts(&schemas, CATALOG_TABLES_PER_STATEMENT)
         };
-        let json: String = rows
-            .first()
-            .and_then(|row| row.try_get(0).ok())
-            .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-        let catalog = serde_json::from_str::<Catalog>(&json)
-            .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
+        for include in &parts {
+            let outcome = guarded_rows(
+                client,
+                "catalog",
+                CATALOG_SQL,
+                &[
+                    (include, Type::TEXT_ARRAY),
+                    (&settings.exclude_schemas, Type::TEXT_ARRAY),
+                    (&oids, Type::INT8_ARRAY),
+                ],
+            )
+            .await
+            .map_err(fatal)?;
+            let rows = match outcome {
+                Ok(rows) => rows,
+                Err(failure) if is_lock_timeout(&failure) && attempt < CATALOG_ATTEMPTS => {
+                    tracing::warn!(
+                        "a table was locked while the catalog was read; reading it again"
+                    );
+                    continue 'attempt;
+                }
+                Err(failure) => return Err(AuditError::Catalog(failure.message)),
+            };
+            let json: String = rows
+                .first()
+                .and_then(|row| row.try_get(0).ok())
+                .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
+            drop(rows);
+            let part = serde_json::from_str::<Catalog>(&json)
+                .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
+            match &mut catalog {
+                None => catalog = Some(part),
+                Some(catalog) => catalog.append(part),
+            }
+        }
+        let catalog = catalog.ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
         return Ok((catalog, locked));
     }
 }

@@ -1,8 +1,8 @@
-//! The catalog read: one statement that returns every table, column, index, constraint,
-//! trigger and function of the audited schemas as one JSON document.
+//! The catalog read: one statement per audited schema that returns every table, column,
+//! index, constraint, trigger and function of the schema as one JSON document.
 //!
 //! The original ran `information_schema` queries per table (thousands of round trips on a
-//! large database, most of its run time). This reads `pg_catalog` directly, once, and takes no
+//! large database, most of its run time). This reads `pg_catalog` directly, once per schema, and takes no
 //! table locks (no `pg_relation_size`, no `pg_partition_tree`); per-table reads happen later,
 //! each under a savepoint.
 //!
@@ -33,6 +33,50 @@ pub struct LockedRelation {
     pub oid: u32,
     pub pid: i32,
     pub granted: bool,
+}
+
+/// The schemas the audit reads, with their tables, in the order the catalog statement sorts
+/// them (`$1`, `$2` as in [`CATALOG_SQL`]). The catalog is then read a few schemas at a time
+/// ([`catalog_parts`]): one statement for a 100,000-table database returned a single JSON
+/// value of hundreds of megabytes, held twice (the driver's buffer and the text) while it was
+/// parsed.
+pub const SCHEMAS_SQL: &str = r#"
+SELECT n.nspname::text,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p'))
+FROM pg_catalog.pg_namespace n
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND (pg_catalog.cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
+  AND n.nspname <> ALL ($2::text[])
+ORDER BY n.nspname
+"#;
+
+/// Tables per catalog statement, about (a larger schema is read alone). Measured on 20,000
+/// tables in 10 schemas: one statement per schema 9.5-10.0 s, per 5 schemas 11.2-12.0 s, one
+/// for all 10.0-10.7 s and 40 MiB more; small schemas are grouped so that a database of many
+/// tiny schemas does not pay one statement each.
+pub const CATALOG_TABLES_PER_STATEMENT: i64 = 2_000;
+
+/// Consecutive schemas grouped so that each group has at most `per_statement` tables (a
+/// larger schema is a group of its own). Order is kept: the parts concatenate as one
+/// statement would have sorted them.
+pub fn catalog_parts(schemas: &[(String, i64)], per_statement: i64) -> Vec<Vec<String>> {
+    let mut parts: Vec<Vec<String>> = Vec::new();
+    let mut tables = 0;
+    for (schema, count) in schemas {
+        match parts.last_mut() {
+            Some(part) if tables + count <= per_statement => {
+                part.push(schema.clone());
+                tables += count;
+            }
+            _ => {
+                parts.push(vec![schema.clone()]);
+                tables = *count;
+            }
+        }
+    }
+    parts
 }
 
 /// The catalog statement. `$1`: schemas to include (empty = all but the system ones),
@@ -104,7 +148,9 @@ SELECT pg_catalog.json_build_object(
                        WHERE t.relispartition AND i.inhrelid = t.oid),
       'reltuples', t.reltuples,
       'relpages', t.relpages,
-      'live_tuples_hint', (SELECT st.n_live_tup FROM pg_catalog.pg_stat_all_tables st WHERE st.relid = t.oid),
+      -- What pg_stat_all_tables.n_live_tup reads, without the view: its GROUP BY over every
+      -- relation made each statement (one per schema) aggregate the whole database.
+      'live_tuples_hint', pg_catalog.pg_stat_get_live_tuples(t.oid),
       'leaves', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('oid', l.relid::int8, 'reltuples', lc.reltuples,
                                                    'relpages', lc.relpages))
                  FROM partition_leaf l JOIN pg_catalog.pg_class lc ON lc.oid = l.relid
@@ -248,6 +294,26 @@ pub struct Catalog {
     pub columns: Vec<CatalogColumn>,
     #[serde(flatten)]
     pub objects: SchemaObjects,
+}
+
+impl Catalog {
+    /// Appends the catalog of later schemas (read in [`SCHEMAS_SQL`]'s order, so the lists
+    /// stay sorted as one statement would have sorted them).
+    pub fn append(&mut self, mut later: Catalog) {
+        self.tables.append(&mut later.tables);
+        self.columns.append(&mut later.columns);
+        let (objects, later) = (&mut self.objects, &mut later.objects);
+        objects.indexes.append(&mut later.indexes);
+        objects.foreign_keys.append(&mut later.foreign_keys);
+        objects
+            .check_constraints
+            .append(&mut later.check_constraints);
+        objects
+            .unique_constraints
+            .append(&mut later.unique_constraints);
+        objects.triggers.append(&mut later.triggers);
+        objects.functions.append(&mut later.functions);
+    }
 }
 
 /// Indexes, constraints, triggers and functions: copied into the report as read.
@@ -394,4 +460,30 @@ pub struct FunctionInfo {
     pub security_definer: bool,
     pub owner: String,
     pub kind: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_are_grouped_in_order_up_to_the_tables_per_statement() {
+        let schemas: Vec<(String, i64)> = [
+            ("a", 4_000),
+            ("b", 5_000),
+            ("c", 2_000),
+            ("d", 25_000),
+            ("e", 0),
+        ]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+        assert_eq!(
+            catalog_parts(&schemas, 10_000),
+            [vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]
+        );
+        // Every schema alone when the limit is below each; none for none.
+        assert_eq!(catalog_parts(&schemas, 1).len(), 5);
+        assert!(catalog_parts(&[], 10_000).is_empty());
+    }
 }

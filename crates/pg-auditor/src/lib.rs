@@ -9,7 +9,7 @@
 //! recorded in that table's entry and the rest of the report is complete; every figure says
 //! whether it is exact, an estimate, or unavailable; sensitive columns never reach a report.
 //!
-//! Layout: [`catalog`] (the one catalog statement), [`plan`] (pure: counting decisions and
+//! Layout: [`catalog`] (the catalog statement, one per schema), [`plan`] (pure: counting decisions and
 //! statements), [`report`] and [`html`] (pure: assembly and rendering), [`audit`] (the run
 //! against the database), [`connect`] (connection strings, secrets, IAM tokens, TLS),
 //! [`output`] (folder and S3), [`settings`].

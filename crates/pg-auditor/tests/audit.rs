@@ -91,7 +91,8 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
     let files = pg_auditor::output::render(&report, "20260101_000000").expect("render");
     assert_eq!(files.json_name, "audit_20260101_000000.json");
     assert_eq!(files.csv_name, "tables_summary_20260101_000000.csv");
-    let json: serde_json::Value = serde_json::from_slice(&files.json).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&files.json.to_vec().expect("read")).expect("json");
     let keys = |value: &serde_json::Value| -> Vec<String> {
         value.as_object().expect("object").keys().cloned().collect()
     };

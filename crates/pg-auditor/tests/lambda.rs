@@ -167,7 +167,7 @@ async fn a_scheduled_run_reads_the_secret_and_writes_the_three_reports_to_s3() {
         json_name: format!("audit_{stamp}.json"),
         csv_name: "x.csv".into(),
         html_name: "x.html".into(),
-        json: b"{}".to_vec(),
+        json: pg_auditor::output::JsonFile::from_bytes(b"{}").expect("temporary file"),
         csv: Vec::new(),
         html: Vec::new(),
     };
