@@ -7,8 +7,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{KEY, Service, append_events_sql, function_url_get};
-use devstack::{LocalLambda, postgres};
+use common::{Service, append_events_sql, function_url_get};
 use std::time::{Duration, Instant};
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -45,23 +44,16 @@ async fn main() {
         "{stored} events of company 7 loaded in {:.1} s",
         loading.elapsed().as_secs_f64()
     );
-    let lambda = LocalLambda::builder(env!("CARGO_BIN_EXE_audit-api"))
-        .env(
-            "DATABASE_URL",
-            &format!("{}?sslmode=disable", postgres().url(&svc.database)),
-        )
-        .env("API_KEYS", KEY)
-        .env("RESPONSE_STREAMING", "true")
-        .env("EXPORT_MAX_ROWS", "10000000")
-        .env("LOG_LEVEL", "warn")
-        .timeout(Duration::from_secs(600))
-        .start()
-        .await
-        .expect("start audit-api");
-    lambda
-        .wait_ready(Duration::from_secs(30))
-        .await
-        .expect("cold start");
+    let lambda = common::local_function(
+        env!("CARGO_BIN_EXE_audit-api"),
+        &svc.database,
+        &[
+            ("RESPONSE_STREAMING", "true"),
+            ("EXPORT_MAX_ROWS", "10000000"),
+        ],
+        Duration::from_secs(600),
+    )
+    .await;
     let pid = lambda.pid().expect("pid");
     println!("cold start done: peak RSS {} KiB", peak_rss_kib(pid));
     let export = function_url_get("/pyaudit/api/audit-events/export", "company_id=7");

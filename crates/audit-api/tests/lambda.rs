@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{KEY, SCOPED_KEY, Service, append_events_sql, function_url_get};
-use devstack::{LocalLambda, postgres};
+use common::{Service, append_events_sql, function_url_get};
+use devstack::LocalLambda;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -15,26 +15,14 @@ const EVENTS: u32 = 40_000;
 const MESSAGE_LEN: usize = 150;
 
 async fn function(database: &str, streaming: bool) -> LocalLambda {
-    let lambda = LocalLambda::builder(env!("CARGO_BIN_EXE_audit-api"))
-        .env(
-            "DATABASE_URL",
-            &format!("{}?sslmode=disable", postgres().url(database)),
-        )
-        .env("API_KEYS", &format!("{KEY},{SCOPED_KEY}:7001:7002"))
-        .env(
-            "RESPONSE_STREAMING",
-            if streaming { "true" } else { "false" },
-        )
-        .env("LOG_LEVEL", "warn")
-        .timeout(Duration::from_secs(120))
-        .start()
-        .await
-        .expect("start audit-api");
-    lambda
-        .wait_ready(Duration::from_secs(30))
-        .await
-        .expect("cold start");
-    lambda
+    let mode = if streaming { "true" } else { "false" };
+    common::local_function(
+        env!("CARGO_BIN_EXE_audit-api"),
+        database,
+        &[("RESPONSE_STREAMING", mode)],
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 #[tokio::test]

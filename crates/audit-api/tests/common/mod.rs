@@ -232,3 +232,31 @@ pub fn append_events_sql(n: u32, message_len: usize) -> String {
          LATERAL public.audit_api_append_events(a.ts, a.f, a.t, a.store, a.company, a.u, a.m, a.st, a.d)"
     )
 }
+
+/// The real `audit-api` binary under devstack's local Runtime API, on `database` with the
+/// full key, `envs` added, cold start awaited. `binary` is `env!("CARGO_BIN_EXE_audit-api")`
+/// (only test and bench targets know it).
+pub async fn local_function(
+    binary: &str,
+    database: &str,
+    envs: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> devstack::LocalLambda {
+    let lambda = devstack::LocalLambda::builder(binary)
+        .env(
+            "DATABASE_URL",
+            &format!("{}?sslmode=disable", postgres().url(database)),
+        )
+        .env("API_KEYS", &format!("{KEY},{SCOPED_KEY}:7001:7002"))
+        .env("LOG_LEVEL", "warn")
+        .envs(envs.iter().copied())
+        .timeout(timeout)
+        .start()
+        .await
+        .expect("start audit-api");
+    lambda
+        .wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .expect("cold start");
+    lambda
+}
