@@ -29,7 +29,7 @@ help:
 	@echo "make ci                cargo fmt --check, clippy -D warnings, make test"
 	@echo "make bench-coldstart   cold start and size of the release binaries"
 	@echo "make bench-copy        256 MiB log copy: time and peak RSS vs aws s3 cp"
-	@echo "make bench-transform   stream-to-firehose transform records/s, and PutRecordBatch time on moto"
+	@echo "make bench-transform   stream-to-firehose transform records/s beside the Python anchor, and PutRecordBatch on moto"
 	@echo "make bench-plan        table-updater: parse, validate and build a 20-attribute update"
 	@echo "make bench-pg-auditor  pg-auditor on the 1,004-table benchmark database (auto and exact)"
 	@echo "make bench-validate    auditkit validate: 1 GiB in 1,000 files vs sha256sum, and on S3"
@@ -69,7 +69,7 @@ FUNCTIONS := db-scanner log-detector log-downloader stream-to-firehose table-upd
 
 ## Transform throughput (records/s, one core) and the same batch's PutRecordBatch time on moto.
 bench-transform: setup
-	$(CARGO) bench --locked -p stream-to-firehose --bench transform
+	AUDITKIT_VENV=$(AUDITKIT_VENV) bash bench/stream-transform-vs-python.sh
 
 ## table-updater: parse, validate and build the update for a 20-attribute request (µs per request).
 bench-plan:

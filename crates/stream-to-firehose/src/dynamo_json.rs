@@ -1,17 +1,18 @@
 //! DynamoDB JSON (`{"price": {"N": "10.5"}}`) to plain JSON (`{"price": 10.5}`), in one pass
 //! over the bytes.
 //!
-//! The stream event's images arrive as raw JSON text (`serde_json::value::RawValue`, already
-//! validated as JSON by the runtime's parse). Rewriting that text directly, instead of building
-//! a map of attribute values first, is what makes the transform fast enough (see
-//! `benches/transform.rs`: the typed `aws_lambda_events` record managed 45,000 records/s on the
-//! benchmark batch). String contents are copied as they are, escapes included, so nothing is
-//! decoded and re-encoded; base64 binary stays the same base64; a number's digits are written as
-//! a JSON number token, never through `f64`.
+//! The event reader ([`crate::event`]) calls [`transcode_item_at`] where an image starts in the
+//! event's text, so the image is checked and rewritten in the same pass that reads the event.
+//! Rewriting the text directly, instead of building a map of attribute values first, is what
+//! makes the transform fast enough (see `benches/transform.rs`: the typed `aws_lambda_events`
+//! record managed 45,000 records/s on the benchmark batch). String contents are copied as they
+//! are, escapes included (and checked), so nothing is decoded and re-encoded; base64 binary
+//! stays the same base64; a number's digits are written as a JSON number token, never through
+//! `f64`.
 //!
 //! The top-level attributes' raw spans are kept, so the MODIFY diff compares raw text first and
-//! parses only the values whose text differs (a reordered set or another spelling of a number
-//! can still be the same value).
+//! reads further only the values whose text differs (a reordered set or another spelling of a
+//! number can still be the same value).
 
 use std::ops::Range;
 
@@ -45,14 +46,11 @@ pub fn transcode_item_into(
     out: &mut Vec<u8>,
     attributes: &mut Vec<RawAttribute>,
 ) -> Result<(), TranscodeError> {
-    let mut parser = Parser {
-        bytes: raw.as_bytes(),
-        at: 0,
-        out,
-    };
-    parser.item(Some(attributes)).map_err(|e| e.into_error())?;
+    let bytes = raw.as_bytes();
+    let end = transcode_item_at(bytes, 0, out, attributes)?;
+    let mut parser = Parser::new(bytes, end, out);
     parser.ws();
-    if parser.at != parser.bytes.len() {
+    if parser.at != bytes.len() {
         return Err(TranscodeError {
             path: String::new(),
             message: "text after the item".into(),
@@ -61,27 +59,113 @@ pub fn transcode_item_into(
     Ok(())
 }
 
-/// An error on its way up, collecting the path.
-struct Failure {
+/// Rewrites the item that starts at byte `at` of `bytes` (a stream event being read, see
+/// [`crate::event::read_batch`]) and returns the byte after it. The attributes' ranges are
+/// relative to the item's first byte. On error, `out` and `attributes` may hold a part of the
+/// item: the caller truncates them.
+///
+/// The text must be UTF-8 without control bytes inside strings (the caller checks both);
+/// everything else is checked here: the structure, escapes, and depth.
+pub fn transcode_item_at(
+    bytes: &[u8],
+    at: usize,
+    out: &mut Vec<u8>,
+    attributes: &mut Vec<RawAttribute>,
+) -> Result<usize, TranscodeError> {
+    let mut parser = Parser::new(bytes, at, out);
+    parser.ws();
+    let start = parser.at;
+    let first = attributes.len();
+    parser
+        .item(Some(attributes))
+        .map_err(Failure::into_transcode_error)?;
+    for attribute in &mut attributes[first..] {
+        attribute.name = attribute.name.start - start..attribute.name.end - start;
+        attribute.value = attribute.value.start - start..attribute.value.end - start;
+    }
+    Ok(parser.at)
+}
+
+/// How deep maps and lists may nest. DynamoDB allows 32 levels; serde_json, which read the
+/// images before, stopped at 128. The limit keeps hostile input from exhausting the stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// The contents of the JSON string literal whose opening quote is at `at`: the range between
+/// the quotes, and the byte after the closing one. Escapes are checked, not decoded.
+pub fn scan_string(bytes: &[u8], at: usize) -> Result<(Range<usize>, usize), &'static str> {
+    if bytes.get(at) != Some(&b'"') {
+        return Err("expected a string");
+    }
+    let start = at + 1;
+    let mut at = start;
+    loop {
+        // Eight bytes at a time to the next quote or backslash (strings are most of an
+        // event's bytes, and this is most of the time spent reading it).
+        while let Some(chunk) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+            let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+            if found != 0 {
+                at += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            at += 8;
+        }
+        match bytes.get(at) {
+            Some(b'"') => return Ok((start..at, at + 1)),
+            Some(b'\\') => {
+                at += escape_len(&bytes[at + 1..]).ok_or("invalid escape in a string")?
+            }
+            Some(_) => at += 1,
+            None => return Err("unterminated string"),
+        }
+    }
+}
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const QUOTES: u64 = ONES * b'"' as u64;
+const BACKSLASHES: u64 = ONES * b'\\' as u64;
+
+/// The high bit of the first zero byte of `word` set (bytes after it may be flagged too,
+/// which is why only the lowest flag is used).
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & (ONES << 7)
+}
+
+/// The length of the escape whose backslash comes just before `rest`, backslash included
+/// (RFC 8259: one of `"\\/bfnrt`, or `u` and four hex digits).
+fn escape_len(rest: &[u8]) -> Option<usize> {
+    match rest.first()? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' if rest.len() >= 5 && rest[1..5].iter().all(u8::is_ascii_hexdigit) => Some(6),
+        _ => None,
+    }
+}
+
+/// An error on its way up, collecting the path from the innermost segment out. Shared with
+/// the event reader, which spells its paths its own way.
+pub(crate) struct Failure {
     path: Vec<String>,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Failure {
             path: Vec::new(),
             message: message.into(),
         }
     }
-    fn within(mut self, segment: impl FnOnce() -> String) -> Self {
-        self.path.push(segment());
+    pub(crate) fn within(mut self, segment: impl Into<String>) -> Self {
+        self.path.push(segment.into());
         self
     }
-    fn into_error(mut self) -> TranscodeError {
-        self.path.reverse();
+    /// The path's segments, outermost first.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &str> {
+        self.path.iter().rev().map(String::as_str)
+    }
+    fn into_transcode_error(self) -> TranscodeError {
         TranscodeError {
-            path: self.path.join("."),
+            path: self.segments().collect::<Vec<_>>().join("."),
             message: self.message,
         }
     }
@@ -91,11 +175,32 @@ struct Parser<'a, 'o> {
     bytes: &'a [u8],
     at: usize,
     out: &'o mut Vec<u8>,
+    depth: usize,
 }
 
 type Step = Result<(), Failure>;
 
-impl<'a> Parser<'a, '_> {
+impl<'a, 'o> Parser<'a, 'o> {
+    fn new(bytes: &'a [u8], at: usize, out: &'o mut Vec<u8>) -> Self {
+        Parser {
+            bytes,
+            at,
+            out,
+            depth: 0,
+        }
+    }
+
+    /// Enters a map or list.
+    fn deeper(&mut self) -> Step {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Failure::new(format!(
+                "nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
             self.at += 1;
@@ -137,36 +242,13 @@ impl<'a> Parser<'a, '_> {
 
     /// A string literal: returns the range of its contents (between the quotes).
     fn string(&mut self) -> Result<Range<usize>, Failure> {
-        self.expect(b'"')?;
-        let start = self.at;
-        // Most strings (names, type tags, short values) end within a few bytes, where a plain
-        // loop beats memchr's setup; longer ones go to memchr.
-        let short_end = (start + 16).min(self.bytes.len());
-        for at in start..short_end {
-            match self.bytes[at] {
-                b'"' => {
-                    self.at = at + 1;
-                    return Ok(start..at);
-                }
-                b'\\' => break,
-                _ => {}
-            }
+        if self.bytes.get(self.at) != Some(&b'"') {
+            self.ws();
         }
-        loop {
-            match memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]) {
-                Some(offset) => {
-                    let at = self.at + offset;
-                    if self.bytes[at] == b'\\' {
-                        // The escaped byte can be neither the end nor another escape.
-                        self.at = (at + 2).min(self.bytes.len());
-                    } else {
-                        self.at = at + 1;
-                        return Ok(start..at);
-                    }
-                }
-                None => return Err(Failure::new("unterminated string")),
-            }
-        }
+        let (contents, next) = scan_string(self.bytes, self.at)
+            .map_err(|message| Failure::new(format!("{message} at byte {}", self.at)))?;
+        self.at = next;
+        Ok(contents)
     }
 
     /// Copies a string literal to the output as it is, quotes included.
@@ -202,7 +284,14 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// `{"name": <attribute value>, ...}` → `{"name": <plain>, ...}`.
-    fn item(&mut self, mut attributes: Option<&mut Vec<RawAttribute>>) -> Step {
+    fn item(&mut self, attributes: Option<&mut Vec<RawAttribute>>) -> Step {
+        self.deeper()?;
+        self.item_members(attributes)?;
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn item_members(&mut self, mut attributes: Option<&mut Vec<RawAttribute>>) -> Step {
         self.expect(b'{')?;
         self.out.push(b'{');
         if self.eat(b'}') {
@@ -229,9 +318,8 @@ impl<'a> Parser<'a, '_> {
             self.ws();
             let value_start = self.at;
             let bytes = self.bytes;
-            self.attribute_value().map_err(|f| {
-                f.within(|| String::from_utf8_lossy(&bytes[name.clone()]).into_owned())
-            })?;
+            self.attribute_value()
+                .map_err(|f| f.within(String::from_utf8_lossy(&bytes[name.clone()])))?;
             if let Some(list) = attributes.as_deref_mut() {
                 list.push(RawAttribute {
                     name,
@@ -302,7 +390,14 @@ impl<'a> Parser<'a, '_> {
         self.expect(b'}')
     }
 
-    fn list(&mut self, mut element: impl FnMut(&mut Self) -> Step) -> Step {
+    fn list(&mut self, element: impl FnMut(&mut Self) -> Step) -> Step {
+        self.deeper()?;
+        self.list_elements(element)?;
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn list_elements(&mut self, mut element: impl FnMut(&mut Self) -> Step) -> Step {
         self.expect(b'[')?;
         self.out.push(b'[');
         if self.eat(b']') {
@@ -314,7 +409,7 @@ impl<'a> Parser<'a, '_> {
             if index > 0 {
                 self.out.push(b',');
             }
-            element(self).map_err(|f| f.within(|| format!("[{index}]")))?;
+            element(self).map_err(|f| f.within(format!("[{index}]")))?;
             index += 1;
             if self.eat(b',') {
                 continue;

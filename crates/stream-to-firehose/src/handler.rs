@@ -2,8 +2,8 @@
 
 use crate::Config;
 use crate::delivery::{DeliveryReport, deliver};
-use crate::event::{StreamEvent, StreamRecord};
-use crate::record::{AuditLine, RecordError, Scratch, audit_line_with};
+use crate::event::{BatchReader, EventError, RawStreamEvent, RewrittenImages};
+use crate::record::{AuditLine, RecordError, audit_line};
 use audit_core::FunctionError;
 use audit_core::batch::stream_response;
 use audit_core::metrics::{MetricSet, MetricsOut, Unit};
@@ -22,6 +22,8 @@ pub enum ForwardError {
     },
     #[error(transparent)]
     BadRecord(#[from] RecordError),
+    #[error(transparent)]
+    BadEvent(#[from] EventError),
 }
 
 impl audit_core::Classify for ForwardError {
@@ -29,29 +31,63 @@ impl audit_core::Classify for ForwardError {
         match self {
             ForwardError::NothingDelivered { .. } => "FirehoseDeliveryFailed",
             ForwardError::BadRecord(e) => e.code(),
+            ForwardError::BadEvent(e) => e.code(),
         }
     }
     fn retryable(&self) -> bool {
         match self {
             ForwardError::NothingDelivered { retryable, .. } => *retryable,
-            ForwardError::BadRecord(_) => false,
+            ForwardError::BadRecord(_) | ForwardError::BadEvent(_) => false,
         }
     }
 }
 
-/// The transform of a batch: lines for every record up to the first that cannot be
-/// transformed, and that record's error. Records after a bad one are not delivered now:
-/// Lambda retries from the bad record, so they come again.
-pub fn transform(records: &[StreamRecord]) -> (Vec<AuditLine>, Option<(usize, RecordError)>) {
-    let mut lines = Vec::with_capacity(records.len());
-    let mut scratch = Scratch::default();
-    for (i, record) in records.iter().enumerate() {
-        match audit_line_with(record, &mut scratch) {
-            Ok(line) => lines.push(line),
-            Err(error) => return (lines, Some((i, error))),
+/// A batch, transformed: lines for every record up to the first that cannot be audited, and
+/// what to report for that record and the ones after it. Those are not delivered now: Lambda
+/// retries from the bad record, so they come again.
+#[derive(Debug, Default)]
+pub struct Transformed {
+    pub lines: Vec<AuditLine>,
+    pub bad: Option<BadRecords>,
+    /// Records in the event.
+    pub records: usize,
+}
+
+/// The first record that cannot be audited, and every record after it.
+#[derive(Debug)]
+pub struct BadRecords {
+    pub index: usize,
+    pub error: RecordError,
+    /// The sequence numbers of the bad record and those after it, in order (`None` where a
+    /// record has none).
+    pub sequence_numbers: Vec<Option<String>>,
+}
+
+/// Reads the event and writes the lines, in one pass over its bytes. One small buffer holds
+/// the current record's rewritten images, so the batch's memory is the lines themselves.
+pub fn transform(body: &[u8]) -> Result<Transformed, EventError> {
+    let mut reader = BatchReader::new(body)?;
+    let mut rewritten = RewrittenImages::default();
+    let mut done = Transformed::default();
+    while let Some(record) = reader.next_record(&mut rewritten)? {
+        done.records += 1;
+        let sequence_number = || record.change.sequence_number.as_deref().map(str::to_owned);
+        match &mut done.bad {
+            Some(bad) => bad.sequence_numbers.push(sequence_number()),
+            None => match audit_line(&record, &rewritten) {
+                Ok(line) => done.lines.push(line),
+                Err(error) => {
+                    done.bad = Some(BadRecords {
+                        index: done.records - 1,
+                        error,
+                        sequence_numbers: vec![sequence_number()],
+                    });
+                }
+            },
         }
+        rewritten.clear();
     }
-    (lines, None)
+    Ok(done)
 }
 
 /// What one invocation did, logged once per batch.
@@ -101,12 +137,16 @@ impl Forwarder {
     /// The Lambda entry point: failures by sequence number, lowest first.
     pub async fn handle(
         &self,
-        event: LambdaEvent<StreamEvent>,
+        event: LambdaEvent<RawStreamEvent>,
     ) -> Result<DynamoDbEventResponse, FunctionError> {
         let deadline = (event.context.deadline > 0)
             .then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
-        let records = &event.payload.records;
-        let (lines, bad) = transform(records);
+        // An event that cannot be read fails the invocation: no record of it can be reported.
+        let Transformed {
+            lines,
+            bad,
+            records,
+        } = transform(&event.payload.0).map_err(ForwardError::BadEvent)?;
         for line in lines.iter().filter(|l| l.images_omitted.is_some()) {
             tracing::warn!(sequence_number = %line.sequence_number,
                 reason = line.images_omitted.as_deref().unwrap_or_default(), "images left out of an oversize record");
@@ -131,10 +171,15 @@ impl Forwarder {
             .iter()
             .map(|u| lines[u.index].sequence_number.as_str())
             .collect();
-        if let Some((index, error)) = &bad {
-            tracing::error!(error = %error, "stream record cannot be audited; reported for retry (after the mapping's retries it goes to the on-failure queue)");
-            for record in &records[*index..] {
-                match record.change.sequence_number.as_deref() {
+        if let Some(BadRecords {
+            index,
+            error,
+            sequence_numbers,
+        }) = &bad
+        {
+            tracing::error!(error = %error, record = index, "stream record cannot be audited; reported for retry (after the mapping's retries it goes to the on-failure queue)");
+            for sequence_number in sequence_numbers {
+                match sequence_number {
                     Some(sequence_number) => failed.push(sequence_number),
                     // Cannot be reported item by item: fail the batch rather than lose it.
                     None => return Err(ForwardError::BadRecord(error.clone()).into()),
@@ -142,7 +187,7 @@ impl Forwarder {
             }
         }
         let summary = BatchSummary {
-            records: records.len(),
+            records,
             delivered: report.delivered(lines.len()),
             failed: failed.len(),
             put_calls: report.calls,
@@ -168,13 +213,13 @@ impl Forwarder {
         // Nothing delivered: fail the invocation, so the error counts in the function's metrics
         // (a partial response would look like success). Lambda retries the batch either way.
         if summary.failed > 0 && summary.delivered == 0 {
-            let error = match (report.undelivered.first(), bad) {
+            let error = match (report.undelivered.first(), &bad) {
                 (Some(first), _) => ForwardError::NothingDelivered {
                     stream: self.config.delivery_stream.clone(),
                     reason: first.reason.clone(),
                     retryable: first.retryable,
                 },
-                (None, Some((_, error))) => ForwardError::BadRecord(error),
+                (None, Some(bad)) => ForwardError::BadRecord(bad.error.clone()),
                 (None, None) => return Ok(stream_response(failed)),
             };
             return Err(error.into());

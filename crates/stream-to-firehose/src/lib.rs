@@ -8,6 +8,10 @@
 //! expiry. A line over Firehose's 1,000 KiB record limit leaves out the old image, then the
 //! new one, says so in `images_omitted`, and is still delivered.
 //!
+//! The event reaches the handler as the invocation's bytes ([`raw_payload`]) and is read once,
+//! record by record, each image rewritten as it is reached ([`event::BatchReader`]); a
+//! malformed event fails the invocation naming the field, and nothing of it is delivered.
+//!
 //! Lines go to `DELIVERY_STREAM_NAME` with `PutRecordBatch` in stream order, in [`chunks`] of
 //! at most 500 records and 4 MiB. Entries Firehose rejects are resent alone, with jittered
 //! exponential backoff, while the invocation has time left ([`delivery`]).
@@ -24,6 +28,7 @@ pub mod diff;
 pub mod dynamo_json;
 pub mod event;
 pub mod handler;
+pub mod raw_payload;
 pub mod record;
 
 use audit_core::backoff::Backoff;

@@ -6,10 +6,8 @@
 //! transform is the hot path of the function (see `benches/transform.rs`).
 
 use crate::diff::{ChangedAttributes, changed_attributes};
-use crate::dynamo_json::{RawAttribute, TranscodeError, transcode_item_into};
-use crate::event::{EventName, StreamRecord, is_ttl_deletion, table_name};
-use serde_json::value::RawValue;
-use std::ops::Range;
+use crate::dynamo_json::{RawAttribute, TranscodeError};
+use crate::event::{EventName, Image, RewrittenImages, StreamRecord, is_ttl_deletion, table_name};
 
 /// Firehose's limit for one record, before base64: 1,000 KiB.
 pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
@@ -75,45 +73,34 @@ pub struct AuditLine {
     pub images_omitted: Option<String>,
 }
 
-/// Buffers one batch reuses from record to record, so a line costs one allocation of its own.
-#[derive(Debug, Default)]
-pub struct Scratch {
-    plain: Vec<u8>,
-    new_attributes: Vec<RawAttribute>,
-    old_attributes: Vec<RawAttribute>,
-}
+/// One image's parts for the line: its DynamoDB JSON text, its plain JSON and its top-level
+/// attributes; `None` when there is no image (absent, or empty: every item has at least its
+/// keys).
+type ImageParts<'r> = Option<(&'r str, &'r [u8], &'r [RawAttribute])>;
 
-/// Rewrites `raw` onto `plain`; the range written, or `None` when there is no image (absent,
-/// or empty: every item has at least its keys).
-fn image_into(
-    raw: Option<&RawValue>,
-    plain: &mut Vec<u8>,
-    attributes: &mut Vec<RawAttribute>,
-) -> Result<Option<Range<usize>>, TranscodeError> {
-    attributes.clear();
-    let Some(raw) = raw else {
+fn image_parts<'r>(
+    image: Option<&'r Image<'_>>,
+    rewritten: &'r RewrittenImages,
+) -> Result<ImageParts<'r>, TranscodeError> {
+    let Some(image) = image else {
         return Ok(None);
     };
-    let start = plain.len();
-    transcode_item_into(raw.get(), plain, attributes)?;
-    Ok((!attributes.is_empty()).then_some(start..plain.len()))
+    let parts = image.rewritten.as_ref().map_err(Clone::clone)?;
+    let attributes = &rewritten.attributes[parts.attributes.clone()];
+    Ok((!attributes.is_empty())
+        .then(|| (image.raw, &rewritten.plain[parts.plain.clone()], attributes)))
 }
 
-/// The audit line for one stream record.
-pub fn audit_line(record: &StreamRecord) -> Result<AuditLine, RecordError> {
-    audit_line_with(record, &mut Scratch::default())
-}
-
-/// [`audit_line`] with buffers reused across the records of a batch.
-pub fn audit_line_with(
-    record: &StreamRecord,
-    scratch: &mut Scratch,
+/// The audit line for one record of a batch read by [`crate::event::read_batch`].
+pub fn audit_line(
+    record: &StreamRecord<'_>,
+    rewritten: &RewrittenImages,
 ) -> Result<AuditLine, RecordError> {
-    let event_id = record.event_id.as_str();
+    let event_id = record.event_id.as_ref();
     let event_name =
         EventName::parse(&record.event_name).ok_or_else(|| RecordError::EventName {
             event_id: event_id.to_owned(),
-            value: record.event_name.clone(),
+            value: record.event_name.clone().into_owned(),
         })?;
     let change = &record.change;
     let sequence_number =
@@ -138,29 +125,21 @@ pub fn audit_line_with(
         message: e.message,
     };
 
-    let Scratch {
-        plain,
-        new_attributes,
-        old_attributes,
-    } = scratch;
-    plain.clear();
-    let keys = image_into(change.keys.as_deref(), plain, new_attributes)
-        .map_err(|e| image_error("Keys", e))?;
-    let new_image = image_into(change.new_image.as_deref(), plain, new_attributes)
+    let keys = image_parts(change.keys.as_ref(), rewritten).map_err(|e| image_error("Keys", e))?;
+    let new_image = image_parts(change.new_image.as_ref(), rewritten)
         .map_err(|e| image_error("NewImage", e))?;
-    let old_image = image_into(change.old_image.as_deref(), plain, old_attributes)
+    let old_image = image_parts(change.old_image.as_ref(), rewritten)
         .map_err(|e| image_error("OldImage", e))?;
-    let changed = match (event_name, &change.new_image, &change.old_image) {
-        (EventName::Modify, Some(new), Some(old)) if new_image.is_some() && old_image.is_some() => {
+    let changed = match (event_name, new_image, old_image) {
+        (EventName::Modify, Some((new, _, new_attributes)), Some((old, _, old_attributes))) => {
             Some(changed_attributes(
-                (new.get(), new_attributes),
-                (old.get(), old_attributes),
+                (new, new_attributes),
+                (old, old_attributes),
             ))
         }
         _ => None,
     };
-    let plain: &[u8] = plain;
-    let keys: &[u8] = keys.map_or(b"{}", |k| &plain[k]);
+    let keys: &[u8] = keys.map_or(b"{}", |(_, plain, _)| plain);
     let created = change.approximate_creation_date_time.and_then(rfc3339);
 
     let parts = LineParts {
@@ -177,7 +156,10 @@ pub fn audit_line_with(
     // Too large for Firehose: leave out the old image, then the new one, then (only for a
     // pathological item whose escaped attribute names alone fill a record) the diff. Keys
     // and metadata are bounded by DynamoDB's key size, so the loop ends within four writes.
-    let mut images = (new_image.map(|r| &plain[r]), old_image.map(|r| &plain[r]));
+    let mut images = (
+        new_image.map(|(_, plain, _)| plain),
+        old_image.map(|(_, plain, _)| plain),
+    );
     let mut changed = changed.as_ref();
     let mut left_out: Vec<&str> = Vec::new();
     let mut full_size = None;
@@ -308,9 +290,16 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// A JSON string literal, escaped by serde_json (RFC 8259: quote, backslash and control
+/// A JSON string literal. Text that needs no escape (stream metadata always) is written as it
+/// is; anything else is escaped by serde_json (RFC 8259: quote, backslash and control
 /// characters).
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     serde_json::to_writer(out, s).expect("writing a string into a Vec cannot fail");
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stream_to_firehose::Config;
-use stream_to_firehose::event::StreamEvent;
+use stream_to_firehose::event::RawStreamEvent;
 use stream_to_firehose::handler::Forwarder;
 
 /// Sequence numbers of the records in each call, in order.
@@ -86,9 +86,9 @@ fn forwarder(rules: &[&Rule], attempts: u32) -> Forwarder {
 }
 
 /// A stream event of `n` INSERTs with sequence numbers 1000, 1001, ...
-fn event(n: usize) -> StreamEvent {
+fn event(n: usize) -> RawStreamEvent {
     let records: Vec<Value> = (0..n).map(|i| record(i, "INSERT")).collect();
-    serde_json::from_str(&json!({ "Records": records }).to_string()).unwrap()
+    json!({ "Records": records }).to_string().into()
 }
 
 fn record(i: usize, event_name: &str) -> Value {
@@ -103,7 +103,7 @@ fn record(i: usize, event_name: &str) -> Value {
     })
 }
 
-fn invoke_event(event: StreamEvent) -> lambda_runtime::LambdaEvent<StreamEvent> {
+fn invoke_event(event: RawStreamEvent) -> lambda_runtime::LambdaEvent<RawStreamEvent> {
     lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default())
 }
 
@@ -266,8 +266,7 @@ async fn a_batch_with_nothing_delivered_fails_the_invocation() {
 async fn a_record_that_cannot_be_audited_is_reported_with_everything_after_it() {
     let mut records: Vec<Value> = (0..4).map(|i| record(i, "INSERT")).collect();
     records[2]["eventName"] = json!("UPSERT");
-    let event: StreamEvent =
-        serde_json::from_str(&json!({ "Records": records }).to_string()).unwrap();
+    let event = RawStreamEvent::from(json!({ "Records": records }).to_string());
     let (rule, calls) = fake_put(|_, _| None);
     let response = forwarder(&[&rule], 3)
         .handle(invoke_event(event))
@@ -283,8 +282,7 @@ async fn a_record_that_cannot_be_audited_is_reported_with_everything_after_it() 
     // The first record bad: nothing delivered, so the invocation fails (a permanent error).
     let mut records: Vec<Value> = (0..2).map(|i| record(i, "INSERT")).collect();
     records[0]["dynamodb"]["NewImage"]["qty"] = json!({"N": "many"});
-    let event: StreamEvent =
-        serde_json::from_str(&json!({ "Records": records }).to_string()).unwrap();
+    let event = RawStreamEvent::from(json!({ "Records": records }).to_string());
     let (rule, _) = fake_put(|_, _| None);
     let error = forwarder(&[&rule], 3)
         .handle(invoke_event(event))
@@ -312,4 +310,25 @@ async fn no_resend_starts_when_the_invocation_is_about_to_time_out() {
         .unwrap();
     assert_eq!(stream_failures(&response), ["1001"]);
     assert_eq!(calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_read_fails_the_invocation_naming_the_field_and_sends_nothing() {
+    let mut records: Vec<Value> = (0..3).map(|i| record(i, "INSERT")).collect();
+    records[1]["dynamodb"]["SequenceNumber"] = json!(1001);
+    let event = RawStreamEvent::from(json!({ "Records": records }).to_string());
+    let (rule, calls) = fake_put(|_, _| None);
+    let error = forwarder(&[&rule], 3)
+        .handle(invoke_event(event))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Permanent.BadStreamEvent");
+    assert!(
+        error
+            .message
+            .contains("Records[1].dynamodb.SequenceNumber: expected a string"),
+        "{}",
+        error.message
+    );
+    assert!(calls.lock().unwrap().is_empty(), "nothing was delivered");
 }

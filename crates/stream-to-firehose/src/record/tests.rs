@@ -2,9 +2,36 @@
 //! records, the transform of a batch.
 
 use super::*;
-use crate::event::{StreamRecord, UserIdentity};
+use crate::event::{StreamBatch, StreamRecord, UserIdentity, read_batch};
 use crate::handler;
 use serde_json::{Value, json};
+use std::ops::{Deref, DerefMut};
+
+/// One record, read from the text of a one-record event as the function reads it.
+struct Record(StreamBatch<'static>);
+
+impl Deref for Record {
+    type Target = StreamRecord<'static>;
+    fn deref(&self) -> &Self::Target {
+        &self.0.records[0]
+    }
+}
+
+impl DerefMut for Record {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0.records[0]
+    }
+}
+
+/// A batch read from `{"Records": records}` (the text lives as long as the test binary).
+fn read(records: &[Value]) -> StreamBatch<'static> {
+    let text: &'static str = Box::leak(json!({ "Records": records }).to_string().into_boxed_str());
+    read_batch(text.as_bytes()).unwrap()
+}
+
+fn audit_line(record: &Record) -> Result<AuditLine, RecordError> {
+    super::audit_line(&record.0.records[0], &record.0.rewritten)
+}
 
 const ARN: &str =
     "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-22T10:00:00.000";
@@ -16,7 +43,18 @@ fn stream_record(
     keys: Value,
     new: Option<Value>,
     old: Option<Value>,
-) -> StreamRecord {
+) -> Record {
+    Record(read(&[record_json(event_name, view, keys, new, old)]))
+}
+
+/// The JSON of one stream record as Lambda delivers it.
+fn record_json(
+    event_name: &str,
+    view: &str,
+    keys: Value,
+    new: Option<Value>,
+    old: Option<Value>,
+) -> Value {
     let mut dynamodb = json!({
         "ApproximateCreationDateTime": 1_763_805_600.0,
         "Keys": keys,
@@ -30,8 +68,7 @@ fn stream_record(
     if let Some(old) = old {
         dynamodb["OldImage"] = old;
     }
-    // Through text, as the runtime reads it (raw images need serde_json's own parser).
-    let text = json!({
+    json!({
         "eventID": "c4ca4238a0b923820dcc509a6f75849b",
         "eventName": event_name,
         "eventVersion": "1.1",
@@ -40,11 +77,9 @@ fn stream_record(
         "dynamodb": dynamodb,
         "eventSourceARN": ARN,
     })
-    .to_string();
-    serde_json::from_str(&text).unwrap()
 }
 
-fn line(record: &StreamRecord) -> Value {
+fn line(record: &Record) -> Value {
     let line = audit_line(record).unwrap();
     assert_eq!(
         line.data.last(),
@@ -383,12 +418,21 @@ fn a_record_just_under_the_limit_is_left_whole() {
 
 #[test]
 fn a_bad_record_stops_the_transform_at_that_record() {
-    let good = stream_record("INSERT", "NEW_IMAGE", order_keys(), None, None);
+    let good = record_json("INSERT", "NEW_IMAGE", order_keys(), None, None);
     let mut bad = good.clone();
-    bad.event_name = "UPSERT".into();
-    let (lines, error) = handler::transform(&[good.clone(), bad, good]);
-    assert_eq!(lines.len(), 1);
-    assert_eq!(error.map(|(i, _)| i), Some(1));
+    bad["eventName"] = json!("UPSERT");
+    let text = json!({"Records": [good.clone(), bad, good]}).to_string();
+    let done = handler::transform(text.as_bytes()).unwrap();
+    assert_eq!((done.lines.len(), done.records), (1, 3));
+    let bad = done.bad.unwrap();
+    assert_eq!(bad.index, 1);
+    assert!(matches!(bad.error, RecordError::EventName { .. }));
+    // The bad record and the one after it, to report for retry.
+    let sequence_number = Some("4421584500000000017450439091".to_owned());
+    assert_eq!(
+        bad.sequence_numbers,
+        [sequence_number.clone(), sequence_number]
+    );
 }
 
 #[test]
