@@ -306,3 +306,33 @@ fn an_image_that_is_json_but_not_dynamodb_json_fails_only_its_record() {
     // A failed image leaves nothing of itself in the batch's buffer.
     assert_eq!(batch.rewritten.plain, br#"{"qty":3}"#);
 }
+
+#[test]
+fn damaged_events_never_panic_and_nothing_that_is_not_json_is_accepted() {
+    // Every single-byte damage (deleted, replaced, inserted) of a real event, at every
+    // position: the reader may refuse what serde_json accepts (a field of the wrong type), but
+    // never the other way round, and never panics.
+    let event = lambda_event();
+    let text = event.to_string();
+    let bytes = text.as_bytes();
+    let replacements: &[u8] = b"{}[]\",:\\ 0-+.eEtfnu\x01\n\xc3\xff";
+    let mut rng = fastrand::Rng::with_seed(20);
+    let mut checked = 0;
+    for at in 0..bytes.len() {
+        let replacement = replacements[rng.usize(..replacements.len())];
+        let deleted = [&bytes[..at], &bytes[at + 1..]].concat();
+        let replaced = [&bytes[..at], &[replacement], &bytes[at + 1..]].concat();
+        let inserted = [&bytes[..at], &[replacement], &bytes[at..]].concat();
+        for damaged in [deleted, replaced, inserted] {
+            if read_batch(&damaged).is_ok() {
+                assert!(
+                    serde_json::from_slice::<serde::de::IgnoredAny>(&damaged).is_ok(),
+                    "accepted text that is not JSON: {}",
+                    String::from_utf8_lossy(&damaged)
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, bytes.len() * 3);
+}
