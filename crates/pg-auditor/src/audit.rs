@@ -1,7 +1,8 @@
 //! The audit run against a live database: one read-only repeatable-read snapshot, exported to
-//! a few more connections that read the tables in parallel; every per-table statement under
-//! its own savepoint, so one failure (a timeout, a lock, a permission) is recorded in that
-//! table's entry and the rest of the report is complete.
+//! a few more connections that read the tables in parallel; every statement under its own
+//! savepoint, so one failure (a timeout, a lock, a permission) is recorded in that table's
+//! entry and the rest of the report is complete. Small tables are read many to a statement;
+//! a batch that fails is read again table by table, so its failure still lands on one table.
 
 use crate::catalog::{
     CATALOG_SQL, CATALOG_TABLES_PER_STATEMENT, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn,
@@ -16,6 +17,7 @@ use crate::versioning::{VERSIONING_TABLES, VersioningReading};
 use futures_util::future::join_all;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
@@ -223,6 +225,76 @@ fn join_pids(pids: &[i32]) -> String {
         .join(", ")
 }
 
+/// The exact statement's row: count, creation range, creators.
+fn exact_figures(row: Vec<Option<String>>) -> ExactFigures {
+    let mut row = row.into_iter();
+    ExactFigures {
+        count: row
+            .next()
+            .flatten()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        created_at_range: row.next().flatten(),
+        created_by_values: row.next().flatten(),
+    }
+}
+
+/// The sample statement's row: size, sample rows.
+fn sample_figures(row: Vec<Option<String>>, patterns: &[String]) -> SampleFigures {
+    let mut row = row.into_iter();
+    SampleFigures {
+        bytes: row.next().flatten().and_then(|n| n.parse().ok()),
+        // Keys inside json/jsonb values are redacted here: the select list can only replace
+        // whole columns.
+        rows: row
+            .next()
+            .flatten()
+            .map(|rows| plan::redact_json_keys(&rows, patterns))
+            .unwrap_or_else(|| "[]".to_owned()),
+    }
+}
+
+/// Reads small tables with one statement ([`plan::batch_sql`]). If it fails, or does not
+/// answer one row per table, each table is read alone, so a failure lands on its own table
+/// and names it as a single read would.
+async fn read_batch(
+    client: &Client,
+    batch: &[usize],
+    tables: &[(u32, TableProbe)],
+    patterns: &[String],
+    statements: &AtomicU64,
+) -> Result<Vec<TableReading>, Fatal> {
+    let probes: Vec<&TableProbe> = batch.iter().map(|&i| &tables[i].1).collect();
+    if let Some(sql) = plan::batch_sql(&probes) {
+        statements.fetch_add(1, Ordering::Relaxed);
+        if let Ok(rows) = guarded(client, "batch", &sql).await? {
+            let mut readings: Vec<Option<TableReading>> = batch.iter().map(|_| None).collect();
+            for row in rows {
+                let mut row = row.into_iter();
+                let position = row.next().flatten().and_then(|i| i.parse::<usize>().ok());
+                let Some(slot) = position.and_then(|i| readings.get_mut(i)) else {
+                    continue;
+                };
+                let exact: Vec<Option<String>> = row.by_ref().take(3).collect();
+                *slot = Some(TableReading {
+                    exact: Some(Ok(exact_figures(exact))),
+                    sample: Some(Ok(sample_figures(row.collect(), patterns))),
+                    ..TableReading::default()
+                });
+            }
+            if let Some(readings) = readings.into_iter().collect::<Option<Vec<_>>>() {
+                return Ok(readings);
+            }
+        }
+    }
+    let mut readings = Vec::with_capacity(batch.len());
+    for &index in batch {
+        let (oid, probe) = &tables[index];
+        readings.push(read_table(client, *oid, probe, patterns, statements).await?);
+    }
+    Ok(readings)
+}
+
 /// Reads one table. After a lock timeout the table's other statements would only wait as
 /// long again: they are skipped, and the failure names the lock's holder.
 async fn read_table(
@@ -230,9 +302,11 @@ async fn read_table(
     oid: u32,
     probe: &TableProbe,
     patterns: &[String],
+    statements: &AtomicU64,
 ) -> Result<TableReading, Fatal> {
     let mut reading = TableReading::default();
     let step = async |name: &str, sql: &str| -> Result<Result<Rows, QueryFailure>, Fatal> {
+        statements.fetch_add(1, Ordering::Relaxed);
         Ok(match guarded(client, name, sql).await? {
             Ok(rows) => Ok(rows),
             Err(failure) => Err(name_the_holder(client, oid, failure).await?),
@@ -243,37 +317,14 @@ async fn read_table(
     if let Some(sql) = &probe.exact {
         let outcome = step("count", sql).await?;
         let stop = locked(&outcome);
-        reading.exact = Some(outcome.map(|rows| {
-            let mut row = first_row(rows).into_iter();
-            ExactFigures {
-                count: row
-                    .next()
-                    .flatten()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-                created_at_range: row.next().flatten(),
-                created_by_values: row.next().flatten(),
-            }
-        }));
+        reading.exact = Some(outcome.map(|rows| exact_figures(first_row(rows))));
         if stop {
             return Ok(reading);
         }
     }
     let outcome = step("sample_records", &probe.sample).await?;
     let stop = locked(&outcome);
-    reading.sample = Some(outcome.map(|rows| {
-        let mut row = first_row(rows).into_iter();
-        SampleFigures {
-            bytes: row.next().flatten().and_then(|n| n.parse().ok()),
-            // Keys inside json/jsonb values are redacted here: the select list can only
-            // replace whole columns.
-            rows: row
-                .next()
-                .flatten()
-                .map(|rows| plan::redact_json_keys(&rows, patterns))
-                .unwrap_or_else(|| "[]".to_owned()),
-        }
-    }));
+    reading.sample = Some(outcome.map(|rows| sample_figures(first_row(rows), patterns)));
     if stop {
         return Ok(reading);
     }
@@ -294,14 +345,37 @@ async fn drain(
     tables: &[(u32, TableProbe)],
     patterns: &[String],
     readings: &Mutex<Vec<TableReading>>,
+    statements: &AtomicU64,
 ) -> Result<(), Fatal> {
     loop {
-        let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
-        let Some(index) = next else { return Ok(()) };
-        let (oid, probe) = &tables[index];
-        let reading = read_table(client, *oid, probe, patterns).await?;
+        // The next table and, when it is small, the small ones after it (the queue holds the
+        // largest first, so the small tables come together at its end).
+        let batch: Vec<usize> = match queue.lock() {
+            Ok(mut queue) => {
+                let mut batch: Vec<usize> = queue.pop_front().into_iter().collect();
+                let small = |i: &usize| plan::batchable(&tables[*i].1);
+                while batch.first().is_some_and(small)
+                    && batch.len() < plan::TABLES_PER_BATCH
+                    && queue.front().is_some_and(small)
+                {
+                    batch.extend(queue.pop_front());
+                }
+                batch
+            }
+            Err(_) => Vec::new(),
+        };
+        let read = match batch.as_slice() {
+            [] => return Ok(()),
+            [index] => {
+                let (oid, probe) = &tables[*index];
+                vec![read_table(client, *oid, probe, patterns, statements).await?]
+            }
+            _ => read_batch(client, &batch, tables, patterns, statements).await?,
+        };
         if let Ok(mut all) = readings.lock() {
-            all[index] = reading;
+            for (index, reading) in batch.into_iter().zip(read) {
+                all[index] = reading;
+            }
         }
     }
 }
@@ -522,6 +596,7 @@ pub async fn run(
             .collect::<VecDeque<_>>(),
     );
     let readings = Mutex::new(readings);
+    let statements = AtomicU64::new(0);
     let patterns = &settings.sensitive_column_patterns;
 
     // The main connection first reads what only it needs, then joins the table readers.
@@ -583,13 +658,13 @@ pub async fn run(
             };
             versioning.push(reading);
         }
-        drain(&main, &queue, &probes, patterns, &readings).await?;
+        drain(&main, &queue, &probes, patterns, &readings, &statements).await?;
         Ok::<_, Fatal>((statistics, versioning))
     };
     let worker_parts = join_all(
         workers
             .iter()
-            .map(|client| drain(client, &queue, &probes, patterns, &readings)),
+            .map(|client| drain(client, &queue, &probes, patterns, &readings, &statements)),
     );
     let (main_outcome, worker_outcomes) = tokio::join!(main_part, worker_parts);
     let (statistics, versioning) =
@@ -609,6 +684,7 @@ pub async fn run(
         statistics,
         versioning,
         connections,
+        table_statements: statements.into_inner(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok(assemble(catalog, readings, settings, timestamp))

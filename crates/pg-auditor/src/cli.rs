@@ -144,11 +144,12 @@ fn print_summary(report: &report::AuditReport) {
     let s = &report.summary;
     let settings = &report.audit_settings;
     say!(
-        "pg-auditor: {} on {} ({} mode, {} connection(s), {} ms)",
+        "pg-auditor: {} on {} ({} mode, {} connection(s), {} table statements, {} ms)",
         report.database_info.database_name,
         report.audit_timestamp,
         settings.count_mode,
         settings.connections,
+        settings.table_statements,
         settings.duration_ms
     );
     say!(

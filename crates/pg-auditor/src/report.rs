@@ -44,6 +44,9 @@ pub struct AuditSettings {
     /// Read-only, repeatable-read: every figure comes from one snapshot.
     pub snapshot: &'static str,
     pub connections: usize,
+    /// Statements that read the tables: small tables are read many to a statement
+    /// (a batch that failed is read again table by table, each statement counted).
+    pub table_statements: u64,
     pub duration_ms: u64,
 }
 
@@ -182,6 +185,7 @@ pub struct Readings {
     pub statistics: Vec<ColumnStatistics>,
     pub versioning: Vec<VersioningReading>,
     pub connections: usize,
+    pub table_statements: u64,
     pub duration_ms: u64,
 }
 
@@ -325,6 +329,7 @@ pub fn assemble(
             sensitive_column_patterns: settings.sensitive_column_patterns.clone(),
             snapshot: "repeatable read, read only",
             connections: readings.connections,
+            table_statements: readings.table_statements,
             duration_ms: readings.duration_ms,
         },
         summary,

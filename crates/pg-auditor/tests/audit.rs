@@ -926,6 +926,74 @@ async fn a_table_the_auditor_may_not_read_is_recorded_and_the_rest_is_complete()
     assert_eq!(report.summary.tables_with_errors, 1);
 }
 
+#[tokio::test]
+async fn many_small_tables_read_together_each_get_their_own_figures() {
+    // 150 small tables (more than two statements' worth: plan::TABLES_PER_BATCH is 64), each
+    // with its own row count, creators and sample, and one the auditor may not read in the
+    // middle of a batch: every figure lands on its own table, the failure on its own.
+    let role = unique_name("auditor").replace('-', "_");
+    let (name, _) = database(&format!(
+        "DO $$ BEGIN FOR i IN 1..150 LOOP
+           EXECUTE pg_catalog.format('CREATE TABLE t_%s (id int, created_by int, note text)', i);
+           EXECUTE pg_catalog.format('INSERT INTO t_%s SELECT g, %s, %L FROM generate_series(1, %s) g',
+                                     i, i, 'table ' || i, i % 7);
+         END LOOP; END $$;
+         CREATE ROLE {role} LOGIN;
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+         REVOKE SELECT ON t_100 FROM {role};"
+    ));
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
+        postgres().port()
+    );
+    let target = parse_target(&url).expect("url");
+    let report = run(&target, &Settings::default()).await;
+    for i in 1..=150u64 {
+        let table = entry(&report, "public", &format!("t_{i}"));
+        if i == 100 {
+            assert_eq!(table.record_count, None);
+            assert_eq!(table.errors[0].sqlstate.as_deref(), Some("42501"));
+            continue;
+        }
+        assert!(table.errors.is_empty(), "t_{i}: {:?}", table.errors);
+        assert_eq!(table.record_count, Some(i % 7), "t_{i}");
+        assert_eq!(table.record_count_method, Method::Exact, "t_{i}");
+        let creators: Vec<String> = table
+            .audit_fields
+            .created_by_values
+            .iter()
+            .map(|v| v.get().to_owned())
+            .collect();
+        let expected: Vec<String> = if i % 7 == 0 {
+            vec![]
+        } else {
+            vec![i.to_string()]
+        };
+        assert_eq!(creators, expected, "t_{i}");
+        let sample: serde_json::Value =
+            serde_json::from_str(table.audit_fields.sample_records.get()).expect("sample");
+        let notes: Vec<&str> = sample
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|row| row["note"].as_str())
+            .collect();
+        let sample_rows = u64::from(Settings::default().sample_rows);
+        assert_eq!(
+            notes.len() as u64,
+            (i % 7).min(sample_rows),
+            "t_{i}: {sample}"
+        );
+        let own = format!("table {i}");
+        assert!(notes.iter().all(|n| *n == own), "t_{i}: {sample}");
+    }
+    assert_eq!(report.summary.tables_with_errors, 1);
+    // Three statements for the 150 tables, and the 64 of t_100's batch read again one by
+    // one (a count and a sample each). One statement per read would be 300.
+    let statements = report.audit_settings.table_statements;
+    assert!(statements <= 3 + 2 * 64, "{statements} statements");
+}
+
 /// Runs Debian's chromium headless on `page`: the DOM after its scripts ran, and what the
 /// browser logged (console messages included).
 fn chromium(args: &[&str], page: &std::path::Path, fragment: &str) -> (String, String) {

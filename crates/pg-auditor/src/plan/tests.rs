@@ -291,3 +291,34 @@ fn creators_and_range_are_estimated_from_pg_stats() {
 fn largest_tables_are_read_first() {
     assert_eq!(read_order(&[5.0, 1e6, 0.0, 300.0]), [1, 3, 0, 2]);
 }
+
+#[test]
+fn small_tables_are_read_in_one_statement_that_numbers_its_rows() {
+    let probe = |n: u32| TableProbe {
+        exact: Some(format!("SELECT '{n}', NULL::text, NULL::text FROM t{n}")),
+        sample: format!("SELECT '{n}', '[]'"),
+        emptiness: None,
+    };
+    let (a, b) = (probe(1), probe(2));
+    assert_eq!(
+        batch_sql(&[&a, &b]).as_deref(),
+        Some(
+            "SELECT 0::text, e.*, s.* FROM (SELECT '1', NULL::text, NULL::text FROM t1) e \
+             CROSS JOIN (SELECT '1', '[]') s UNION ALL \
+             SELECT 1::text, e.*, s.* FROM (SELECT '2', NULL::text, NULL::text FROM t2) e \
+             CROSS JOIN (SELECT '2', '[]') s"
+        )
+    );
+    // A table counted by estimate, or a seed table's emptiness check, is read alone.
+    let estimated = TableProbe {
+        exact: None,
+        ..probe(3)
+    };
+    let seed = TableProbe {
+        emptiness: Some("SELECT 'true'".into()),
+        ..probe(4)
+    };
+    assert!(!batchable(&estimated) && !batchable(&seed) && batchable(&a));
+    assert_eq!(batch_sql(&[&a, &estimated]), None);
+    assert_eq!(batch_sql(&[&seed]), None);
+}
