@@ -2,9 +2,10 @@
 //! images. Values compare by meaning, not by text: sets without order, numbers by value
 //! (`10.50` is `10.5`). Pure code, no I/O.
 
-use crate::dynamo_json::{RawAttribute, scan_string};
+use crate::dynamo_json::{RawAttribute, TextCursor, decode_string};
 use audit_core::number::{DecimalNumber, same_number};
 use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
 
 /// The attribute names a MODIFY changed, each list sorted, as written in the image (JSON
 /// string contents, escapes kept).
@@ -36,35 +37,35 @@ impl<'a> RawAttributeValue<'a> {
     /// Reads the attribute value (`{"N": "1.5"}` ...) that is the whole of `text`. `None`
     /// when it is not one (never for an image the reader rewrote).
     pub fn parse(text: &'a str) -> Option<Self> {
-        let mut cursor = Cursor { text, at: 0 };
+        let mut cursor = Cursor::new(text);
         let value = cursor.value(0)?;
         cursor.ws();
         (cursor.at == text.len()).then_some(value)
     }
 }
 
-struct Cursor<'a> {
-    text: &'a str,
-    at: usize,
+/// The diff's reader: a [`TextCursor`] reading attribute values, `None` at anything else.
+struct Cursor<'a>(TextCursor<'a>);
+
+impl<'a> Deref for Cursor<'a> {
+    type Target = TextCursor<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Cursor<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl<'a> Cursor<'a> {
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.text.as_bytes().get(self.at) {
-            self.at += 1;
-        }
-    }
-    fn eat(&mut self, byte: u8) -> bool {
-        self.ws();
-        let found = self.text.as_bytes().get(self.at) == Some(&byte);
-        self.at += usize::from(found);
-        found
+    fn new(text: &'a str) -> Self {
+        Cursor(TextCursor::new(text))
     }
     fn string(&mut self) -> Option<&'a str> {
-        self.ws();
-        let (contents, next) = scan_string(self.text.as_bytes(), self.at).ok()?;
-        self.at = next;
-        self.text.get(contents)
+        self.raw_string().ok()
     }
     /// `[element, ...]`.
     fn list<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
@@ -109,17 +110,11 @@ impl<'a> Cursor<'a> {
         }
     }
     fn literal(&mut self) -> Option<bool> {
-        self.ws();
-        let rest = &self.text.as_bytes()[self.at..];
-        let (value, len) = if rest.starts_with(b"true") {
-            (true, 4)
-        } else if rest.starts_with(b"false") {
-            (false, 5)
+        if self.eat_word("true") {
+            Some(true)
         } else {
-            return None;
-        };
-        self.at += len;
-        Some(value)
+            self.eat_word("false").then_some(false)
+        }
     }
     /// `{"T": v}`.
     fn value(&mut self, depth: usize) -> Option<RawAttributeValue<'a>> {
@@ -237,8 +232,7 @@ fn same_string(a: &str, b: &str) -> bool {
     if !a.contains('\\') && !b.contains('\\') {
         return false;
     }
-    let decode = |s: &str| serde_json::from_str::<String>(&format!("\"{s}\"")).ok();
-    matches!((decode(a), decode(b)), (Some(x), Some(y)) if x == y)
+    matches!((decode_string(a), decode_string(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Whether two sets hold the same members, in any order.
@@ -259,7 +253,7 @@ fn same_set<T: Clone>(a: &[T], b: &[T], key: impl Fn(&T) -> Option<String>) -> b
 /// numbers by value (`10.50` is `10.5`), strings with their escapes decoded.
 pub fn same_value<'v>(a: &'v RawAttributeValue<'v>, b: &'v RawAttributeValue<'v>) -> bool {
     use RawAttributeValue as V;
-    let decoded = |s: &&str| serde_json::from_str::<String>(&format!("\"{s}\"")).ok();
+    let decoded = |s: &&str| decode_string(s);
     match (a, b) {
         (V::S(x), V::S(y)) | (V::B(x), V::B(y)) => same_string(x, y),
         (V::N(x), V::N(y)) => same_number(x, y),
@@ -312,7 +306,7 @@ fn same_raw_value(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    let (mut x, mut y) = (Cursor { text: a, at: 0 }, Cursor { text: b, at: 0 });
+    let (mut x, mut y) = (Cursor::new(a), Cursor::new(b));
     if let Some(same) = lockstep(&mut x, &mut y, 0) {
         return same;
     }
@@ -472,7 +466,7 @@ mod tests {
                     &RawAttributeValue::parse(a).unwrap(),
                     &RawAttributeValue::parse(b).unwrap(),
                 );
-                let (mut x, mut y) = (Cursor { text: a, at: 0 }, Cursor { text: b, at: 0 });
+                let (mut x, mut y) = (Cursor::new(a), Cursor::new(b));
                 if let Some(walked) = lockstep(&mut x, &mut y, 0) {
                     assert_eq!(walked, full, "{a} vs {b}");
                     decided += 1;

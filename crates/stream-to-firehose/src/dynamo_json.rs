@@ -131,6 +131,62 @@ fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(ONES) & !word & (ONES << 7)
 }
 
+/// A position in JSON text, for the readers that walk it token by token (the event reader and
+/// the diff): whitespace, single bytes, string literals as written.
+#[derive(Debug, Clone)]
+pub(crate) struct TextCursor<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) at: usize,
+}
+
+impl<'a> TextCursor<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        TextCursor { text, at: 0 }
+    }
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+    pub(crate) fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
+            self.at += 1;
+        }
+    }
+    /// The next byte after whitespace.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes().get(self.at).copied()
+    }
+    /// Consumes `byte` if it comes next (after whitespace).
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+    /// Consumes `word` (`true`, `null` ...) if it comes next (after whitespace).
+    pub(crate) fn eat_word(&mut self, word: &str) -> bool {
+        self.ws();
+        let found = self.bytes()[self.at..].starts_with(word.as_bytes());
+        self.at += if found { word.len() } else { 0 };
+        found
+    }
+    /// The contents of the string literal that comes next, as written (escapes checked, not
+    /// decoded); the error says why and where.
+    pub(crate) fn raw_string(&mut self) -> Result<&'a str, String> {
+        self.ws();
+        let (contents, next) = scan_string(self.bytes(), self.at)
+            .map_err(|message| format!("{message} at byte {}", self.at))?;
+        self.at = next;
+        // The quotes are ASCII, so both ends are character boundaries.
+        Ok(&self.text[contents])
+    }
+}
+
+/// A string's contents as written in JSON, with its escapes decoded; `None` if they do not
+/// decode (never for text [`scan_string`] accepted, but a lone surrogate).
+pub(crate) fn decode_string(contents: &str) -> Option<String> {
+    serde_json::from_str::<String>(&format!("\"{contents}\"")).ok()
+}
+
 /// The length of the escape whose backslash comes just before `rest`, backslash included
 /// (RFC 8259: one of `"\\/bfnrt`, or `u` and four hex digits).
 fn escape_len(rest: &[u8]) -> Option<usize> {

@@ -16,10 +16,11 @@
 //! ([`Image::rewritten`]), so the records before it can still be delivered.
 
 use crate::dynamo_json::{
-    Failure, MAX_DEPTH, RawAttribute, TranscodeError, scan_string, transcode_item_at,
+    Failure, MAX_DEPTH, RawAttribute, TextCursor, TranscodeError, decode_string, transcode_item_at,
 };
 use std::borrow::Cow;
 use std::ops::Range;
+use std::ops::{Deref, DerefMut};
 
 /// The Lambda payload: the invocation's event, as the bytes the Runtime API sent.
 #[derive(Debug, Clone)]
@@ -213,7 +214,7 @@ impl<'a> BatchReader<'a> {
                 message: format!("not JSON: {e}"),
             })?;
         }
-        let mut reader = Reader { text, at: 0 };
+        let mut reader = Reader(TextCursor::new(text));
         // Fields before "Records" are passed over; the records are read as they are asked for.
         let mut first = true;
         reader
@@ -350,60 +351,41 @@ fn set_once<T>(slot: &mut Option<T>, key: &str, value: T) -> Step {
     Ok(())
 }
 
+/// The event reader: a [`TextCursor`] with the event's grammar on top.
 #[derive(Debug)]
-struct Reader<'a> {
-    text: &'a str,
-    at: usize,
+struct Reader<'a>(TextCursor<'a>);
+
+impl<'a> Deref for Reader<'a> {
+    type Target = TextCursor<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl<'a> Reader<'a> {
-    fn bytes(&self) -> &'a [u8] {
-        self.text.as_bytes()
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.bytes().get(self.at).copied()
-    }
-
     fn expect(&mut self, byte: u8, what: &str) -> Step {
-        if self.peek() == Some(byte) {
-            self.at += 1;
+        if self.eat(byte) {
             Ok(())
         } else {
             Err(Failure::new(format!("expected {what} at byte {}", self.at)))
         }
     }
 
-    fn eat(&mut self, byte: u8) -> bool {
-        let found = self.peek() == Some(byte);
-        if found {
-            self.at += 1;
-        }
-        found
-    }
-
     /// A string literal, decoded (borrowed when it has no escapes).
     fn string(&mut self) -> Result<Cow<'a, str>, Failure> {
-        self.ws();
-        let text = self.text;
-        let (contents, next) = scan_string(text.as_bytes(), self.at)
-            .map_err(|message| Failure::new(format!("{message} at byte {}", self.at)))?;
-        let literal = &text[contents.start - 1..next];
-        self.at = next;
-        let contents = &text[contents];
+        let contents = self.raw_string().map_err(Failure::new)?;
         if !contents.contains('\\') {
             return Ok(Cow::Borrowed(contents));
         }
-        serde_json::from_str::<String>(literal)
+        decode_string(contents)
             .map(Cow::Owned)
-            .map_err(|e| Failure::new(e.to_string()))
+            .ok_or_else(|| Failure::new("a string whose escapes do not decode"))
     }
 
     /// A string, or `null` for none.
@@ -415,12 +397,7 @@ impl<'a> Reader<'a> {
     }
 
     fn literal_null(&mut self) -> bool {
-        self.ws();
-        let found = self.bytes()[self.at..].starts_with(b"null");
-        if found {
-            self.at += 4;
-        }
-        found
+        self.eat_word("null")
     }
 
     /// A JSON number token (RFC 8259 grammar): its text.
@@ -502,18 +479,13 @@ impl<'a> Reader<'a> {
                     return self.expect(b']', "',' or ']'");
                 }
             }
-            Some(b'"') => {
-                let (_, next) = scan_string(self.bytes(), self.at)
-                    .map_err(|message| Failure::new(format!("{message} at byte {}", self.at)))?;
-                self.at = next;
-                Ok(())
-            }
+            Some(b'"') => self.raw_string().map(|_| ()).map_err(Failure::new),
             Some(b't' | b'f' | b'n') => {
-                for word in [&b"true"[..], b"false", b"null"] {
-                    if self.bytes()[self.at..].starts_with(word) {
-                        self.at += word.len();
-                        return Ok(());
-                    }
+                if ["true", "false", "null"]
+                    .into_iter()
+                    .any(|w| self.eat_word(w))
+                {
+                    return Ok(());
                 }
                 Err(Failure::new(format!(
                     "expected a value at byte {}",
@@ -588,7 +560,6 @@ impl<'a> Reader<'a> {
     }
 
     fn change(&mut self, rewritten: &mut RewrittenImages) -> Result<Change<'a>, Failure> {
-        let mut change = Change::default();
         let (mut created, mut keys, mut new, mut old, mut sequence, mut view) =
             (None, None, None, None, None, None);
         self.object(|r, key| match key {
@@ -626,13 +597,14 @@ impl<'a> Reader<'a> {
             }
             _ => r.skip_value(2),
         })?;
-        change.approximate_creation_date_time = created.flatten();
-        change.keys = keys.flatten();
-        change.new_image = new.flatten();
-        change.old_image = old.flatten();
-        change.sequence_number = sequence.flatten();
-        change.stream_view_type = view.flatten();
-        Ok(change)
+        Ok(Change {
+            approximate_creation_date_time: created.flatten(),
+            keys: keys.flatten(),
+            new_image: new.flatten(),
+            old_image: old.flatten(),
+            sequence_number: sequence.flatten(),
+            stream_view_type: view.flatten(),
+        })
     }
 
     /// An image, rewritten to plain JSON as it is read; `null` for none.
