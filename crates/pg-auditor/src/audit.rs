@@ -254,9 +254,10 @@ fn sample_figures(row: Vec<Option<String>>, patterns: &[String]) -> SampleFigure
     }
 }
 
-/// Reads small tables with one statement ([`plan::batch_sql`]). If it fails, or does not
-/// answer one row per table, each table is read alone, so a failure lands on its own table
-/// and names it as a single read would.
+/// Reads small tables: the empty ones found with one statement ([`plan::EMPTY_TABLES_SQL`]),
+/// the others read with one more ([`plan::batch_sql`]). If that fails, or does not answer one
+/// row per table, each of them is read alone, so a failure lands on its own table and names
+/// it as a single read would.
 async fn read_batch(
     client: &Client,
     batch: &[usize],
@@ -264,15 +265,39 @@ async fn read_batch(
     patterns: &[String],
     statements: &AtomicU64,
 ) -> Result<Vec<TableReading>, Fatal> {
-    let probes: Vec<&TableProbe> = batch.iter().map(|&i| &tables[i].1).collect();
-    if let Some(sql) = plan::batch_sql(&probes) {
+    let mut readings: Vec<Option<TableReading>> = batch.iter().map(|_| None).collect();
+    // Empty tables first: their figures are known without reading them.
+    let oids: Vec<i64> = batch.iter().map(|&i| i64::from(tables[i].0)).collect();
+    statements.fetch_add(1, Ordering::Relaxed);
+    if let Ok(rows) = guarded_rows(
+        client,
+        "emptiness",
+        plan::EMPTY_TABLES_SQL,
+        &[(&oids, Type::INT8_ARRAY)],
+    )
+    .await?
+    {
+        for row in rows {
+            let Ok(oid) = row.try_get::<_, i64>(0) else {
+                continue;
+            };
+            if let Some(position) = oids.iter().position(|&o| o == oid) {
+                readings[position] = Some(TableReading::of_empty_table());
+            }
+        }
+    }
+    let unread: Vec<usize> = (0..batch.len())
+        .filter(|&p| readings[p].is_none())
+        .collect();
+    let probes: Vec<&TableProbe> = unread.iter().map(|&p| &tables[batch[p]].1).collect();
+    if let Some(sql) = plan::batch_sql(&probes).filter(|_| !probes.is_empty()) {
         statements.fetch_add(1, Ordering::Relaxed);
         if let Ok(rows) = guarded(client, "batch", &sql).await? {
-            let mut readings: Vec<Option<TableReading>> = batch.iter().map(|_| None).collect();
+            let mut read: Vec<Option<TableReading>> = unread.iter().map(|_| None).collect();
             for row in rows {
                 let mut row = row.into_iter();
                 let position = row.next().flatten().and_then(|i| i.parse::<usize>().ok());
-                let Some(slot) = position.and_then(|i| readings.get_mut(i)) else {
+                let Some(slot) = position.and_then(|i| read.get_mut(i)) else {
                     continue;
                 };
                 let exact: Vec<Option<String>> = row.by_ref().take(3).collect();
@@ -282,17 +307,25 @@ async fn read_batch(
                     ..TableReading::default()
                 });
             }
-            if let Some(readings) = readings.into_iter().collect::<Option<Vec<_>>>() {
-                return Ok(readings);
+            // All or nothing: a batch that did not answer one row per table is read again.
+            if read.iter().all(Option::is_some) {
+                for (&p, reading) in unread.iter().zip(read) {
+                    readings[p] = reading;
+                }
             }
         }
     }
-    let mut readings = Vec::with_capacity(batch.len());
-    for &index in batch {
-        let (oid, probe) = &tables[index];
-        readings.push(read_table(client, *oid, probe, patterns, statements).await?);
+    let mut all = Vec::with_capacity(batch.len());
+    for (reading, &index) in readings.into_iter().zip(batch) {
+        all.push(match reading {
+            Some(reading) => reading,
+            None => {
+                let (oid, probe) = &tables[index];
+                read_table(client, *oid, probe, patterns, statements).await?
+            }
+        });
     }
-    Ok(readings)
+    Ok(all)
 }
 
 /// Reads one table. After a lock timeout the table's other statements would only wait as
@@ -366,7 +399,7 @@ async fn drain(
         };
         let read = match batch.as_slice() {
             [] => return Ok(()),
-            [index] => {
+            [index] if !plan::batchable(&tables[*index].1) => {
                 let (oid, probe) = &tables[*index];
                 vec![read_table(client, *oid, probe, patterns, statements).await?]
             }

@@ -361,6 +361,25 @@ pub fn batchable(probe: &TableProbe) -> bool {
     probe.exact.is_some() && probe.emptiness.is_none()
 }
 
+/// Which of a batch's tables (`$1`, oids) hold no row at all, found without planning a read of
+/// each: a plain table whose main fork has no pages has no tuple for any snapshot to see (rows
+/// our snapshot sees cannot be vacuumed away, and `TRUNCATE` empties the table for every
+/// snapshot alike). What a count and a sample of such a table return is known
+/// ([`crate::reading::TableReading::of_empty_table`]), and planning those reads was most of
+/// the audit's time on a database of many small tables, most of them empty. A partitioned
+/// table, a table with inheritance children (its count includes theirs) and a table the
+/// auditor may not read are read as before; so are tables another session holds (the size
+/// waits for its lock, the statement fails, and the batch is read as a whole).
+pub const EMPTY_TABLES_SQL: &str = r#"
+SELECT c.oid::int8
+FROM pg_catalog.pg_class c
+WHERE c.oid = ANY ($1::int8[]::oid[])
+  AND CASE WHEN c.relkind = 'r' AND NOT c.relhassubclass
+                AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+           THEN pg_catalog.pg_relation_size(c.oid) = 0
+           ELSE false END
+"#;
+
 /// One statement reading several [`batchable`] tables: one row per table, its position in
 /// `probes` first, then the exact statement's three columns and the sample's two (all text).
 /// `None` when a table is not batchable.

@@ -41,6 +41,26 @@ pub struct TableReading {
     pub emptiness: Option<Result<bool, QueryFailure>>,
 }
 
+impl TableReading {
+    /// What the exact and sample statements return for a table with no rows (see
+    /// [`crate::plan::EMPTY_TABLES_SQL`]): a count of 0, no creation range, no creators,
+    /// a size of 0 and no sample rows.
+    pub fn of_empty_table() -> Self {
+        TableReading {
+            exact: Some(Ok(ExactFigures {
+                count: 0,
+                created_at_range: None,
+                created_by_values: None,
+            })),
+            sample: Some(Ok(SampleFigures {
+                bytes: Some(0),
+                rows: "[]".to_owned(),
+            })),
+            ..TableReading::default()
+        }
+    }
+}
+
 /// JSON text the database produced, kept as it is.
 pub(crate) fn raw(json: &str) -> Box<RawValue> {
     RawValue::from_string(json.to_owned())

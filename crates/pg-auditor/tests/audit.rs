@@ -988,10 +988,48 @@ async fn many_small_tables_read_together_each_get_their_own_figures() {
         assert!(notes.iter().all(|n| *n == own), "t_{i}: {sample}");
     }
     assert_eq!(report.summary.tables_with_errors, 1);
-    // Three statements for the 150 tables, and the 64 of t_100's batch read again one by
-    // one (a count and a sample each). One statement per read would be 300.
+    // Two statements per batch of 64 (which tables are empty, then one read of the others),
+    // and the non-empty tables of t_100's batch read again one by one (a count and a sample
+    // each). One statement per read would be 300.
     let statements = report.audit_settings.table_statements;
-    assert!(statements <= 3 + 2 * 64, "{statements} statements");
+    assert!(statements <= 2 * 3 + 2 * 64, "{statements} statements");
+}
+
+#[tokio::test]
+async fn empty_tables_are_counted_without_a_read_but_never_wrongly() {
+    // Tables with no pages are reported empty without a read (plan::EMPTY_TABLES_SQL); a
+    // parent whose rows live in its inheritance children, an empty table the auditor may not
+    // read, and a table emptied by DELETE (its pages remain) still get what a read gives.
+    let role = unique_name("auditor").replace('-', "_");
+    let (name, _) = database(&format!(
+        "CREATE TABLE never_used (id int, created_by int);
+         CREATE TABLE parent (id int, created_by int);
+         CREATE TABLE child () INHERITS (parent);
+         INSERT INTO child VALUES (1, 7), (2, 7);
+         CREATE TABLE emptied (id int); INSERT INTO emptied VALUES (1); DELETE FROM emptied;
+         CREATE TABLE empty_private (id int);
+         CREATE ROLE {role} LOGIN;
+         GRANT SELECT ON never_used, parent, child, emptied TO {role};"
+    ));
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
+        postgres().port()
+    );
+    let target = parse_target(&url).expect("url");
+    let report = run(&target, &Settings::default()).await;
+    let never_used = entry(&report, "public", "never_used");
+    assert_eq!(never_used.record_count, Some(0));
+    assert_eq!(never_used.record_count_method, Method::Exact);
+    assert!(never_used.audit_fields.created_by_values.is_empty());
+    assert_eq!(never_used.audit_fields.sample_records.get(), "[]");
+    let parent = entry(&report, "public", "parent");
+    assert_eq!(parent.record_count, Some(2));
+    assert_eq!(parent.audit_fields.created_by_values.len(), 1);
+    assert_eq!(entry(&report, "public", "emptied").record_count, Some(0));
+    let private = entry(&report, "public", "empty_private");
+    assert_eq!(private.record_count, None);
+    assert_eq!(private.errors[0].sqlstate.as_deref(), Some("42501"));
+    assert_eq!(report.summary.tables_with_errors, 1);
 }
 
 /// Runs Debian's chromium headless on `page`: the DOM after its scripts ran, and what the
