@@ -1,7 +1,9 @@
 //! The audit run against a live database: one read-only repeatable-read snapshot, exported to
 //! a few more connections that read the tables in parallel; every statement under its own
 //! savepoint, so one failure (a timeout, a lock, a permission) is recorded in that table's
-//! entry and the rest of the report is complete. Small tables are read many to a statement;
+//! entry and the rest of the report is complete. The catalog is read a few schemas at a time
+//! by whichever connection is free, and each part's tables are read as soon as its catalog is;
+//! small tables are read many to a statement (the empty ones found first, with one more), and
 //! a batch that fails is read again table by table, so its failure still lands on one table.
 
 use crate::catalog::{
@@ -19,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tokio::sync::Notify;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
@@ -371,61 +374,332 @@ async fn read_table(
     Ok(reading)
 }
 
-/// Reads tables from the shared queue until it is empty.
-async fn drain(
+/// How many times a catalog part is read again when a table was locked between the look at
+/// `pg_locks` and the catalog statement.
+const CATALOG_ATTEMPTS: usize = 3;
+
+/// What one connection does next: read a part's catalog (a few schemas, [`catalog_parts`]),
+/// or some of a part's tables.
+enum Unit {
+    Catalog(usize),
+    Tables(usize, Vec<usize>),
+}
+
+/// One catalog part, planned, and what its tables' statements returned so far.
+struct Part {
+    catalog: Catalog,
+    probes: Vec<(u32, TableProbe)>,
+    readings: Vec<TableReading>,
+    statistics: Vec<ColumnStatistics>,
+}
+
+/// What the connections share. A part's tables go to the front of the queue as soon as its
+/// catalog is read, so every connection reads catalog and tables alike and none waits for
+/// the whole catalog (at 100,000 tables, 50 catalog statements of about half a second each).
+struct Work {
+    queue: VecDeque<Unit>,
+    parts: Vec<Option<Part>>,
+    /// Catalog statements running now: their tables are still to come.
+    reading_catalog: usize,
+    failed: bool,
+}
+
+/// Reads one part's catalog, retrying when a table was locked in between, and plans it: the
+/// statements for each table, the tables another session holds, the column statistics of the
+/// tables whose counts are estimated.
+async fn read_part(
     client: &Client,
-    queue: &Mutex<VecDeque<usize>>,
-    tables: &[(u32, TableProbe)],
-    patterns: &[String],
-    readings: &Mutex<Vec<TableReading>>,
+    include: &[String],
+    settings: &Settings,
+) -> Result<(Part, Vec<Vec<usize>>), AuditError> {
+    let fatal = |Fatal(message)| AuditError::Connection(message);
+    let mut attempt = 0;
+    let (catalog, locked) = loop {
+        attempt += 1;
+        let locked = locked_relations(client).await.map_err(fatal)?;
+        let oids: Vec<i64> = locked.iter().map(|l| i64::from(l.oid)).collect();
+        let include = include.to_vec();
+        let outcome = guarded_rows(
+            client,
+            "catalog",
+            CATALOG_SQL,
+            &[
+                (&include, Type::TEXT_ARRAY),
+                (&settings.exclude_schemas, Type::TEXT_ARRAY),
+                (&oids, Type::INT8_ARRAY),
+            ],
+        )
+        .await
+        .map_err(fatal)?;
+        let rows = match outcome {
+            Ok(rows) => rows,
+            Err(failure) if is_lock_timeout(&failure) && attempt < CATALOG_ATTEMPTS => {
+                tracing::warn!("a table was locked while the catalog was read; reading it again");
+                continue;
+            }
+            Err(failure) => return Err(AuditError::Catalog(failure.message)),
+        };
+        let json: String = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
+        drop(rows);
+        let catalog = serde_json::from_str::<Catalog>(&json)
+            .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
+        break (catalog, locked);
+    };
+
+    // Pure planning.
+    let mut columns_of: HashMap<u32, Vec<&CatalogColumn>> = HashMap::new();
+    for column in &catalog.columns {
+        columns_of.entry(column.table_oid).or_default().push(column);
+    }
+    let empty = Vec::new();
+    let plans: Vec<CountPlan> = catalog
+        .tables
+        .iter()
+        .map(|t| plan::count_plan(t, settings.count_mode, settings.exact_count_threshold))
+        .collect();
+    let probes: Vec<(u32, TableProbe)> = catalog
+        .tables
+        .iter()
+        .zip(&plans)
+        .map(|(table, &count)| {
+            let columns = columns_of.get(&table.oid).unwrap_or(&empty);
+            let probe = plan::probe(
+                table,
+                columns,
+                count,
+                plan::is_listed(table, &settings.expected_seed_tables),
+                settings,
+            );
+            (table.oid, probe)
+        })
+        .collect();
+    drop(columns_of);
+    // A table another session holds ACCESS EXCLUSIVE is reported from its catalog rows, with
+    // the lock as its error: reading it would wait `lock_timeout` per statement.
+    let mut readings = vec![TableReading::default(); probes.len()];
+    for (reading, table) in readings.iter_mut().zip(&catalog.tables) {
+        let holders: Vec<i32> = locked
+            .iter()
+            .filter(|l| l.oid == table.oid)
+            .map(|l| l.pid)
+            .collect();
+        if !holders.is_empty() {
+            reading.describe = Some(QueryFailure {
+                step: "describe".to_owned(),
+                sqlstate: Some(LOCK_NOT_AVAILABLE.to_owned()),
+                message: format!(
+                    "locked by pid {} (ACCESS EXCLUSIVE): column defaults, index definitions, \
+                     counts and samples not read",
+                    join_pids(&holders)
+                ),
+            });
+        }
+    }
+    let weights: Vec<f64> = catalog
+        .tables
+        .iter()
+        .zip(&plans)
+        .map(|(t, p)| match p {
+            // An estimated table costs one cheap sample read.
+            CountPlan::Exact => plan::catalog_estimate(t).map_or(1e9, |(rows, _)| rows),
+            _ => 0.0,
+        })
+        .collect();
+    let order: Vec<usize> = plan::read_order(&weights)
+        .into_iter()
+        .filter(|&i| readings[i].describe.is_none())
+        .collect();
+    let batches = plan::batches(&order, |i| plan::batchable(&probes[i].1));
+
+    let estimated_oids: Vec<i64> = catalog
+        .tables
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| !matches!(p, CountPlan::Exact))
+        .map(|(t, _)| i64::from(t.oid))
+        .collect();
+    let statistics = if estimated_oids.is_empty() {
+        Vec::new()
+    } else {
+        let names = vec!["created_by", "created_at"];
+        let outcome = guarded_rows(
+            client,
+            "statistics",
+            COLUMN_STATISTICS_SQL,
+            &[
+                (&estimated_oids, Type::INT8_ARRAY),
+                (&names, Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .map_err(fatal)?;
+        let json = match outcome {
+            Ok(rows) => rows.first().and_then(|r| r.try_get::<_, String>(0).ok()),
+            Err(failure) => {
+                tracing::warn!("column statistics not read: {}", failure.message);
+                None
+            }
+        };
+        json.and_then(|json| serde_json::from_str::<Vec<ColumnStatistics>>(&json).ok())
+            .unwrap_or_default()
+    };
+    let part = Part {
+        catalog,
+        probes,
+        readings,
+        statistics,
+    };
+    Ok((part, batches))
+}
+
+/// One connection's share: units from the shared queue until none is left and no catalog
+/// statement still running can add more.
+async fn work(
+    client: &Client,
+    shared: &Mutex<Work>,
+    wake: &Notify,
+    parts: &[Vec<String>],
+    settings: &Settings,
     statements: &AtomicU64,
-) -> Result<(), Fatal> {
+) -> Result<(), AuditError> {
+    let patterns = &settings.sensitive_column_patterns;
+    let fatal = |Fatal(message)| AuditError::Connection(message);
+    let lock = || {
+        shared
+            .lock()
+            .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))
+    };
     loop {
-        // The next table and, when it is small, the small ones after it (the queue holds the
-        // largest first, so the small tables come together at its end).
-        let batch: Vec<usize> = match queue.lock() {
-            Ok(mut queue) => {
-                let mut batch: Vec<usize> = queue.pop_front().into_iter().collect();
-                let small = |i: &usize| plan::batchable(&tables[*i].1);
-                while batch.first().is_some_and(small)
-                    && batch.len() < plan::TABLES_PER_BATCH
-                    && queue.front().is_some_and(small)
-                {
-                    batch.extend(queue.pop_front());
+        // Made before the queue is looked at: a wake-up in between is not missed.
+        let woken = wake.notified();
+        let unit = {
+            let mut work = lock()?;
+            if work.failed {
+                return Ok(());
+            }
+            match work.queue.pop_front() {
+                Some(Unit::Catalog(part)) => {
+                    work.reading_catalog += 1;
+                    Some(Unit::Catalog(part))
                 }
-                batch
+                Some(unit) => Some(unit),
+                None if work.reading_catalog == 0 => return Ok(()),
+                None => None,
             }
-            Err(_) => Vec::new(),
         };
-        let read = match batch.as_slice() {
-            [] => return Ok(()),
-            [index] if !plan::batchable(&tables[*index].1) => {
-                let (oid, probe) = &tables[*index];
-                vec![read_table(client, *oid, probe, patterns, statements).await?]
+        match unit {
+            None => woken.await,
+            Some(Unit::Catalog(index)) => {
+                let outcome = read_part(client, &parts[index], settings).await;
+                let mut work = lock()?;
+                work.reading_catalog -= 1;
+                match outcome {
+                    Ok((part, batches)) => {
+                        for batch in batches.into_iter().rev() {
+                            work.queue.push_front(Unit::Tables(index, batch));
+                        }
+                        work.parts[index] = Some(part);
+                        drop(work);
+                        wake.notify_waiters();
+                    }
+                    Err(e) => {
+                        work.failed = true;
+                        drop(work);
+                        wake.notify_waiters();
+                        return Err(e);
+                    }
+                }
             }
-            _ => read_batch(client, &batch, tables, patterns, statements).await?,
-        };
-        if let Ok(mut all) = readings.lock() {
-            for (index, reading) in batch.into_iter().zip(read) {
-                all[index] = reading;
+            Some(Unit::Tables(index, batch)) => {
+                let tables: Vec<(u32, TableProbe)> = {
+                    let work = lock()?;
+                    let part = work.parts[index].as_ref().ok_or_else(|| {
+                        AuditError::Connection("a part was read before its catalog".to_owned())
+                    })?;
+                    batch.iter().map(|&i| part.probes[i].clone()).collect()
+                };
+                let read = match tables.as_slice() {
+                    [(oid, probe)] if !plan::batchable(probe) => {
+                        vec![
+                            read_table(client, *oid, probe, patterns, statements)
+                                .await
+                                .map_err(fatal)?,
+                        ]
+                    }
+                    _ => {
+                        let positions: Vec<usize> = (0..tables.len()).collect();
+                        read_batch(client, &positions, &tables, patterns, statements)
+                            .await
+                            .map_err(fatal)?
+                    }
+                };
+                let mut work = lock()?;
+                if let Some(part) = work.parts[index].as_mut() {
+                    for (i, reading) in batch.into_iter().zip(read) {
+                        part.readings[i] = reading;
+                    }
+                }
             }
         }
     }
 }
 
-/// How many times the catalog is read again when a table was locked between the look at
-/// `pg_locks` and the catalog statement.
-const CATALOG_ATTEMPTS: usize = 3;
+/// The versioning tables' contents, read on the main connection once the catalog is known.
+async fn read_versioning(
+    client: &Client,
+    catalog: &Catalog,
+    settings: &Settings,
+) -> Result<Vec<VersioningReading>, Fatal> {
+    let patterns = &settings.sensitive_column_patterns;
+    let mut versioning = Vec::new();
+    for name in VERSIONING_TABLES {
+        let found = catalog
+            .tables
+            .iter()
+            .find(|t| t.schema == settings.default_schema && t.table == name);
+        let reading = match found {
+            None => VersioningReading::Missing,
+            Some(table) => {
+                let columns: Vec<&CatalogColumn> = catalog
+                    .columns
+                    .iter()
+                    .filter(|c| c.table_oid == table.oid)
+                    .collect();
+                let sql = plan::contents_sql(table, &columns, settings);
+                match guarded(client, "contents", &sql).await? {
+                    Ok(rows) => {
+                        let mut row = first_row(rows).into_iter();
+                        VersioningReading::Read {
+                            count: row
+                                .next()
+                                .flatten()
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(0),
+                            rows: row
+                                .next()
+                                .flatten()
+                                .map(|rows| plan::redact_json_keys(&rows, patterns))
+                                .unwrap_or_else(|| "[]".to_owned()),
+                        }
+                    }
+                    Err(failure) => VersioningReading::Failed(failure),
+                }
+            }
+        };
+        versioning.push(reading);
+    }
+    Ok(versioning)
+}
 
-/// The catalog, with the tables locked by other sessions read without deparsing: one
-/// statement per few schemas ([`catalog_parts`]), so no single value grows with the whole
-/// database.
-async fn read_catalog(
+/// The schemas to audit, with their tables (for grouping them into catalog parts).
+async fn audited_schemas(
     client: &Client,
     settings: &Settings,
-) -> Result<(Catalog, Vec<LockedRelation>), AuditError> {
-    let fatal = |Fatal(message)| AuditError::Connection(message);
-    let schemas: Vec<(String, i64)> = match guarded_rows(
+) -> Result<Vec<(String, i64)>, AuditError> {
+    let outcome = guarded_rows(
         client,
         "schemas",
         SCHEMAS_SQL,
@@ -435,64 +709,14 @@ async fn read_catalog(
         ],
     )
     .await
-    .map_err(fatal)?
-    {
+    .map_err(|Fatal(message)| AuditError::Connection(message))?;
+    match outcome {
         Ok(rows) => rows
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(|e| AuditError::Catalog(format!("schema names: {e}")))?,
-        Err(failure) => return Err(AuditError::Catalog(failure.message)),
-    };
-    let mut attempt = 0;
-    'attempt: loop {
-        attempt += 1;
-        let locked = locked_relations(client).await.map_err(fatal)?;
-        let oids: Vec<i64> = locked.iter().map(|l| i64::from(l.oid)).collect();
-        let mut catalog: Option<Catalog> = None;
-        // No schema to audit still reads the database's own facts (and empty lists).
-        let parts: Vec<Vec<String>> = if schemas.is_empty() {
-            vec![settings.include_schemas.clone()]
-        } else {
-            catalog_parts(&schemas, CATALOG_TABLES_PER_STATEMENT)
-        };
-        for include in &parts {
-            let outcome = guarded_rows(
-                client,
-                "catalog",
-                CATALOG_SQL,
-                &[
-                    (include, Type::TEXT_ARRAY),
-                    (&settings.exclude_schemas, Type::TEXT_ARRAY),
-                    (&oids, Type::INT8_ARRAY),
-                ],
-            )
-            .await
-            .map_err(fatal)?;
-            let rows = match outcome {
-                Ok(rows) => rows,
-                Err(failure) if is_lock_timeout(&failure) && attempt < CATALOG_ATTEMPTS => {
-                    tracing::warn!(
-                        "a table was locked while the catalog was read; reading it again"
-                    );
-                    continue 'attempt;
-                }
-                Err(failure) => return Err(AuditError::Catalog(failure.message)),
-            };
-            let json: String = rows
-                .first()
-                .and_then(|row| row.try_get(0).ok())
-                .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-            drop(rows);
-            let part = serde_json::from_str::<Catalog>(&json)
-                .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
-            match &mut catalog {
-                None => catalog = Some(part),
-                Some(catalog) => catalog.append(part),
-            }
-        }
-        let catalog = catalog.ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-        return Ok((catalog, locked));
+            .map_err(|e| AuditError::Catalog(format!("schema names: {e}"))),
+        Err(failure) => Err(AuditError::Catalog(failure.message)),
     }
 }
 
@@ -553,158 +777,50 @@ pub async fn run(
             })
             .collect::<Vec<_>>()
     };
-    let catalog = read_catalog(&main, settings);
-    let (workers, catalog) = tokio::join!(workers, catalog);
-    let (catalog, locked) = catalog?;
-
-    // Pure planning.
-    let mut columns_of: HashMap<u32, Vec<&CatalogColumn>> = HashMap::new();
-    for column in &catalog.columns {
-        columns_of.entry(column.table_oid).or_default().push(column);
-    }
-    let empty = Vec::new();
-    let plans: Vec<CountPlan> = catalog
-        .tables
-        .iter()
-        .map(|t| plan::count_plan(t, settings.count_mode, settings.exact_count_threshold))
-        .collect();
-    let probes: Vec<(u32, TableProbe)> = catalog
-        .tables
-        .iter()
-        .zip(&plans)
-        .map(|(table, &count)| {
-            let columns = columns_of.get(&table.oid).unwrap_or(&empty);
-            let probe = plan::probe(
-                table,
-                columns,
-                count,
-                plan::is_listed(table, &settings.expected_seed_tables),
-                settings,
-            );
-            (table.oid, probe)
-        })
-        .collect();
-    // A table another session holds ACCESS EXCLUSIVE is reported from its catalog rows, with
-    // the lock as its error: reading it would wait `lock_timeout` per statement.
-    let mut readings = vec![TableReading::default(); probes.len()];
-    for (reading, table) in readings.iter_mut().zip(&catalog.tables) {
-        let holders: Vec<i32> = locked
-            .iter()
-            .filter(|l| l.oid == table.oid)
-            .map(|l| l.pid)
-            .collect();
-        if !holders.is_empty() {
-            reading.describe = Some(QueryFailure {
-                step: "describe".to_owned(),
-                sqlstate: Some(LOCK_NOT_AVAILABLE.to_owned()),
-                message: format!(
-                    "locked by pid {} (ACCESS EXCLUSIVE): column defaults, index definitions, \
-                     counts and samples not read",
-                    join_pids(&holders)
-                ),
-            });
-        }
-    }
-    let estimated_oids: Vec<i64> = catalog
-        .tables
-        .iter()
-        .zip(&plans)
-        .filter(|(_, p)| !matches!(p, CountPlan::Exact))
-        .map(|(t, _)| i64::from(t.oid))
-        .collect();
-    let weights: Vec<f64> = catalog
-        .tables
-        .iter()
-        .zip(&plans)
-        .map(|(t, p)| match p {
-            // An estimated table costs one cheap sample read.
-            CountPlan::Exact => plan::catalog_estimate(t).map_or(1e9, |(rows, _)| rows),
-            _ => 0.0,
-        })
-        .collect();
-    let queue = Mutex::new(
-        plan::read_order(&weights)
-            .into_iter()
-            .filter(|&i| readings[i].describe.is_none())
-            .collect::<VecDeque<_>>(),
-    );
-    let readings = Mutex::new(readings);
-    let statements = AtomicU64::new(0);
-    let patterns = &settings.sensitive_column_patterns;
-
-    // The main connection first reads what only it needs, then joins the table readers.
-    let main_part = async {
-        let statistics = if estimated_oids.is_empty() {
-            Vec::new()
-        } else {
-            let names = vec!["created_by", "created_at"];
-            let outcome = guarded_rows(
-                &main,
-                "statistics",
-                COLUMN_STATISTICS_SQL,
-                &[
-                    (&estimated_oids, Type::INT8_ARRAY),
-                    (&names, Type::TEXT_ARRAY),
-                ],
-            )
-            .await?;
-            let json = match outcome {
-                Ok(rows) => rows.first().and_then(|r| r.try_get::<_, String>(0).ok()),
-                Err(failure) => {
-                    tracing::warn!("column statistics not read: {}", failure.message);
-                    None
-                }
-            };
-            json.and_then(|json| serde_json::from_str::<Vec<ColumnStatistics>>(&json).ok())
-                .unwrap_or_default()
-        };
-        let mut versioning = Vec::new();
-        for name in VERSIONING_TABLES {
-            let found = catalog
-                .tables
-                .iter()
-                .find(|t| t.schema == settings.default_schema && t.table == name);
-            let reading = match found {
-                None => VersioningReading::Missing,
-                Some(table) => {
-                    let columns = columns_of.get(&table.oid).unwrap_or(&empty);
-                    let sql = plan::contents_sql(table, columns, settings);
-                    match guarded(&main, "contents", &sql).await? {
-                        Ok(rows) => {
-                            let mut row = first_row(rows).into_iter();
-                            VersioningReading::Read {
-                                count: row
-                                    .next()
-                                    .flatten()
-                                    .and_then(|n| n.parse().ok())
-                                    .unwrap_or(0),
-                                rows: row
-                                    .next()
-                                    .flatten()
-                                    .map(|rows| plan::redact_json_keys(&rows, patterns))
-                                    .unwrap_or_else(|| "[]".to_owned()),
-                            }
-                        }
-                        Err(failure) => VersioningReading::Failed(failure),
-                    }
-                }
-            };
-            versioning.push(reading);
-        }
-        drain(&main, &queue, &probes, patterns, &readings, &statements).await?;
-        Ok::<_, Fatal>((statistics, versioning))
+    let schemas = audited_schemas(&main, settings);
+    let (workers, schemas) = tokio::join!(workers, schemas);
+    // No schema to audit still reads the database's own facts (and empty lists).
+    let parts: Vec<Vec<String>> = match schemas? {
+        schemas if schemas.is_empty() => vec![settings.include_schemas.clone()],
+        schemas => catalog_parts(&schemas, CATALOG_TABLES_PER_STATEMENT),
     };
-    let worker_parts = join_all(
-        workers
-            .iter()
-            .map(|client| drain(client, &queue, &probes, patterns, &readings, &statements)),
-    );
-    let (main_outcome, worker_outcomes) = tokio::join!(main_part, worker_parts);
-    let (statistics, versioning) =
-        main_outcome.map_err(|Fatal(message)| AuditError::Connection(message))?;
-    if let Some(Err(Fatal(message))) = worker_outcomes.into_iter().find(Result::is_err) {
-        return Err(AuditError::Connection(message));
+    let shared = Mutex::new(Work {
+        queue: (0..parts.len()).map(Unit::Catalog).collect(),
+        parts: parts.iter().map(|_| None).collect(),
+        reading_catalog: 0,
+        failed: false,
+    });
+    let wake = Notify::new();
+    let statements = AtomicU64::new(0);
+    let outcomes = join_all(
+        std::iter::once(&main)
+            .chain(&workers)
+            .map(|client| work(client, &shared, &wake, &parts, settings, &statements)),
+    )
+    .await;
+    if let Some(Err(e)) = outcomes.into_iter().find(Result::is_err) {
+        return Err(e);
     }
+    let mut catalog: Option<Catalog> = None;
+    let mut readings = Vec::new();
+    let mut statistics = Vec::new();
+    let work = shared
+        .into_inner()
+        .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))?;
+    // Parts in schema order: the report lists stay sorted as one statement would sort them.
+    for part in work.parts {
+        let part = part.ok_or_else(|| AuditError::Catalog("a part was not read".to_owned()))?;
+        readings.extend(part.readings);
+        statistics.extend(part.statistics);
+        match &mut catalog {
+            None => catalog = Some(part.catalog),
+            Some(catalog) => catalog.append(part.catalog),
+        }
+    }
+    let catalog = catalog.ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
+    let versioning = read_versioning(&main, &catalog, settings)
+        .await
+        .map_err(|Fatal(message)| AuditError::Connection(message))?;
     // Nothing was written (nothing could be): end the transactions quietly.
     let _ = main.batch_execute("ROLLBACK").await;
     for worker in &workers {
@@ -713,7 +829,7 @@ pub async fn run(
     let connections = 1 + workers.len();
     drop(workers);
     let readings = Readings {
-        tables: readings.into_inner().unwrap_or_default(),
+        tables: readings,
         statistics,
         versioning,
         connections,

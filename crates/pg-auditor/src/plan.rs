@@ -535,6 +535,22 @@ pub fn read_order(estimates: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The statements' units of work, in `order` (largest first, [`read_order`]): consecutive
+/// [`batchable`] tables grouped up to [`TABLES_PER_BATCH`], every other table alone.
+pub fn batches(order: &[usize], batchable: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut open = false;
+    for &table in order {
+        let small = batchable(table);
+        match batches.last_mut() {
+            Some(batch) if small && open && batch.len() < TABLES_PER_BATCH => batch.push(table),
+            _ => batches.push(vec![table]),
+        }
+        open = small;
+    }
+    batches
+}
+
 /// A timestamp as PostgreSQL's text output writes it (`2025-09-22 21:56:26.5+00`) in the
 /// ISO 8601 form its JSON output uses (`2025-09-22T21:56:26.5+00:00`), so estimated and exact
 /// ranges read alike. Anything else is returned as it is.

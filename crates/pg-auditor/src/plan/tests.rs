@@ -322,3 +322,17 @@ fn small_tables_are_read_in_one_statement_that_numbers_its_rows() {
     assert_eq!(batch_sql(&[&a, &estimated]), None);
     assert_eq!(batch_sql(&[&seed]), None);
 }
+
+#[test]
+fn small_tables_are_grouped_up_to_the_batch_size_and_the_others_read_alone() {
+    // 0 and 5 are not batchable: each stands alone and ends the group before it.
+    let order: Vec<usize> = (0..140).collect();
+    let groups = batches(&order, |t| t != 0 && t != 5);
+    let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 4, 1, 64, 64, 6]);
+    assert_eq!(groups[1], [1, 2, 3, 4]);
+    assert_eq!(groups[2], [5]);
+    let flat: Vec<usize> = groups.concat();
+    assert_eq!(flat, order, "every table once, in order");
+    assert!(batches(&[], |_| true).is_empty());
+}
