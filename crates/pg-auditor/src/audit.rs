@@ -7,13 +7,14 @@
 //! a batch that fails is read again table by table, so its failure still lands on one table.
 
 use crate::catalog::{
-    CATALOG_SQL, CATALOG_TABLES_PER_STATEMENT, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn,
-    ColumnStatistics, LOCKED_RELATIONS_SQL, LockedRelation, SCHEMAS_SQL, catalog_parts,
+    CATALOG_SQL, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn, ColumnStatistics,
+    LOCKED_RELATIONS_SQL, LockedRelation, SCHEMAS_SQL, catalog_parts,
 };
 use crate::connect::{Target, connect};
+use crate::output::PartSink;
 use crate::plan::{self, CountPlan, TableProbe};
 use crate::reading::{ExactFigures, QueryFailure, SampleFigures, TableReading};
-use crate::report::{AuditReport, Readings, assemble};
+use crate::report::{AuditReport, RunFacts, Totals, assemble_part};
 use crate::settings::Settings;
 use crate::versioning::{VERSIONING_TABLES, VersioningReading};
 use futures_util::future::join_all;
@@ -36,6 +37,8 @@ pub enum AuditError {
     Catalog(String),
     #[error("the database connection failed during the audit: {0}")]
     Connection(String),
+    #[error("cannot write the report: {0}")]
+    Report(#[from] crate::output::OutputError),
 }
 
 /// Describes a driver error with its SQLSTATE and the server's message (never the SQL).
@@ -396,12 +399,59 @@ struct Part {
 /// What the connections share. A part's tables go to the front of the queue as soon as its
 /// catalog is read, so every connection reads catalog and tables alike and none waits for
 /// the whole catalog (at 100,000 tables, 50 catalog statements of about half a second each).
-struct Work {
+/// A part whose tables are all read is assembled and handed to the sink at once: at most a
+/// few parts are held at any time, whatever the size of the database.
+struct Work<'s> {
     queue: VecDeque<Unit>,
     parts: Vec<Option<Part>>,
+    /// Batches of each part not yet read.
+    pending: Vec<usize>,
     /// Catalog statements running now: their tables are still to come.
     reading_catalog: usize,
     failed: bool,
+    /// The part whose catalog holds the versioning tables: its connection reads them.
+    versioning_part: Option<usize>,
+    versioning: Option<Vec<VersioningReading>>,
+    /// Developer names for the page, known once the versioning tables are read; parts
+    /// finished before then wait in `parked`.
+    names: Option<HashMap<String, String>>,
+    parked: Vec<(usize, Part)>,
+    totals: Totals,
+    sink: &'s mut dyn PartSink,
+}
+
+impl Work<'_> {
+    /// Assembles a part whose tables are all read and hands it over.
+    fn finish_part(
+        &mut self,
+        index: usize,
+        part: Part,
+        settings: &Settings,
+    ) -> Result<(), AuditError> {
+        let Some(names) = &self.names else {
+            self.parked.push((index, part));
+            return Ok(());
+        };
+        let report = assemble_part(part.catalog, part.readings, &part.statistics, settings);
+        self.totals.add(index, &report, settings);
+        self.sink.part(index, report, names)?;
+        Ok(())
+    }
+
+    /// Records the versioning tables' contents and hands over the parts that waited.
+    fn set_versioning(
+        &mut self,
+        versioning: Vec<VersioningReading>,
+        settings: &Settings,
+    ) -> Result<(), AuditError> {
+        let system = crate::versioning::versioning_system(versioning.clone(), settings);
+        self.names = Some(crate::html::developer_names(system.developers.get()));
+        self.versioning = Some(versioning);
+        for (index, part) in std::mem::take(&mut self.parked) {
+            self.finish_part(index, part, settings)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads one part's catalog, retrying when a table was locked in between, and plans it: the
@@ -439,13 +489,14 @@ async fn read_part(
             }
             Err(failure) => return Err(AuditError::Catalog(failure.message)),
         };
-        let json: String = rows
+        // Parsed where the driver received it: the text is a few megabytes per part.
+        let json: &str = rows
             .first()
             .and_then(|row| row.try_get(0).ok())
             .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-        drop(rows);
-        let catalog = serde_json::from_str::<Catalog>(&json)
+        let catalog = serde_json::from_str::<Catalog>(json)
             .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
+        drop(rows);
         break (catalog, locked);
     };
 
@@ -559,7 +610,7 @@ async fn read_part(
 /// statement still running can add more.
 async fn work(
     client: &Client,
-    shared: &Mutex<Work>,
+    shared: &Mutex<Work<'_>>,
     wake: &Notify,
     parts: &[Vec<String>],
     settings: &Settings,
@@ -593,25 +644,43 @@ async fn work(
         match unit {
             None => woken.await,
             Some(Unit::Catalog(index)) => {
-                let outcome = read_part(client, &parts[index], settings).await;
-                let mut work = lock()?;
-                work.reading_catalog -= 1;
-                match outcome {
-                    Ok((part, batches)) => {
+                let outcome = async {
+                    let (part, batches) = read_part(client, &parts[index], settings).await?;
+                    let is_versioning_part = lock()?.versioning_part == Some(index);
+                    let versioning = if is_versioning_part {
+                        Some(
+                            read_versioning(client, &part.catalog, settings)
+                                .await
+                                .map_err(fatal)?,
+                        )
+                    } else {
+                        None
+                    };
+                    let mut work = lock()?;
+                    work.reading_catalog -= 1;
+                    if let Some(versioning) = versioning {
+                        work.set_versioning(versioning, settings)?;
+                    }
+                    work.pending[index] = batches.len();
+                    if batches.is_empty() {
+                        work.finish_part(index, part, settings)?;
+                    } else {
                         for batch in batches.into_iter().rev() {
                             work.queue.push_front(Unit::Tables(index, batch));
                         }
                         work.parts[index] = Some(part);
-                        drop(work);
-                        wake.notify_waiters();
                     }
-                    Err(e) => {
-                        work.failed = true;
-                        drop(work);
-                        wake.notify_waiters();
-                        return Err(e);
-                    }
+                    Ok::<_, AuditError>(())
                 }
+                .await;
+                if let Err(e) = outcome {
+                    if let Ok(mut work) = shared.lock() {
+                        work.failed = true;
+                    }
+                    wake.notify_waiters();
+                    return Err(e);
+                }
+                wake.notify_waiters();
             }
             Some(Unit::Tables(index, batch)) => {
                 let tables: Vec<(u32, TableProbe)> = {
@@ -642,12 +711,25 @@ async fn work(
                         part.readings[i] = reading;
                     }
                 }
+                work.pending[index] -= 1;
+                if work.pending[index] == 0
+                    && let Some(part) = work.parts[index].take()
+                {
+                    let finished = work.finish_part(index, part, settings);
+                    if let Err(e) = finished {
+                        work.failed = true;
+                        drop(work);
+                        wake.notify_waiters();
+                        return Err(e);
+                    }
+                }
             }
         }
     }
 }
 
-/// The versioning tables' contents, read on the main connection once the catalog is known.
+/// The versioning tables' contents, read with the catalog part of the default schema (the
+/// developer names they hold go into every table's row of the page).
 async fn read_versioning(
     client: &Client,
     catalog: &Catalog,
@@ -720,12 +802,26 @@ async fn audited_schemas(
     }
 }
 
-/// The whole audit. `timestamp` is the report's `audit_timestamp`.
+/// The whole audit, held in memory. `timestamp` is the report's `audit_timestamp`.
 pub async fn run(
     target: &Target,
     tls: &rustls::ClientConfig,
     settings: &Settings,
     timestamp: String,
+) -> Result<AuditReport, AuditError> {
+    let mut parts = crate::output::Collected::default();
+    let head = run_into(target, tls, settings, timestamp, &mut parts).await?;
+    Ok(head.with_parts(parts.into_parts()))
+}
+
+/// The whole audit, each part of the report handed to `sink` as soon as it is read. Returns
+/// the report without its parts ([`Totals::finish`]).
+pub async fn run_into(
+    target: &Target,
+    tls: &rustls::ClientConfig,
+    settings: &Settings,
+    timestamp: String,
+    sink: &mut dyn PartSink,
 ) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
     let main = open_session(target, tls, settings, None).await?;
@@ -782,14 +878,39 @@ pub async fn run(
     // No schema to audit still reads the database's own facts (and empty lists).
     let parts: Vec<Vec<String>> = match schemas? {
         schemas if schemas.is_empty() => vec![settings.include_schemas.clone()],
-        schemas => catalog_parts(&schemas, CATALOG_TABLES_PER_STATEMENT),
+        schemas => catalog_parts(&schemas, settings.tables_per_catalog_statement),
     };
-    let shared = Mutex::new(Work {
-        queue: (0..parts.len()).map(Unit::Catalog).collect(),
+    let versioning_part = parts
+        .iter()
+        .position(|schemas| schemas.contains(&settings.default_schema));
+    let mut queue: VecDeque<Unit> = (0..parts.len()).map(Unit::Catalog).collect();
+    if let Some(index) = versioning_part {
+        // First, so that the developer names are known when the first parts are finished.
+        queue.retain(|unit| !matches!(unit, Unit::Catalog(i) if *i == index));
+        queue.push_front(Unit::Catalog(index));
+    }
+    let mut state = Work {
+        queue,
         parts: parts.iter().map(|_| None).collect(),
+        pending: vec![0; parts.len()],
         reading_catalog: 0,
         failed: false,
-    });
+        versioning_part,
+        versioning: None,
+        names: None,
+        parked: Vec::new(),
+        totals: Totals::default(),
+        sink,
+    };
+    if versioning_part.is_none() {
+        // The default schema is not audited: no versioning table is found.
+        let missing = VERSIONING_TABLES
+            .iter()
+            .map(|_| VersioningReading::Missing)
+            .collect();
+        state.set_versioning(missing, settings)?;
+    }
+    let shared = Mutex::new(state);
     let wake = Notify::new();
     let statements = AtomicU64::new(0);
     let outcomes = join_all(
@@ -801,26 +922,6 @@ pub async fn run(
     if let Some(Err(e)) = outcomes.into_iter().find(Result::is_err) {
         return Err(e);
     }
-    let mut catalog: Option<Catalog> = None;
-    let mut readings = Vec::new();
-    let mut statistics = Vec::new();
-    let work = shared
-        .into_inner()
-        .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))?;
-    // Parts in schema order: the report lists stay sorted as one statement would sort them.
-    for part in work.parts {
-        let part = part.ok_or_else(|| AuditError::Catalog("a part was not read".to_owned()))?;
-        readings.extend(part.readings);
-        statistics.extend(part.statistics);
-        match &mut catalog {
-            None => catalog = Some(part.catalog),
-            Some(catalog) => catalog.append(part.catalog),
-        }
-    }
-    let catalog = catalog.ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
-    let versioning = read_versioning(&main, &catalog, settings)
-        .await
-        .map_err(|Fatal(message)| AuditError::Connection(message))?;
     // Nothing was written (nothing could be): end the transactions quietly.
     let _ = main.batch_execute("ROLLBACK").await;
     for worker in &workers {
@@ -828,13 +929,21 @@ pub async fn run(
     }
     let connections = 1 + workers.len();
     drop(workers);
-    let readings = Readings {
-        tables: readings,
-        statistics,
-        versioning,
+    let state = shared
+        .into_inner()
+        .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))?;
+    if state.parts.iter().any(Option::is_some) || !state.parked.is_empty() {
+        return Err(AuditError::Catalog(
+            "a part was not read in full".to_owned(),
+        ));
+    }
+    let versioning = state
+        .versioning
+        .ok_or_else(|| AuditError::Catalog("the versioning tables were not read".to_owned()))?;
+    let facts = RunFacts {
         connections,
         table_statements: statements.into_inner(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    Ok(assemble(catalog, readings, settings, timestamp))
+    Ok(state.totals.finish(versioning, settings, facts, timestamp))
 }

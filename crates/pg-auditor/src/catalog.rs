@@ -302,22 +302,12 @@ impl Catalog {
     pub fn append(&mut self, mut later: Catalog) {
         self.tables.append(&mut later.tables);
         self.columns.append(&mut later.columns);
-        let (objects, later) = (&mut self.objects, &mut later.objects);
-        objects.indexes.append(&mut later.indexes);
-        objects.foreign_keys.append(&mut later.foreign_keys);
-        objects
-            .check_constraints
-            .append(&mut later.check_constraints);
-        objects
-            .unique_constraints
-            .append(&mut later.unique_constraints);
-        objects.triggers.append(&mut later.triggers);
-        objects.functions.append(&mut later.functions);
+        self.objects.append(later.objects);
     }
 }
 
 /// Indexes, constraints, triggers and functions: copied into the report as read.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SchemaObjects {
     pub indexes: Vec<IndexInfo>,
     pub foreign_keys: Vec<ForeignKey>,
@@ -327,7 +317,20 @@ pub struct SchemaObjects {
     pub functions: Vec<FunctionInfo>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl SchemaObjects {
+    /// Appends the objects of later schemas.
+    pub fn append(&mut self, mut later: SchemaObjects) {
+        self.indexes.append(&mut later.indexes);
+        self.foreign_keys.append(&mut later.foreign_keys);
+        self.check_constraints.append(&mut later.check_constraints);
+        self.unique_constraints
+            .append(&mut later.unique_constraints);
+        self.triggers.append(&mut later.triggers);
+        self.functions.append(&mut later.functions);
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DatabaseInfo {
     pub database_name: String,
     pub current_user: String,

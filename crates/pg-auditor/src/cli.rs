@@ -113,9 +113,10 @@ async fn run(config: &Config) -> Result<usize, crate::RunError> {
     let target = crate::resolve_target(config, clients.as_ref()).await?;
     let tls = connect::tls_config(&target)?;
     let (timestamp, stamp) = crate::timestamps(chrono::Utc::now());
-    let report = audit::run(&target, &tls, &config.settings, timestamp).await?;
+    let mut streamed = output::StreamedReport::new()?;
+    let report = audit::run_into(&target, &tls, &config.settings, timestamp, &mut streamed).await?;
     let rendering = std::time::Instant::now();
-    let files = output::render(&report, &stamp)?;
+    let files = streamed.finish(&report, &stamp)?;
     let rendered = rendering.elapsed();
     let mut written = Vec::new();
     if let Some(dir) = &config.output_dir {

@@ -1,7 +1,7 @@
 //! The CSV summary (the original auditor's ten columns in their order, extras appended, each
 //! cell safe to open in a spreadsheet) and the Lambda's response body. Pure code, no I/O.
 
-use crate::report::{AuditReport, display_value};
+use crate::report::{AuditReport, TableEntry, display_value};
 use serde::Serialize;
 
 /// The CSV header: the original's ten columns in its order (scripts read them by position),
@@ -27,11 +27,24 @@ pub const CSV_COLUMNS: [&str; 14] = [
 /// joined with `,` in one quoted field, `records` empty when unavailable. Every text cell is
 /// [`audit_core::spreadsheet::csv_cell`]: a table named `=HYPERLINK(...)` reads as text.
 pub fn tables_csv(report: &AuditReport) -> Result<Vec<u8>, csv::Error> {
-    use audit_core::spreadsheet::csv_cell;
+    let mut csv = csv_header()?;
+    csv.extend(csv_rows(&report.tables)?);
+    Ok(csv)
+}
+
+/// The header line of [`tables_csv`].
+pub fn csv_header() -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(CSV_COLUMNS)?;
+    writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// The lines of [`tables_csv`] for `entries`, one per table.
+pub fn csv_rows(entries: &[TableEntry]) -> Result<Vec<u8>, csv::Error> {
+    use audit_core::spreadsheet::csv_cell;
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let flag = |b: bool| if b { "True" } else { "False" };
-    for entry in &report.tables {
+    for entry in entries {
         let fields = &entry.audit_fields;
         let values = fields
             .created_by_values

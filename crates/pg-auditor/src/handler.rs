@@ -49,8 +49,10 @@ impl Auditor {
             let target = resolve_target(config, Some(clients)).await?;
             let tls = connect::tls_config(&target)?;
             let (timestamp, stamp) = timestamps(chrono::Utc::now());
-            let report = audit::run(&target, &tls, &settings, timestamp).await?;
-            let files = output::render(&report, &stamp)?;
+            let mut streamed = output::StreamedReport::new()?;
+            let report =
+                audit::run_into(&target, &tls, &settings, timestamp, &mut streamed).await?;
+            let files = streamed.finish(&report, &stamp)?;
             let locations = output::write_s3(&clients.s3, &bucket, &config.prefix, &files).await?;
             Ok::<_, RunError>((report, locations))
         }

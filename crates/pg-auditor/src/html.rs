@@ -162,7 +162,9 @@ pub fn problems(report: &AuditReport) -> Vec<Problem> {
     }
     add(
         Severity::Amber,
-        report.validation.missing_audit_trigger_qualified.clone(),
+        (report.validation.missing_audit_trigger_qualified.iter())
+            .map(str::to_owned)
+            .collect(),
         &|n| {
             format!(
                 "{n} table{} with created_by but no audit trigger",
@@ -173,7 +175,9 @@ pub fn problems(report: &AuditReport) -> Vec<Problem> {
     );
     add(
         Severity::Amber,
-        report.validation.system_only_qualified.clone(),
+        (report.validation.system_only_qualified.iter())
+            .map(str::to_owned)
+            .collect(),
         &|n| format!("{n} table{} attributed to the system user only", plural(n)),
         "tables",
     );
@@ -288,9 +292,8 @@ fn capped(out: &mut String, items: &[String]) {
 
 /// `developer.id` → its name (`display_name`, `name`, `full_name`, else `email`), when the
 /// developer table was read.
-fn developer_names(report: &AuditReport) -> HashMap<String, String> {
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(report.versioning_system.developers.get()).unwrap_or_default();
+pub fn developer_names(developers: &str) -> HashMap<String, String> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(developers).unwrap_or_default();
     rows.iter()
         .filter_map(|row| {
             let id = match row.get("id")? {
@@ -318,25 +321,25 @@ struct Objects<'a> {
 }
 
 impl<'a> Objects<'a> {
-    fn of(report: &'a AuditReport) -> Self {
+    fn of(objects: &'a crate::catalog::SchemaObjects) -> Self {
         let mut o = Objects {
             indexes: HashMap::new(),
             foreign_keys: HashMap::new(),
             triggers: HashMap::new(),
         };
-        for i in &report.objects.indexes {
+        for i in &objects.indexes {
             o.indexes
                 .entry((&i.schema, &i.table_name))
                 .or_default()
                 .push(i);
         }
-        for f in &report.objects.foreign_keys {
+        for f in &objects.foreign_keys {
             o.foreign_keys
                 .entry((&f.schema, &f.table_name))
                 .or_default()
                 .push(f);
         }
-        for t in &report.objects.triggers {
+        for t in &objects.triggers {
             o.triggers
                 .entry((&t.schema, &t.table_name))
                 .or_default()
@@ -471,7 +474,52 @@ fn table_row(
 
 /// Renders the report.
 pub fn render(report: &AuditReport) -> String {
-    let mut out = String::with_capacity(64 * 1024 + report.tables.len() * 700);
+    let mut out = head(report, report.tables.len());
+    out.reserve(report.tables.len() * 700);
+    let mut tables: Vec<&TableEntry> = report.tables.iter().collect();
+    tables.sort_by(|a, b| {
+        row_order(a.record_count)
+            .cmp(&row_order(b.record_count))
+            .then_with(|| (&a.schema, &a.table).cmp(&(&b.schema, &b.table)))
+    });
+    let objects = Objects::of(&report.objects);
+    let names = developer_names(report.versioning_system.developers.get());
+    for t in tables {
+        table_row(&mut out, t, &objects, &names);
+    }
+    out.push_str(&tail());
+    out
+}
+
+/// Where a table's row goes in the page: largest first, unknown counts last (ties in
+/// `(schema, table)` order, which the caller keeps).
+pub fn row_order(count: Option<u64>) -> std::cmp::Reverse<i64> {
+    std::cmp::Reverse(count.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+/// What follows the table rows.
+pub fn tail() -> String {
+    format!("</tbody></table><script>{SCRIPT}</script></body></html>\n")
+}
+
+/// The rows of one part of the report (the caller orders them, [`row_order`]), each rendered
+/// alone: `names` from [`developer_names`].
+pub fn rows(part: &crate::report::PartReport, names: &HashMap<String, String>) -> Vec<String> {
+    let objects = Objects::of(&part.objects);
+    part.entries
+        .iter()
+        .map(|t| {
+            let mut out = String::with_capacity(700);
+            table_row(&mut out, t, &objects, names);
+            out
+        })
+        .collect()
+}
+
+/// The page up to its first table row. `report.tables` needs only the tables with errors
+/// (they are listed apart); `total_tables` is how many rows follow.
+pub fn head(report: &AuditReport, total_tables: usize) -> String {
+    let mut out = String::with_capacity(64 * 1024);
     let info = &report.database_info;
     let s = &report.summary;
     let _ = write!(
@@ -607,14 +655,6 @@ pub fn render(report: &AuditReport) -> String {
         out.push_str("</tbody></table>");
     }
 
-    let mut tables: Vec<&TableEntry> = report.tables.iter().collect();
-    // Largest first; unknown counts last; then by name.
-    tables.sort_by(|a, b| {
-        b.record_count
-            .map_or(-1, |n| n as i128)
-            .cmp(&a.record_count.map_or(-1, |n| n as i128))
-            .then_with(|| (&a.schema, &a.table).cmp(&(&b.schema, &b.table)))
-    });
     let _ = write!(
         out,
         "<h2 id=tables>Tables (<span id=shown>{n}</span> of {n})</h2>\
@@ -624,15 +664,8 @@ pub fn render(report: &AuditReport) -> String {
          <th>created_by</th><th>created_at</th><th>updated_by</th><th>updated_at</th>\
          <th>Audit trigger</th><th>Creators</th><th>Owner</th><th>Indexes, keys, triggers</th>\
          <th class=n>Errors</th></tr></thead><tbody id=tables-body>",
-        n = thousands(tables.len() as u64)
+        n = thousands(total_tables as u64)
     );
-    let objects = Objects::of(report);
-    let names = developer_names(report);
-    for t in tables {
-        table_row(&mut out, t, &objects, &names);
-    }
-    out.push_str("</tbody></table>");
-    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
 

@@ -69,7 +69,7 @@ impl Method {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TableEntry {
     pub schema: String,
     pub table: String,
@@ -92,7 +92,7 @@ pub struct TableEntry {
     pub errors: Vec<QueryFailure>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditFields {
     pub has_created_by: bool,
     pub has_created_at: bool,
@@ -106,16 +106,70 @@ pub struct AuditFields {
     pub created_by_values_truncated: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Validation {
-    pub tables_missing_audit_trigger: Vec<String>,
-    pub tables_attributed_to_system_only: Vec<String>,
+    pub tables_missing_audit_trigger: NameList,
+    pub tables_attributed_to_system_only: NameList,
     /// The same tables always schema-qualified (the two lists above leave the default
     /// schema out, as the original did), for the HTML page.
     #[serde(skip)]
-    pub missing_audit_trigger_qualified: Vec<String>,
+    pub missing_audit_trigger_qualified: NameList,
     #[serde(skip)]
-    pub system_only_qualified: Vec<String>,
+    pub system_only_qualified: NameList,
+}
+
+/// A list of table names held as one text (a JSON list of strings in the report). The
+/// validation lists can name every table: at 100,000 tables, four lists of a `String` each
+/// held about 20 MB of heap for 4 MB of names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl NameList {
+    pub fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+
+    /// Appends the names of `later`.
+    pub fn append(&mut self, later: NameList) {
+        let base = self.text.len();
+        self.text.push_str(&later.text);
+        self.ends.extend(later.ends.iter().map(|end| base + end));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.text[start..end])
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n == name)
+    }
+}
+
+impl Serialize for NameList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for NameList {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.iter().eq(other.iter().copied())
+    }
 }
 
 /// `schema.table` as PostgreSQL would print it: a part that is not a plain lower-case name is
@@ -178,12 +232,9 @@ pub struct Summary {
     pub functions: usize,
 }
 
-/// Everything [`assemble`] needs besides the catalog.
-#[derive(Debug)]
-pub struct Readings {
-    pub tables: Vec<TableReading>,
-    pub statistics: Vec<ColumnStatistics>,
-    pub versioning: Vec<VersioningReading>,
+/// How the run went, for `audit_settings`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFacts {
     pub connections: usize,
     pub table_statements: u64,
     pub duration_ms: u64,
@@ -193,13 +244,23 @@ fn raw_string(text: &str) -> Box<RawValue> {
     raw(&serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned()))
 }
 
-/// Builds the report from the catalog and what was read.
-pub fn assemble(
+/// One part of the report (the tables of a few schemas, [`crate::catalog::catalog_parts`]):
+/// its tables' entries and its schemas' objects, each sorted as the whole report sorts them.
+#[derive(Debug, Clone)]
+pub struct PartReport {
+    pub database_info: DatabaseInfo,
+    pub entries: Vec<TableEntry>,
+    pub objects: SchemaObjects,
+}
+
+/// Builds one part of the report from its catalog and what was read of its tables
+/// (`readings` and `statistics` in the catalog's table order).
+pub fn assemble_part(
     catalog: Catalog,
-    readings: Readings,
+    readings: Vec<TableReading>,
+    statistics: &[ColumnStatistics],
     settings: &Settings,
-    audit_timestamp: String,
-) -> AuditReport {
+) -> PartReport {
     let Catalog {
         database_info,
         tables,
@@ -211,7 +272,7 @@ pub fn assemble(
         columns_of.entry(column.table_oid).or_default().push(column);
     }
     let mut statistics_of: HashMap<u32, Vec<&ColumnStatistics>> = HashMap::new();
-    for stats in &readings.statistics {
+    for stats in statistics {
         statistics_of
             .entry(stats.table_oid)
             .or_default()
@@ -223,131 +284,244 @@ pub fn assemble(
         .filter(|t| t.function_name == settings.audit_trigger_function)
         .map(|t| t.table_oid)
         .collect();
-
-    let mut entries = Vec::with_capacity(tables.len());
-    let mut seed_found: HashMap<(String, String), SeedTableStatus> = HashMap::new();
-    for (table, reading) in tables.iter().zip(readings.tables) {
-        let table_columns = columns_of.remove(&table.oid).unwrap_or_default();
-        let column_refs: Vec<&CatalogColumn> = table_columns.iter().collect();
-        let entry = table_entry(
-            table,
-            table_columns.clone(),
-            &column_refs,
-            reading,
-            statistics_of
-                .get(&table.oid)
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-            audit_triggered.contains(&table.oid),
-            database_info.block_size,
-            settings,
-        );
-        if plan::is_listed(table, &settings.expected_seed_tables) {
-            seed_found.insert(
-                (table.schema.clone(), table.table.clone()),
-                seed_status(&entry),
-            );
-        }
-        entries.push(entry);
-    }
-    let seed_tables = settings
-        .expected_seed_tables
+    let entries = tables
         .iter()
-        .map(|TableName { schema, table }| {
-            seed_found
-                .remove(&(schema.clone(), table.clone()))
-                .unwrap_or(SeedTableStatus {
-                    schema: schema.clone(),
-                    table: table.clone(),
-                    status: SeedStatus::Missing,
-                    record_count: None,
-                    record_count_method: Method::Unavailable,
-                    error: None,
-                })
-        })
-        .collect::<Vec<_>>();
-
-    let missing_trigger: Vec<&TableEntry> = entries
-        .iter()
-        .filter(|e| e.audit_fields.has_created_by && !e.has_audit_trigger)
-        .collect();
-    let system_only: Vec<&TableEntry> = entries
-        .iter()
-        .filter(|e| {
-            e.table != "developer"
-                && e.record_count.is_some_and(|n| n > 0)
-                && e.audit_fields.created_by_values.len() == 1
-                && display_value(&e.audit_fields.created_by_values[0]) == settings.system_user_id
+        .zip(readings)
+        .map(|(table, reading)| {
+            let table_columns = columns_of.remove(&table.oid).unwrap_or_default();
+            table_entry(
+                table,
+                table_columns,
+                reading,
+                statistics_of
+                    .get(&table.oid)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                audit_triggered.contains(&table.oid),
+                database_info.block_size,
+                settings,
+            )
         })
         .collect();
-    let names = |tables: &[&TableEntry]| -> Vec<String> {
-        tables
-            .iter()
-            .map(|e| display_name(&e.schema, &e.table, settings))
-            .collect()
-    };
-    let qualified_names = |tables: &[&TableEntry]| -> Vec<String> {
-        tables
-            .iter()
-            .map(|e| qualified(&e.schema, &e.table))
-            .collect()
-    };
-    let validation = Validation {
-        tables_missing_audit_trigger: names(&missing_trigger),
-        tables_attributed_to_system_only: names(&system_only),
-        missing_audit_trigger_qualified: qualified_names(&missing_trigger),
-        system_only_qualified: qualified_names(&system_only),
-    };
-    let versioning_system = versioning_system(readings.versioning, settings);
-    let summary = summarise(
-        &entries,
-        &seed_tables,
-        &versioning_system,
-        [
-            objects.indexes.len(),
-            objects.foreign_keys.len(),
-            objects.triggers.len(),
-            objects.functions.len(),
-        ],
-    );
-    let mut schemas_audited: Vec<String> = tables.iter().map(|t| t.schema.clone()).collect();
-    schemas_audited.dedup();
-    AuditReport {
-        audit_timestamp,
+    PartReport {
         database_info,
-        versioning_system,
+        entries,
         objects,
-        tables: entries,
-        validation,
-        seed_tables,
-        audit_settings: AuditSettings {
-            count_mode: settings.count_mode.as_str(),
-            exact_count_threshold: settings.exact_count_threshold,
-            schemas_audited,
-            audit_trigger_function: settings.audit_trigger_function.clone(),
-            sample_rows: settings.sample_rows,
-            sensitive_column_patterns: settings.sensitive_column_patterns.clone(),
-            snapshot: "repeatable read, read only",
-            connections: readings.connections,
-            table_statements: readings.table_statements,
-            duration_ms: readings.duration_ms,
-        },
-        summary,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one part adds to the report-wide lists, kept until every part is in.
+#[derive(Debug, Default)]
+struct PartLists {
+    schemas: Vec<String>,
+    validation: Validation,
+    with_errors: Vec<TableEntry>,
+}
+
+/// What the report says about all its tables (summary, validation lists, seed tables),
+/// gathered part by part in whatever order the parts are read, so that no part needs to be
+/// kept once it is added.
+#[derive(Debug, Default)]
+pub struct Totals {
+    summary: Summary,
+    lists: std::collections::BTreeMap<usize, PartLists>,
+    seed_found: HashMap<(String, String), SeedTableStatus>,
+    database_info: Option<DatabaseInfo>,
+}
+
+impl Totals {
+    /// Adds part `index` (its position in schema order).
+    pub fn add(&mut self, index: usize, part: &PartReport, settings: &Settings) {
+        if self.database_info.is_none() {
+            self.database_info = Some(part.database_info.clone());
+        }
+        let lists = self.lists.entry(index).or_default();
+        for entry in &part.entries {
+            count(&mut self.summary, entry);
+            if lists.schemas.last() != Some(&entry.schema) {
+                lists.schemas.push(entry.schema.clone());
+            }
+            let validation = &mut lists.validation;
+            if entry.audit_fields.has_created_by && !entry.has_audit_trigger {
+                validation.tables_missing_audit_trigger.push(&display_name(
+                    &entry.schema,
+                    &entry.table,
+                    settings,
+                ));
+                validation
+                    .missing_audit_trigger_qualified
+                    .push(&qualified(&entry.schema, &entry.table));
+            }
+            let fields = &entry.audit_fields;
+            if entry.table != "developer"
+                && entry.record_count.is_some_and(|n| n > 0)
+                && fields.created_by_values.len() == 1
+                && display_value(&fields.created_by_values[0]) == settings.system_user_id
+            {
+                validation
+                    .tables_attributed_to_system_only
+                    .push(&display_name(&entry.schema, &entry.table, settings));
+                validation
+                    .system_only_qualified
+                    .push(&qualified(&entry.schema, &entry.table));
+            }
+            if !entry.errors.is_empty() {
+                lists.with_errors.push(entry.clone());
+            }
+            if settings
+                .expected_seed_tables
+                .iter()
+                .any(|n| n.schema == entry.schema && n.table == entry.table)
+            {
+                self.seed_found.insert(
+                    (entry.schema.clone(), entry.table.clone()),
+                    seed_status(entry),
+                );
+            }
+        }
+        let objects = &part.objects;
+        self.summary.indexes += objects.indexes.len();
+        self.summary.foreign_keys += objects.foreign_keys.len();
+        self.summary.triggers += objects.triggers.len();
+        self.summary.functions += objects.functions.len();
+    }
+
+    /// The report without its parts: every field as the whole report has it, but `tables`
+    /// holds only the tables with errors (what the HTML page lists apart) and the objects
+    /// are empty. [`AuditReport::with_parts`] puts the parts in.
+    pub fn finish(
+        self,
+        versioning: Vec<VersioningReading>,
+        settings: &Settings,
+        facts: RunFacts,
+        audit_timestamp: String,
+    ) -> AuditReport {
+        let Totals {
+            mut summary,
+            lists,
+            mut seed_found,
+            database_info,
+        } = self;
+        let seed_tables: Vec<SeedTableStatus> = settings
+            .expected_seed_tables
+            .iter()
+            .map(|TableName { schema, table }| {
+                seed_found
+                    .remove(&(schema.clone(), table.clone()))
+                    .unwrap_or(SeedTableStatus {
+                        schema: schema.clone(),
+                        table: table.clone(),
+                        status: SeedStatus::Missing,
+                        record_count: None,
+                        record_count_method: Method::Unavailable,
+                        error: None,
+                    })
+            })
+            .collect();
+        let mut validation = Validation::default();
+        let mut schemas_audited: Vec<String> = Vec::new();
+        let mut with_errors = Vec::new();
+        for (_, part) in lists {
+            let later = part.validation;
+            validation
+                .tables_missing_audit_trigger
+                .append(later.tables_missing_audit_trigger);
+            validation
+                .missing_audit_trigger_qualified
+                .append(later.missing_audit_trigger_qualified);
+            validation
+                .tables_attributed_to_system_only
+                .append(later.tables_attributed_to_system_only);
+            validation
+                .system_only_qualified
+                .append(later.system_only_qualified);
+            schemas_audited.extend(part.schemas);
+            with_errors.extend(part.with_errors);
+        }
+        schemas_audited.dedup();
+        let versioning_system = versioning_system(versioning, settings);
+        summary.versioning_tables_found = versioning_system
+            .versioning_tables_exist
+            .values()
+            .filter(|e| matches!(e, TableExistence::Exists { .. }))
+            .count();
+        let seeds_with = |s: SeedStatus| seed_tables.iter().filter(|seed| seed.status == s).count();
+        summary.seed_tables_loaded = seeds_with(SeedStatus::Loaded);
+        summary.seed_tables_empty = seeds_with(SeedStatus::Empty);
+        summary.seed_tables_missing = seeds_with(SeedStatus::Missing);
+        AuditReport {
+            audit_timestamp,
+            database_info: database_info.unwrap_or_default(),
+            versioning_system,
+            objects: SchemaObjects::default(),
+            tables: with_errors,
+            validation,
+            seed_tables,
+            audit_settings: AuditSettings {
+                count_mode: settings.count_mode.as_str(),
+                exact_count_threshold: settings.exact_count_threshold,
+                schemas_audited,
+                audit_trigger_function: settings.audit_trigger_function.clone(),
+                sample_rows: settings.sample_rows,
+                sensitive_column_patterns: settings.sensitive_column_patterns.clone(),
+                snapshot: "repeatable read, read only",
+                connections: facts.connections,
+                table_statements: facts.table_statements,
+                duration_ms: facts.duration_ms,
+            },
+            summary,
+        }
+    }
+}
+
+impl AuditReport {
+    /// The whole report: `head` from [`Totals::finish`], with the parts (in schema order)
+    /// as its tables and objects.
+    pub fn with_parts(mut self, parts: impl IntoIterator<Item = PartReport>) -> AuditReport {
+        self.tables.clear();
+        for part in parts {
+            self.tables.extend(part.entries);
+            self.objects.append(part.objects);
+        }
+        self
+    }
+}
+
+/// Adds one table to the summary's counts. Partitions are counted once, through their
+/// partitioned table, in the total of records.
+fn count(summary: &mut Summary, e: &TableEntry) {
+    let fields = &e.audit_fields;
+    summary.total_tables += 1;
+    if e.partition_of.is_none() {
+        summary.total_records += e.record_count.unwrap_or(0);
+    }
+    match e.record_count_method {
+        Method::Exact => summary.exact_counts += 1,
+        Method::Estimate => summary.estimated_counts += 1,
+        Method::Unavailable => summary.unavailable_counts += 1,
+    }
+    summary.empty_tables += usize::from(e.record_count == Some(0));
+    summary.tables_with_audit_fields += usize::from(
+        fields.has_created_by
+            || fields.has_created_at
+            || fields.has_updated_by
+            || fields.has_updated_at,
+    );
+    summary.tables_with_audit_trigger += usize::from(e.has_audit_trigger);
+    summary.tables_with_errors += usize::from(!e.errors.is_empty());
+}
+
 fn table_entry(
     table: &CatalogTable,
     columns: Vec<CatalogColumn>,
-    column_refs: &[&CatalogColumn],
     reading: TableReading,
     statistics: &[&ColumnStatistics],
     has_audit_trigger: bool,
     block_size: i64,
     settings: &Settings,
 ) -> TableEntry {
-    let audit = AuditColumns::of(column_refs);
+    let column_refs: Vec<&CatalogColumn> = columns.iter().collect();
+    let audit = AuditColumns::of(&column_refs);
     let plan = plan::count_plan(table, settings.count_mode, settings.exact_count_threshold);
     let mut errors: Vec<QueryFailure> = reading.describe.into_iter().collect();
     let sample = figures_or_error(reading.sample, &mut errors);
@@ -513,43 +687,26 @@ pub fn display_value(value: &RawValue) -> String {
     }
 }
 
-fn summarise(
-    entries: &[TableEntry],
-    seeds: &[SeedTableStatus],
-    versioning: &VersioningSystem,
-    [indexes, foreign_keys, triggers, functions]: [usize; 4],
-) -> Summary {
-    let count = |f: &dyn Fn(&TableEntry) -> bool| entries.iter().filter(|e| f(e)).count();
-    let seeds_with = |s: SeedStatus| seeds.iter().filter(|seed| seed.status == s).count();
-    Summary {
-        total_tables: entries.len(),
-        // Partitions are counted once, through their partitioned table.
-        total_records: entries
-            .iter()
-            .filter(|e| e.partition_of.is_none())
-            .filter_map(|e| e.record_count)
-            .sum(),
-        exact_counts: count(&|e| e.record_count_method == Method::Exact),
-        estimated_counts: count(&|e| e.record_count_method == Method::Estimate),
-        unavailable_counts: count(&|e| e.record_count_method == Method::Unavailable),
-        empty_tables: count(&|e| e.record_count == Some(0)),
-        tables_with_audit_fields: count(&|e| {
-            let f = &e.audit_fields;
-            f.has_created_by || f.has_created_at || f.has_updated_by || f.has_updated_at
-        }),
-        tables_with_audit_trigger: count(&|e| e.has_audit_trigger),
-        tables_with_errors: count(&|e| !e.errors.is_empty()),
-        versioning_tables_found: versioning
-            .versioning_tables_exist
-            .values()
-            .filter(|e| matches!(e, TableExistence::Exists { .. }))
-            .count(),
-        seed_tables_loaded: seeds_with(SeedStatus::Loaded),
-        seed_tables_empty: seeds_with(SeedStatus::Empty),
-        seed_tables_missing: seeds_with(SeedStatus::Missing),
-        indexes,
-        foreign_keys,
-        triggers,
-        functions,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_list_keeps_names_whole_and_in_order_across_appends() {
+        let mut first = NameList::default();
+        first.push("public.a");
+        first.push("");
+        let mut later = NameList::default();
+        later.push("\"Odd \"\"Name\".t");
+        first.append(later);
+        first.append(NameList::default());
+        assert_eq!(first.len(), 3);
+        assert_eq!(first, ["public.a", "", "\"Odd \"\"Name\".t"]);
+        assert!(first.contains("public.a") && !first.contains("public"));
+        assert_eq!(
+            serde_json::to_string(&first).expect("json"),
+            r#"["public.a","","\"Odd \"\"Name\".t"]"#
+        );
+        assert!(NameList::default().is_empty());
     }
 }

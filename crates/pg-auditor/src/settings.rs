@@ -93,6 +93,10 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// Connections reading tables at once, all in one snapshot.
     pub parallelism: usize,
+    /// Tables per catalog statement, about ([`crate::catalog::catalog_parts`]): also how much
+    /// of the report is held at once. Not configurable outside the code; tests lower it to
+    /// read a few small schemas as several parts.
+    pub tables_per_catalog_statement: i64,
 }
 
 /// What `SENSITIVE_COLUMN_PATTERNS` is by default: fragments of the names credentials, keys,
@@ -140,6 +144,7 @@ impl Default for Settings {
             statement_timeout: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(3),
             parallelism: 3,
+            tables_per_catalog_statement: crate::catalog::CATALOG_TABLES_PER_STATEMENT,
         }
     }
 }

@@ -332,19 +332,19 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
         report
             .validation
             .tables_missing_audit_trigger
-            .contains(&"system_rows".to_owned())
+            .contains("system_rows")
     );
     assert!(
         !report
             .validation
             .tables_missing_audit_trigger
-            .contains(&"theme".to_owned())
+            .contains("theme")
     );
     assert!(
         report
             .validation
             .tables_missing_audit_trigger
-            .contains(&"geo.region".to_owned())
+            .contains("geo.region")
     );
     assert_eq!(
         report.validation.tables_attributed_to_system_only,
@@ -366,7 +366,7 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
         ]
     );
 
-    let csv = String::from_utf8(files.csv).expect("utf-8");
+    let csv = String::from_utf8(files.csv.to_vec().expect("read")).expect("utf-8");
     let mut lines = csv.lines();
     assert!(lines.next().expect("header").starts_with(
         "schema,table,records,columns,has_created_by,has_created_at,has_updated_by,has_updated_at,created_by_values,owner,"
@@ -378,7 +378,7 @@ async fn the_report_keeps_the_contract_of_keys_and_columns() {
                 .starts_with("public,theme,50,7,True,True,True,True,\"1,2\",postgres,True,exact")),
         "{csv}"
     );
-    let html = String::from_utf8(files.html).expect("utf-8");
+    let html = String::from_utf8(files.html.to_vec().expect("read")).expect("utf-8");
     assert!(
         html.contains("<table class=sortable>") && !html.contains("http"),
         "self-contained HTML"
@@ -1030,6 +1030,125 @@ async fn empty_tables_are_counted_without_a_read_but_never_wrongly() {
     assert_eq!(private.record_count, None);
     assert_eq!(private.errors[0].sqlstate.as_deref(), Some("42501"));
     assert_eq!(report.summary.tables_with_errors, 1);
+}
+
+/// Keeps every part twice: streamed to files, and collected in memory.
+struct BothWays {
+    streamed: pg_auditor::output::StreamedReport,
+    collected: pg_auditor::output::Collected,
+}
+
+impl pg_auditor::output::PartSink for BothWays {
+    fn part(
+        &mut self,
+        index: usize,
+        part: pg_auditor::report::PartReport,
+        names: &std::collections::HashMap<String, String>,
+    ) -> Result<(), pg_auditor::output::OutputError> {
+        self.streamed.part(index, part.clone(), names)?;
+        self.collected.part(index, part, names)
+    }
+}
+
+#[tokio::test]
+async fn the_report_written_part_by_part_is_the_report_held_in_memory() {
+    // Five schemas read as five parts (one per catalog statement), the default schema's in
+    // the middle (its part is read first, for the developer names): the files joined from
+    // the parts are byte for byte what the whole report in memory renders to.
+    let (_, target) = database(&format!(
+        "{VERSIONED_SCHEMA}
+         CREATE SCHEMA alpha; CREATE SCHEMA zeta; CREATE SCHEMA \"Mixed Case\";
+         CREATE TABLE alpha.orders (id int PRIMARY KEY, theme_id int REFERENCES theme(id),
+           created_by int, created_at timestamptz, CHECK (id > 0));
+         INSERT INTO alpha.orders SELECT g, 1 + g % 50, 2, now() FROM generate_series(1, 30) g;
+         CREATE TABLE alpha.empty (id int, created_by int);
+         CREATE TABLE zeta.log (id bigint, payload jsonb, api_key text, created_by int)
+           PARTITION BY RANGE (id);
+         CREATE TABLE zeta.log_1 PARTITION OF zeta.log FOR VALUES FROM (0) TO (100);
+         INSERT INTO zeta.log SELECT g, '{{\"a\": 1}}', 'hunter2-value', 1 FROM generate_series(1, 20) g;
+         CREATE TABLE \"Mixed Case\".\"Odd \"\"Name\" (id int UNIQUE, created_by int);
+         INSERT INTO \"Mixed Case\".\"Odd \"\"Name\" VALUES (1, 1);"
+    ));
+    let settings = Settings {
+        tables_per_catalog_statement: 1,
+        expected_seed_tables: vec![TableName::parse("theme", "public")],
+        ..Settings::default()
+    };
+    let tls = tls_config(&target).expect("tls");
+    let mut both = BothWays {
+        streamed: pg_auditor::output::StreamedReport::new().expect("temporary files"),
+        collected: pg_auditor::output::Collected::default(),
+    };
+    let head = audit::run_into(
+        &target,
+        &tls,
+        &settings,
+        "2026-01-01T00:00:00+00:00".to_owned(),
+        &mut both,
+    )
+    .await
+    .expect("audit");
+    let streamed = both
+        .streamed
+        .finish(&head, "20260101_000000")
+        .expect("streamed files");
+    let report = head.with_parts(both.collected.into_parts());
+    let in_memory = pg_auditor::output::render(&report, "20260101_000000").expect("render");
+    let json = streamed.json.to_vec().expect("read");
+    assert_eq!(
+        String::from_utf8_lossy(&json),
+        String::from_utf8_lossy(&in_memory.json.to_vec().expect("read"))
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&streamed.csv.to_vec().expect("read")),
+        String::from_utf8_lossy(&in_memory.csv.to_vec().expect("read"))
+    );
+    let html = String::from_utf8(streamed.html.to_vec().expect("read")).expect("utf-8");
+    assert_eq!(html, pg_auditor::html::render(&report));
+
+    // And that report is whole: every schema, in order, every object list filled.
+    let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    let names: Vec<(String, String)> = value["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["schema"].as_str().unwrap_or_default().to_owned(),
+                t["table"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(
+        report.audit_settings.schemas_audited,
+        ["Mixed Case", "alpha", "geo", "public", "zeta"]
+    );
+    for list in [
+        "indexes",
+        "foreign_keys",
+        "check_constraints",
+        "unique_constraints",
+        "triggers",
+        "functions",
+    ] {
+        assert!(!value[list].as_array().expect(list).is_empty(), "{list}");
+    }
+    assert_eq!(value["summary"]["total_tables"], 12);
+    assert_eq!(
+        value["versioning_system"]["versioning_tables_exist"]["developer"]["exists"],
+        true
+    );
+    assert_eq!(
+        report.seed_tables[0].status,
+        pg_auditor::report::SeedStatus::Loaded
+    );
+    // The developer names reached the rows of parts read before the default schema's.
+    assert!(html.contains("1 (System)"), "names in the rows");
+    assert!(!html.contains("hunter2") && !String::from_utf8_lossy(&json).contains("hunter2"));
 }
 
 /// Runs Debian's chromium headless on `page`: the DOM after its scripts ran, and what the

@@ -167,9 +167,9 @@ async fn a_scheduled_run_reads_the_secret_and_writes_the_three_reports_to_s3() {
         json_name: format!("audit_{stamp}.json"),
         csv_name: "x.csv".into(),
         html_name: "x.html".into(),
-        json: pg_auditor::output::JsonFile::from_bytes(b"{}").expect("temporary file"),
-        csv: Vec::new(),
-        html: Vec::new(),
+        json: pg_auditor::output::ReportFile::from_bytes(b"{}").expect("temporary file"),
+        csv: pg_auditor::output::ReportFile::from_bytes(b"").expect("temporary file"),
+        html: pg_auditor::output::ReportFile::from_bytes(b"").expect("temporary file"),
     };
     let refused =
         pg_auditor::output::write_s3(&clients.s3, &bucket, "database_audits/", &files).await;
