@@ -1,8 +1,9 @@
-//! The catalog read: one statement per audited schema that returns every table, column,
-//! index, constraint, trigger and function of the schema as one JSON document.
+//! The catalog read: one statement per part (a few audited schemas, [`catalog_parts`]) that
+//! returns every table, column, index, constraint, trigger and function of the part as one
+//! JSON document.
 //!
 //! The original ran `information_schema` queries per table (thousands of round trips on a
-//! large database, most of its run time). This reads `pg_catalog` directly, once per schema, and takes no
+//! large database, most of its run time). This reads `pg_catalog` directly, once per part, and takes no
 //! table locks (no `pg_relation_size`, no `pg_partition_tree`); per-table reads happen later,
 //! each under a savepoint.
 //!
@@ -156,21 +157,23 @@ SELECT pg_catalog.json_build_object(
                  FROM partition_leaf l JOIN pg_catalog.pg_class lc ON lc.oid = l.relid
                  WHERE l.root = t.oid)
     ) ORDER BY t.nspname, t.relname), '[]') FROM audited_table t),
+  -- One array per column, in CatalogColumn's field order (serde reads a struct from an
+  -- array): the column list is most of the document, and its keys were most of the list.
   'columns', (
-    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
-      'table_oid', a.attrelid::int8,
-      'column_name', a.attname,
-      'quoted', pg_catalog.quote_ident(a.attname),
-      'data_type', CASE
+    SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+      a.attrelid::int8,
+      a.attname,
+      pg_catalog.quote_ident(a.attname),
+      CASE
           WHEN ty.typelem <> 0 AND ty.typlen = -1 THEN 'ARRAY'
           WHEN tn.nspname = 'pg_catalog' THEN pg_catalog.format_type(a.typid, NULL)
           ELSE 'USER-DEFINED' END,
-      'is_nullable', CASE WHEN a.attnotnull OR a.domain_not_null THEN 'NO' ELSE 'YES' END,
-      'column_default', CASE WHEN a.attrelid = ANY ($3::int8[]::oid[]) THEN NULL
-                        ELSE pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
-      'character_maximum_length', information_schema._pg_char_max_length(a.typid, a.typmod),
-      'numeric_precision', information_schema._pg_numeric_precision(a.typid, a.typmod),
-      'numeric_scale', information_schema._pg_numeric_scale(a.typid, a.typmod)
+      CASE WHEN a.attnotnull OR a.domain_not_null THEN 'NO' ELSE 'YES' END,
+      CASE WHEN a.attrelid = ANY ($3::int8[]::oid[]) THEN NULL
+           ELSE pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+      information_schema._pg_char_max_length(a.typid, a.typmod),
+      information_schema._pg_numeric_precision(a.typid, a.typmod),
+      information_schema._pg_numeric_scale(a.typid, a.typmod)
     ) ORDER BY a.attrelid, a.attnum), '[]')
     FROM true_type a
     JOIN pg_catalog.pg_type ty ON ty.oid = a.typid
@@ -370,7 +373,8 @@ pub struct LeafStatistics {
     pub relpages: i64,
 }
 
-/// A column, with the values `information_schema.columns` would show.
+/// A column, with the values `information_schema.columns` would show. The catalog statement
+/// sends each as an array of these fields in this order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatalogColumn {
     #[serde(skip_serializing)]

@@ -9,10 +9,11 @@
 //! recorded in that table's entry and the rest of the report is complete; every figure says
 //! whether it is exact, an estimate, or unavailable; sensitive columns never reach a report.
 //!
-//! Layout: [`catalog`] (the catalog statement, one per schema), [`plan`] (pure: counting decisions and
-//! statements), [`report`] and [`html`] (pure: assembly and rendering), [`audit`] (the run
-//! against the database), [`connect`] (connection strings, secrets, IAM tokens, TLS),
-//! [`output`] (folder and S3), [`settings`].
+//! Layout: [`catalog`] (the catalog statement, one per few schemas), [`plan`] (pure: counting
+//! decisions and statements), [`report`] and [`html`] (pure: assembly, part by part, and
+//! rendering), [`audit`] (the run against the database, each part of the report handed over
+//! as soon as it is read), [`connect`] (connection strings, secrets, IAM tokens, TLS),
+//! [`output`] (the report streamed to temporary files; folder and S3), [`settings`].
 
 pub mod audit;
 pub mod catalog;

@@ -224,16 +224,31 @@ impl Section {
         })
     }
 
-    /// Appends `bytes`; returns where they are.
-    fn append(&mut self, bytes: &[u8]) -> Result<(u64, u64), OutputError> {
-        self.file.write_all_at(bytes, self.len).map_err(temporary)?;
-        let span = (self.len, bytes.len() as u64);
-        self.len += bytes.len() as u64;
+    /// Appends what `write` writes (through a small buffer: a part's list is megabytes);
+    /// returns where it is. The file is only ever appended to: its position is its end.
+    fn append(
+        &mut self,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), OutputError>,
+    ) -> Result<(u64, u64), OutputError> {
+        let mut writer = std::io::BufWriter::with_capacity(64 * 1024, &self.file);
+        let mut counted = Counted {
+            inner: &mut writer,
+            written: 0,
+        };
+        write(&mut counted)?;
+        let written = counted.written;
+        writer.flush().map_err(temporary)?;
+        let span = (self.len, written);
+        self.len += written;
         Ok(span)
     }
 
-    fn add_part(&mut self, index: usize, bytes: &[u8]) -> Result<(), OutputError> {
-        let span = self.append(bytes)?;
+    fn add_part(
+        &mut self,
+        index: usize,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), OutputError>,
+    ) -> Result<(), OutputError> {
+        let span = self.append(write)?;
         self.spans.insert(index, span);
         Ok(())
     }
@@ -301,7 +316,7 @@ struct PageRow {
 /// The report written part by part (see the module's documentation).
 #[derive(Debug)]
 pub struct StreamedReport {
-    lists: Vec<Section>,
+    lists: [Section; 7],
     csv: Section,
     rows: Section,
     page_rows: Vec<PageRow>,
@@ -310,10 +325,15 @@ pub struct StreamedReport {
 impl StreamedReport {
     pub fn new() -> Result<Self, OutputError> {
         Ok(StreamedReport {
-            lists: LISTS
-                .iter()
-                .map(|_| Section::new())
-                .collect::<Result<_, _>>()?,
+            lists: [
+                Section::new()?,
+                Section::new()?,
+                Section::new()?,
+                Section::new()?,
+                Section::new()?,
+                Section::new()?,
+                Section::new()?,
+            ],
             csv: Section::new()?,
             rows: Section::new()?,
             page_rows: Vec::new(),
@@ -386,15 +406,33 @@ impl StreamedReport {
         })
     }
 }
+/// A writer that counts what goes through it.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Write,
+    written: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A part's elements of one list, each as it appears in the report (four spaces in, two
 /// levels deep), separated as the report separates them.
-fn list_chunk<T: Serialize>(items: &[T]) -> Result<Vec<u8>, serde_json::Error> {
-    let mut chunk = Vec::new();
+fn write_list<T: Serialize>(out: &mut dyn std::io::Write, items: &[T]) -> Result<(), OutputError> {
     for (i, item) in items.iter().enumerate() {
-        chunk.extend_from_slice(if i == 0 { b"    " } else { b",\n    " });
-        write_nested(&mut chunk, item, 2)?;
+        out.write_all(if i == 0 { b"    " } else { b",\n    " })
+            .map_err(temporary)?;
+        write_nested(out, item, 2)?;
     }
-    Ok(chunk)
+    Ok(())
 }
 
 impl PartSink for StreamedReport {
@@ -405,27 +443,33 @@ impl PartSink for StreamedReport {
         names: &HashMap<String, String>,
     ) -> Result<(), OutputError> {
         let objects = &part.objects;
-        let chunks = [
-            list_chunk(&objects.indexes)?,
-            list_chunk(&objects.foreign_keys)?,
-            list_chunk(&objects.check_constraints)?,
-            list_chunk(&objects.unique_constraints)?,
-            list_chunk(&objects.triggers)?,
-            list_chunk(&objects.functions)?,
-            list_chunk(&part.entries)?,
-        ];
-        for (list, chunk) in self.lists.iter_mut().zip(chunks) {
-            list.add_part(index, &chunk)?;
-        }
-        self.csv.add_part(index, &csv_rows(&part.entries)?)?;
-        for (position, (entry, row)) in part
-            .entries
-            .iter()
-            .zip(crate::html::rows(&part, names))
-            .enumerate()
-        {
-            let (offset, len) = self.rows.append(row.as_bytes())?;
-            let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let [
+            indexes,
+            foreign_keys,
+            checks,
+            uniques,
+            triggers,
+            functions,
+            tables,
+        ] = &mut self.lists;
+        indexes.add_part(index, |out| write_list(out, &objects.indexes))?;
+        foreign_keys.add_part(index, |out| write_list(out, &objects.foreign_keys))?;
+        checks.add_part(index, |out| write_list(out, &objects.check_constraints))?;
+        uniques.add_part(index, |out| write_list(out, &objects.unique_constraints))?;
+        triggers.add_part(index, |out| write_list(out, &objects.triggers))?;
+        functions.add_part(index, |out| write_list(out, &objects.functions))?;
+        tables.add_part(index, |out| write_list(out, &part.entries))?;
+        let csv = csv_rows(&part.entries)?;
+        self.csv
+            .add_part(index, |out| out.write_all(&csv).map_err(temporary))?;
+        let rows = crate::html::rows(&part, names);
+        let (mut offset, _) = self.rows.append(|out| {
+            rows.iter()
+                .try_for_each(|row| out.write_all(row.as_bytes()))
+                .map_err(temporary)
+        })?;
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        for (position, (entry, row)) in part.entries.iter().zip(&rows).enumerate() {
             self.page_rows.push(PageRow {
                 order: (
                     crate::html::row_order(entry.record_count),
@@ -433,8 +477,9 @@ impl PartSink for StreamedReport {
                     narrow(position),
                 ),
                 offset,
-                len: u32::try_from(len).unwrap_or(u32::MAX),
+                len: narrow(row.len()),
             });
+            offset += row.len() as u64;
         }
         Ok(())
     }
