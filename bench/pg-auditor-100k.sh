@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # pg-auditor at 100,000 tables: the benchmark database for issue 20's target (`auto` mode
 # <= 20 s, peak RSS <= 64 MiB). TABLES small tables (default 100,000) across SCHEMAS schemas
-# (default 50): audit columns on every table, 3 rows in every tenth, an index on every
-# twentieth, plus the four versioning tables. Then three runs of the release pg-auditor in
-# `auto` mode to a folder: wall time and peak RSS.
+# (default 50): audit columns on every table, 3 rows in every FILLED_EVERY-th (default tenth;
+# the others are empty), an index on every twentieth, plus the four versioning tables. Then
+# three runs of the release pg-auditor in `auto` mode to a folder: wall time and peak RSS.
 #
 # Usage: bench/pg-auditor-100k.sh        TABLES=20000 SCHEMAS=10 bench/pg-auditor-100k.sh
+#        FILLED_EVERY=1 bench/pg-auditor-100k.sh  (no empty table: every table is read)
 #        PG_AUDITOR_BINS="old new" bench/pg-auditor-100k.sh  (builds side by side on one database)
 # Starts PostgreSQL 15 on port 55436 (data in a temporary folder, as the postgres user when run
 # as root; max_locks_per_transaction raised: one snapshot reads every table's catalog rows).
@@ -15,6 +16,7 @@ target=${CARGO_TARGET_DIR:-target}
 tables=${TABLES:-100000}
 schemas=${SCHEMAS:-50}
 per_schema=$(( (tables + schemas - 1) / schemas ))
+filled_every=${FILLED_EVERY:-10}
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 dir=$(mktemp -d /tmp/pg-100k-bench-XXXXXX)
@@ -35,7 +37,7 @@ SELECT format('CREATE SCHEMA s%s', s) FROM generate_series(1, $schemas) s \gexec
 SELECT format('CREATE TABLE s%s.t_%s (id int PRIMARY KEY, name text, created_by int, created_at timestamptz DEFAULT now(), updated_by int, updated_at timestamptz)', s, t)
 FROM generate_series(1, $schemas) s, generate_series(1, $per_schema) t \gexec
 SELECT format('INSERT INTO s%s.t_%s (id, name, created_by) VALUES (1, ''a'', 1), (2, ''b'', 2), (3, ''c'', 1)', s, t)
-FROM generate_series(1, $schemas) s, generate_series(10, $per_schema, 10) t \gexec
+FROM generate_series(1, $schemas) s, generate_series($filled_every, $per_schema, $filled_every) t \gexec
 SELECT format('CREATE INDEX ON s%s.t_%s (created_by)', s, t)
 FROM generate_series(1, $schemas) s, generate_series(20, $per_schema, 20) t \gexec
 ANALYZE;

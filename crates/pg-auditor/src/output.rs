@@ -342,7 +342,13 @@ impl StreamedReport {
 
     /// The three files: `head` is the report from [`crate::report::Totals::finish`] (every
     /// field but the parts); `stamp` is `YYYYMMDD_HHMMSS`.
-    pub fn finish(mut self, head: &AuditReport, stamp: &str) -> Result<ReportFiles, OutputError> {
+    pub fn finish(self, head: &AuditReport, stamp: &str) -> Result<ReportFiles, OutputError> {
+        let StreamedReport {
+            lists,
+            csv: csv_lines,
+            rows,
+            mut page_rows,
+        } = self;
         let mut buffer = vec![0u8; 64 * 1024];
         let json = ReportFile::write_with(|out| {
             let field = |out: &mut dyn std::io::Write, key: &str, first: bool| {
@@ -356,7 +362,7 @@ impl StreamedReport {
             write_nested(out, &head.database_info, 1)?;
             field(out, "versioning_system", false)?;
             write_nested(out, &head.versioning_system, 1)?;
-            for (key, list) in LISTS.iter().zip(&self.lists) {
+            for (key, list) in LISTS.iter().zip(&lists) {
                 field(out, key, false)?;
                 if list.spans.values().any(|&(_, len)| len > 0) {
                     out.write_all(b"[\n").map_err(temporary)?;
@@ -378,19 +384,22 @@ impl StreamedReport {
             Ok(())
         });
         let json = json?;
+        // Each stream's temporary file goes as soon as its report is joined: at the peak the
+        // disk holds the streams and one joined report, not all of both.
+        drop(lists);
         let csv = ReportFile::write_with(|out| {
             out.write_all(&csv_header()?).map_err(temporary)?;
-            self.csv.join(out, b"", &mut buffer)?;
+            csv_lines.join(out, b"", &mut buffer)?;
             Ok(())
         })?;
-        self.page_rows.sort_by_key(|row| row.order);
+        drop(csv_lines);
+        page_rows.sort_by_key(|row| row.order);
         let html = ReportFile::write_with(|out| {
-            let total = self.page_rows.len();
+            let total = page_rows.len();
             out.write_all(crate::html::head(head, total).as_bytes())
                 .map_err(temporary)?;
-            for row in &self.page_rows {
-                self.rows
-                    .copy((row.offset, u64::from(row.len)), out, &mut buffer)?;
+            for row in &page_rows {
+                rows.copy((row.offset, u64::from(row.len)), out, &mut buffer)?;
             }
             out.write_all(crate::html::tail().as_bytes())
                 .map_err(temporary)?;
