@@ -21,6 +21,15 @@ fn database(sql: &str) -> (String, Target) {
     (name, target)
 }
 
+/// The database `name` as the login role `role` (a fixture made it).
+fn login_as(role: &str, name: &str) -> Target {
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
+        postgres().port()
+    );
+    parse_target(&url).expect("url")
+}
+
 async fn run(target: &Target, settings: &Settings) -> AuditReport {
     let tls = tls_config(target).expect("tls");
     audit::run(
@@ -908,11 +917,7 @@ async fn a_table_the_auditor_may_not_read_is_recorded_and_the_rest_is_complete()
          CREATE ROLE {role} LOGIN;
          GRANT SELECT ON readable, also_readable TO {role};"
     ));
-    let url = format!(
-        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
-        postgres().port()
-    );
-    let target = parse_target(&url).expect("url");
+    let target = login_as(&role, &name);
     let report = run(&target, &Settings::default()).await;
     let denied = entry(&report, "public", "private_notes");
     assert_eq!(denied.record_count, None);
@@ -942,11 +947,7 @@ async fn many_small_tables_read_together_each_get_their_own_figures() {
          GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
          REVOKE SELECT ON t_100 FROM {role};"
     ));
-    let url = format!(
-        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
-        postgres().port()
-    );
-    let target = parse_target(&url).expect("url");
+    let target = login_as(&role, &name);
     let report = run(&target, &Settings::default()).await;
     for i in 1..=150u64 {
         let table = entry(&report, "public", &format!("t_{i}"));
@@ -1011,11 +1012,7 @@ async fn empty_tables_are_counted_without_a_read_but_never_wrongly() {
          CREATE ROLE {role} LOGIN;
          GRANT SELECT ON never_used, parent, child, emptied TO {role};"
     ));
-    let url = format!(
-        "postgresql://{role}@127.0.0.1:{}/{name}?sslmode=disable",
-        postgres().port()
-    );
-    let target = parse_target(&url).expect("url");
+    let target = login_as(&role, &name);
     let report = run(&target, &Settings::default()).await;
     let never_used = entry(&report, "public", "never_used");
     assert_eq!(never_used.record_count, Some(0));
