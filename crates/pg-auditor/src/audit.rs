@@ -7,8 +7,8 @@
 //! a batch that fails is read again table by table, so its failure still lands on one table.
 
 use crate::catalog::{
-    CATALOG_SQL, COLUMN_STATISTICS_SQL, Catalog, CatalogColumn, ColumnStatistics,
-    LOCKED_RELATIONS_SQL, LockedRelation, SCHEMAS_SQL, catalog_parts,
+    CATALOG_SQL, CHUNKS_SQL, COLUMN_STATISTICS_SQL, Catalog, CatalogChunk, CatalogColumn,
+    CatalogPart, ColumnStatistics, LOCKED_RELATIONS_SQL, LockedRelation, catalog_parts,
 };
 use crate::connect::{Target, connect};
 use crate::output::PartSink;
@@ -409,13 +409,8 @@ struct Work<'s> {
     /// Catalog statements running now: their tables are still to come.
     reading_catalog: usize,
     failed: bool,
-    /// The part whose catalog holds the versioning tables: its connection reads them.
-    versioning_part: Option<usize>,
-    versioning: Option<Vec<VersioningReading>>,
-    /// Developer names for the page, known once the versioning tables are read; parts
-    /// finished before then wait in `parked`.
-    names: Option<HashMap<String, String>>,
-    parked: Vec<(usize, Part)>,
+    /// Developer names for the page's rows (the versioning tables are read first).
+    names: HashMap<String, String>,
     totals: Totals,
     sink: &'s mut dyn PartSink,
 }
@@ -428,55 +423,38 @@ impl Work<'_> {
         part: Part,
         settings: &Settings,
     ) -> Result<(), AuditError> {
-        let Some(names) = &self.names else {
-            self.parked.push((index, part));
-            return Ok(());
-        };
         let report = assemble_part(part.catalog, part.readings, &part.statistics, settings);
         self.totals.add(index, &report, settings);
-        self.sink.part(index, report, names)?;
-        Ok(())
-    }
-
-    /// Records the versioning tables' contents and hands over the parts that waited.
-    fn set_versioning(
-        &mut self,
-        versioning: Vec<VersioningReading>,
-        settings: &Settings,
-    ) -> Result<(), AuditError> {
-        let system = crate::versioning::versioning_system(versioning.clone(), settings);
-        self.names = Some(crate::html::developer_names(system.developers.get()));
-        self.versioning = Some(versioning);
-        for (index, part) in std::mem::take(&mut self.parked) {
-            self.finish_part(index, part, settings)?;
-        }
+        self.sink.part(index, report, &self.names)?;
         Ok(())
     }
 }
 
-/// Reads one part's catalog, retrying when a table was locked in between, and plans it: the
-/// statements for each table, the tables another session holds, the column statistics of the
-/// tables whose counts are estimated.
-async fn read_part(
+/// Runs the catalog statement for `part` (only the tables named in `only`, when given),
+/// reading it again when a table was locked between the look at `pg_locks` and the statement.
+async fn read_catalog(
     client: &Client,
-    include: &[String],
+    part: &CatalogPart,
+    only: Option<Vec<String>>,
     settings: &Settings,
-) -> Result<(Part, Vec<Vec<usize>>), AuditError> {
+) -> Result<(Catalog, Vec<LockedRelation>), AuditError> {
     let fatal = |Fatal(message)| AuditError::Connection(message);
     let mut attempt = 0;
-    let (catalog, locked) = loop {
+    loop {
         attempt += 1;
         let locked = locked_relations(client).await.map_err(fatal)?;
         let oids: Vec<i64> = locked.iter().map(|l| i64::from(l.oid)).collect();
-        let include = include.to_vec();
         let outcome = guarded_rows(
             client,
             "catalog",
             CATALOG_SQL,
             &[
-                (&include, Type::TEXT_ARRAY),
+                (&part.schemas, Type::TEXT_ARRAY),
                 (&settings.exclude_schemas, Type::TEXT_ARRAY),
                 (&oids, Type::INT8_ARRAY),
+                (&part.from, Type::TEXT),
+                (&part.to, Type::TEXT),
+                (&only, Type::TEXT_ARRAY),
             ],
         )
         .await
@@ -496,9 +474,20 @@ async fn read_part(
             .ok_or_else(|| AuditError::Catalog("no row".to_owned()))?;
         let catalog = serde_json::from_str::<Catalog>(json)
             .map_err(|e| AuditError::Catalog(format!("unexpected catalog shape: {e}")))?;
-        drop(rows);
-        break (catalog, locked);
-    };
+        return Ok((catalog, locked));
+    }
+}
+
+/// Reads one part's catalog, retrying when a table was locked in between, and plans it: the
+/// statements for each table, the tables another session holds, the column statistics of the
+/// tables whose counts are estimated.
+async fn read_part(
+    client: &Client,
+    part: &CatalogPart,
+    settings: &Settings,
+) -> Result<(Part, Vec<Vec<usize>>), AuditError> {
+    let fatal = |Fatal(message)| AuditError::Connection(message);
+    let (catalog, locked) = read_catalog(client, part, None, settings).await?;
 
     // Pure planning.
     let mut columns_of: HashMap<u32, Vec<&CatalogColumn>> = HashMap::new();
@@ -612,7 +601,7 @@ async fn work(
     client: &Client,
     shared: &Mutex<Work<'_>>,
     wake: &Notify,
-    parts: &[Vec<String>],
+    parts: &[CatalogPart],
     settings: &Settings,
     statements: &AtomicU64,
 ) -> Result<(), AuditError> {
@@ -646,21 +635,8 @@ async fn work(
             Some(Unit::Catalog(index)) => {
                 let outcome = async {
                     let (part, batches) = read_part(client, &parts[index], settings).await?;
-                    let is_versioning_part = lock()?.versioning_part == Some(index);
-                    let versioning = if is_versioning_part {
-                        Some(
-                            read_versioning(client, &part.catalog, settings)
-                                .await
-                                .map_err(fatal)?,
-                        )
-                    } else {
-                        None
-                    };
                     let mut work = lock()?;
                     work.reading_catalog -= 1;
-                    if let Some(versioning) = versioning {
-                        work.set_versioning(versioning, settings)?;
-                    }
                     work.pending[index] = batches.len();
                     if batches.is_empty() {
                         work.finish_part(index, part, settings)?;
@@ -728,8 +704,8 @@ async fn work(
     }
 }
 
-/// The versioning tables' contents, read with the catalog part of the default schema (the
-/// developer names they hold go into every table's row of the page).
+/// The versioning tables' contents, read before any part: the developer names they hold go
+/// into every table's row of the page. `catalog` holds the versioning tables' catalog rows.
 async fn read_versioning(
     client: &Client,
     catalog: &Catalog,
@@ -776,18 +752,19 @@ async fn read_versioning(
     Ok(versioning)
 }
 
-/// The schemas to audit, with their tables (for grouping them into catalog parts).
-async fn audited_schemas(
+/// The audited schemas in chunks of tables ([`CHUNKS_SQL`], for the catalog parts).
+async fn catalog_chunks(
     client: &Client,
     settings: &Settings,
-) -> Result<Vec<(String, i64)>, AuditError> {
+) -> Result<Vec<CatalogChunk>, AuditError> {
     let outcome = guarded_rows(
         client,
         "schemas",
-        SCHEMAS_SQL,
+        CHUNKS_SQL,
         &[
             (&settings.include_schemas, Type::TEXT_ARRAY),
             (&settings.exclude_schemas, Type::TEXT_ARRAY),
+            (&settings.tables_per_catalog_statement.max(1), Type::INT8),
         ],
     )
     .await
@@ -795,7 +772,13 @@ async fn audited_schemas(
     match outcome {
         Ok(rows) => rows
             .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .map(|row| {
+                Ok(CatalogChunk {
+                    schema: row.try_get(0)?,
+                    first_table: row.try_get(1)?,
+                    tables: row.try_get(2)?,
+                })
+            })
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| AuditError::Catalog(format!("schema names: {e}"))),
         Err(failure) => Err(AuditError::Catalog(failure.message)),
@@ -873,43 +856,53 @@ pub async fn run_into(
             })
             .collect::<Vec<_>>()
     };
-    let schemas = audited_schemas(&main, settings);
-    let (workers, schemas) = tokio::join!(workers, schemas);
-    // No schema to audit still reads the database's own facts (and empty lists).
-    let parts: Vec<Vec<String>> = match schemas? {
-        schemas if schemas.is_empty() => vec![settings.include_schemas.clone()],
-        schemas => catalog_parts(&schemas, settings.tables_per_catalog_statement),
+    let main_first = async {
+        let chunks = catalog_chunks(&main, settings).await?;
+        // The versioning tables first, with their own catalog rows (they are read again
+        // with their part): their developer names go into every row of the page.
+        let versioning = if chunks.iter().any(|c| c.schema == settings.default_schema) {
+            let only: Vec<String> = VERSIONING_TABLES.iter().map(|&t| t.to_owned()).collect();
+            let schema = CatalogPart {
+                schemas: vec![settings.default_schema.clone()],
+                from: None,
+                to: None,
+            };
+            let (catalog, _) = read_catalog(&main, &schema, Some(only), settings).await?;
+            read_versioning(&main, &catalog, settings)
+                .await
+                .map_err(|Fatal(message)| AuditError::Connection(message))?
+        } else {
+            // The default schema is not audited: no versioning table is found.
+            VERSIONING_TABLES
+                .iter()
+                .map(|_| VersioningReading::Missing)
+                .collect()
+        };
+        Ok::<_, AuditError>((chunks, versioning))
     };
-    let versioning_part = parts
-        .iter()
-        .position(|schemas| schemas.contains(&settings.default_schema));
-    let mut queue: VecDeque<Unit> = (0..parts.len()).map(Unit::Catalog).collect();
-    if let Some(index) = versioning_part {
-        // First, so that the developer names are known when the first parts are finished.
-        queue.retain(|unit| !matches!(unit, Unit::Catalog(i) if *i == index));
-        queue.push_front(Unit::Catalog(index));
-    }
-    let mut state = Work {
-        queue,
+    let (workers, first) = tokio::join!(workers, main_first);
+    let (chunks, versioning) = first?;
+    // No schema to audit still reads the database's own facts (and empty lists).
+    let parts: Vec<CatalogPart> = if chunks.is_empty() {
+        vec![CatalogPart {
+            schemas: settings.include_schemas.clone(),
+            from: None,
+            to: None,
+        }]
+    } else {
+        catalog_parts(&chunks, settings.tables_per_catalog_statement)
+    };
+    let system = crate::versioning::versioning_system(versioning.clone(), settings);
+    let state = Work {
+        queue: (0..parts.len()).map(Unit::Catalog).collect(),
         parts: parts.iter().map(|_| None).collect(),
         pending: vec![0; parts.len()],
         reading_catalog: 0,
         failed: false,
-        versioning_part,
-        versioning: None,
-        names: None,
-        parked: Vec::new(),
+        names: crate::html::developer_names(system.developers.get()),
         totals: Totals::default(),
         sink,
     };
-    if versioning_part.is_none() {
-        // The default schema is not audited: no versioning table is found.
-        let missing = VERSIONING_TABLES
-            .iter()
-            .map(|_| VersioningReading::Missing)
-            .collect();
-        state.set_versioning(missing, settings)?;
-    }
     let shared = Mutex::new(state);
     let wake = Notify::new();
     let statements = AtomicU64::new(0);
@@ -932,14 +925,11 @@ pub async fn run_into(
     let state = shared
         .into_inner()
         .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))?;
-    if state.parts.iter().any(Option::is_some) || !state.parked.is_empty() {
+    if state.parts.iter().any(Option::is_some) {
         return Err(AuditError::Catalog(
             "a part was not read in full".to_owned(),
         ));
     }
-    let versioning = state
-        .versioning
-        .ok_or_else(|| AuditError::Catalog("the versioning tables were not read".to_owned()))?;
     let facts = RunFacts {
         connections,
         table_statements: statements.into_inner(),
