@@ -372,6 +372,8 @@ impl StreamedReport {
                 let separator = if first { "" } else { "," };
                 write!(out, "{separator}\n  \"{key}\": ").map_err(temporary)
             };
+            // `AuditReport`'s keys in its order (the objects flattened in place): a key added
+            // there and not here fails the test comparing these files with `render`'s.
             out.write_all(b"{").map_err(temporary)?;
             field(out, "audit_timestamp", true)?;
             write_nested(out, &head.audit_timestamp, 1)?;
