@@ -266,14 +266,13 @@ fn sample_figures(row: Vec<Option<String>>, patterns: &[String]) -> SampleFigure
 /// it as a single read would.
 async fn read_batch(
     client: &Client,
-    batch: &[usize],
     tables: &[(u32, TableProbe)],
     patterns: &[String],
     statements: &AtomicU64,
 ) -> Result<Vec<TableReading>, Fatal> {
-    let mut readings: Vec<Option<TableReading>> = batch.iter().map(|_| None).collect();
+    let mut readings: Vec<Option<TableReading>> = tables.iter().map(|_| None).collect();
     // Empty tables first: their figures are known without reading them.
-    let oids: Vec<i64> = batch.iter().map(|&i| i64::from(tables[i].0)).collect();
+    let oids: Vec<i64> = tables.iter().map(|(oid, _)| i64::from(*oid)).collect();
     statements.fetch_add(1, Ordering::Relaxed);
     if let Ok(rows) = guarded_rows(
         client,
@@ -292,10 +291,10 @@ async fn read_batch(
             }
         }
     }
-    let unread: Vec<usize> = (0..batch.len())
+    let unread: Vec<usize> = (0..tables.len())
         .filter(|&p| readings[p].is_none())
         .collect();
-    let probes: Vec<&TableProbe> = unread.iter().map(|&p| &tables[batch[p]].1).collect();
+    let probes: Vec<&TableProbe> = unread.iter().map(|&p| &tables[p].1).collect();
     if let Some(sql) = plan::batch_sql(&probes).filter(|_| !probes.is_empty()) {
         statements.fetch_add(1, Ordering::Relaxed);
         if let Ok(rows) = guarded(client, "batch", &sql).await? {
@@ -321,14 +320,11 @@ async fn read_batch(
             }
         }
     }
-    let mut all = Vec::with_capacity(batch.len());
-    for (reading, &index) in readings.into_iter().zip(batch) {
+    let mut all = Vec::with_capacity(tables.len());
+    for (reading, (oid, probe)) in readings.into_iter().zip(tables) {
         all.push(match reading {
             Some(reading) => reading,
-            None => {
-                let (oid, probe) = &tables[index];
-                read_table(client, *oid, probe, patterns, statements).await?
-            }
+            None => read_table(client, *oid, probe, patterns, statements).await?,
         });
     }
     Ok(all)
@@ -510,7 +506,7 @@ async fn read_part(
                 table,
                 columns,
                 count,
-                plan::is_listed(table, &settings.expected_seed_tables),
+                plan::is_listed(&table.schema, &table.table, &settings.expected_seed_tables),
                 settings,
             );
             (table.oid, probe)
@@ -596,7 +592,7 @@ async fn read_part(
 }
 
 /// One connection's share: units from the shared queue until none is left and no catalog
-/// statement still running can add more.
+/// statement still running can add more. The first failure stops every connection.
 async fn work(
     client: &Client,
     shared: &Mutex<Work<'_>>,
@@ -605,18 +601,11 @@ async fn work(
     settings: &Settings,
     statements: &AtomicU64,
 ) -> Result<(), AuditError> {
-    let patterns = &settings.sensitive_column_patterns;
-    let fatal = |Fatal(message)| AuditError::Connection(message);
-    let lock = || {
-        shared
-            .lock()
-            .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))
-    };
     loop {
         // Made before the queue is looked at: a wake-up in between is not missed.
         let woken = wake.notified();
         let unit = {
-            let mut work = lock()?;
+            let mut work = lock(shared)?;
             if work.failed {
                 return Ok(());
             }
@@ -630,78 +619,90 @@ async fn work(
                 None => None,
             }
         };
-        match unit {
-            None => woken.await,
-            Some(Unit::Catalog(index)) => {
-                let outcome = async {
-                    let (part, batches) = read_part(client, &parts[index], settings).await?;
-                    let mut work = lock()?;
-                    work.reading_catalog -= 1;
-                    work.pending[index] = batches.len();
-                    if batches.is_empty() {
-                        work.finish_part(index, part, settings)?;
-                    } else {
-                        for batch in batches.into_iter().rev() {
-                            work.queue.push_front(Unit::Tables(index, batch));
-                        }
-                        work.parts[index] = Some(part);
-                    }
-                    Ok::<_, AuditError>(())
-                }
-                .await;
-                if let Err(e) = outcome {
-                    if let Ok(mut work) = shared.lock() {
-                        work.failed = true;
-                    }
-                    wake.notify_waiters();
-                    return Err(e);
-                }
-                wake.notify_waiters();
+        let Some(unit) = unit else {
+            woken.await;
+            continue;
+        };
+        let outcome = run_unit(client, shared, unit, parts, settings, statements).await;
+        if outcome.is_err()
+            && let Ok(mut work) = shared.lock()
+        {
+            work.failed = true;
+        }
+        // A part's batches may have joined the queue, or the audit failed: either way the
+        // connections waiting for work look again.
+        wake.notify_waiters();
+        outcome?;
+    }
+}
+
+fn lock<'a, 's>(
+    shared: &'a Mutex<Work<'s>>,
+) -> Result<std::sync::MutexGuard<'a, Work<'s>>, AuditError> {
+    shared
+        .lock()
+        .map_err(|_| AuditError::Connection("a connection's task panicked".to_owned()))
+}
+
+/// Does one unit: reads a part's catalog and queues its batches, or reads a batch and, when
+/// it was the part's last, hands the part over.
+async fn run_unit(
+    client: &Client,
+    shared: &Mutex<Work<'_>>,
+    unit: Unit,
+    parts: &[CatalogPart],
+    settings: &Settings,
+    statements: &AtomicU64,
+) -> Result<(), AuditError> {
+    let patterns = &settings.sensitive_column_patterns;
+    let fatal = |Fatal(message)| AuditError::Connection(message);
+    match unit {
+        Unit::Catalog(index) => {
+            let (part, batches) = read_part(client, &parts[index], settings).await?;
+            let mut work = lock(shared)?;
+            work.reading_catalog -= 1;
+            work.pending[index] = batches.len();
+            if batches.is_empty() {
+                return work.finish_part(index, part, settings);
             }
-            Some(Unit::Tables(index, batch)) => {
-                let tables: Vec<(u32, TableProbe)> = {
-                    let work = lock()?;
-                    let part = work.parts[index].as_ref().ok_or_else(|| {
-                        AuditError::Connection("a part was read before its catalog".to_owned())
-                    })?;
-                    batch.iter().map(|&i| part.probes[i].clone()).collect()
-                };
-                let read = match tables.as_slice() {
-                    [(oid, probe)] if !plan::batchable(probe) => {
-                        vec![
-                            read_table(client, *oid, probe, patterns, statements)
-                                .await
-                                .map_err(fatal)?,
-                        ]
-                    }
-                    _ => {
-                        let positions: Vec<usize> = (0..tables.len()).collect();
-                        read_batch(client, &positions, &tables, patterns, statements)
-                            .await
-                            .map_err(fatal)?
-                    }
-                };
-                let mut work = lock()?;
-                if let Some(part) = work.parts[index].as_mut() {
-                    for (i, reading) in batch.into_iter().zip(read) {
-                        part.readings[i] = reading;
-                    }
+            for batch in batches.into_iter().rev() {
+                work.queue.push_front(Unit::Tables(index, batch));
+            }
+            work.parts[index] = Some(part);
+        }
+        Unit::Tables(index, batch) => {
+            let tables: Vec<(u32, TableProbe)> = {
+                let work = lock(shared)?;
+                let part = work.parts[index].as_ref().ok_or_else(|| {
+                    AuditError::Connection("a part was read before its catalog".to_owned())
+                })?;
+                batch.iter().map(|&i| part.probes[i].clone()).collect()
+            };
+            let read = match tables.as_slice() {
+                [(oid, probe)] if !plan::batchable(probe) => vec![
+                    read_table(client, *oid, probe, patterns, statements)
+                        .await
+                        .map_err(fatal)?,
+                ],
+                _ => read_batch(client, &tables, patterns, statements)
+                    .await
+                    .map_err(fatal)?,
+            };
+            let mut work = lock(shared)?;
+            if let Some(part) = work.parts[index].as_mut() {
+                for (i, reading) in batch.into_iter().zip(read) {
+                    part.readings[i] = reading;
                 }
-                work.pending[index] -= 1;
-                if work.pending[index] == 0
-                    && let Some(part) = work.parts[index].take()
-                {
-                    let finished = work.finish_part(index, part, settings);
-                    if let Err(e) = finished {
-                        work.failed = true;
-                        drop(work);
-                        wake.notify_waiters();
-                        return Err(e);
-                    }
-                }
+            }
+            work.pending[index] -= 1;
+            if work.pending[index] == 0
+                && let Some(part) = work.parts[index].take()
+            {
+                return work.finish_part(index, part, settings);
             }
         }
     }
+    Ok(())
 }
 
 /// The versioning tables' contents, read before any part: the developer names they hold go

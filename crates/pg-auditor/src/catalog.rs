@@ -36,13 +36,12 @@ pub struct LockedRelation {
     pub granted: bool,
 }
 
-/// The audited schemas cut into chunks of at most `$3` tables each, in the order the catalog
-/// statement sorts them (`$1`, `$2` as in [`CATALOG_SQL`]): per chunk the schema, the name of
-/// its first table (C order, as the catalog sorts names; `NULL` for a schema without tables)
-/// and its number of tables. The catalog is then read a few chunks at a time
-/// ([`catalog_parts`]): one statement for a 100,000-table database returned a single JSON
-/// value of hundreds of megabytes, and one statement for a schema of 100,000 tables would too.
-pub const CHUNKS_SQL: &str = r#"
+/// The schemas an audit reads (`$1` to include, empty for all but the system ones; `$2` to
+/// exclude), the first CTE of [`CHUNKS_SQL`] and [`CATALOG_SQL`]: the parts are cut and read
+/// from the same list.
+macro_rules! audited_schema_cte {
+    () => {
+        r#"
 WITH audited_schema AS (
   SELECT n.oid, n.nspname
   FROM pg_catalog.pg_namespace n
@@ -51,7 +50,19 @@ WITH audited_schema AS (
     AND (pg_catalog.cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
     AND n.nspname <> ALL ($2::text[])
 ),
-numbered AS (
+"#
+    };
+}
+
+/// The audited schemas cut into chunks of at most `$3` tables each, in the order the catalog
+/// statement sorts them (`$1`, `$2` as in [`CATALOG_SQL`]): per chunk the schema, the name of
+/// its first table (C order, as the catalog sorts names; `NULL` for a schema without tables)
+/// and its number of tables. The catalog is then read a few chunks at a time
+/// ([`catalog_parts`]): one statement for a 100,000-table database returned a single JSON
+/// value of hundreds of megabytes, and one statement for a schema of 100,000 tables would too.
+pub const CHUNKS_SQL: &str = concat!(
+    audited_schema_cte!(),
+    r#"numbered AS (
   SELECT c.relnamespace, c.relname,
          (pg_catalog.row_number() OVER (PARTITION BY c.relnamespace ORDER BY c.relname) - 1)
            / $3::int8 AS chunk
@@ -62,7 +73,8 @@ SELECT s.nspname::text, pg_catalog.min(t.relname::text COLLATE "C"), pg_catalog.
 FROM audited_schema s LEFT JOIN numbered t ON t.relnamespace = s.oid
 GROUP BY s.nspname, t.chunk
 ORDER BY s.nspname, t.chunk
-"#;
+"#
+);
 
 /// One row of [`CHUNKS_SQL`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,19 +107,19 @@ pub fn catalog_parts(chunks: &[CatalogChunk], per_statement: i64) -> Vec<Catalog
     let mut parts: Vec<CatalogPart> = Vec::new();
     let mut tables = 0;
     for (i, chunk) in chunks.iter().enumerate() {
-        let same_schema =
-            |other: Option<&CatalogChunk>| other.is_some_and(|o| o.schema == chunk.schema);
-        let cut = same_schema(i.checked_sub(1).and_then(|p| chunks.get(p)))
-            || same_schema(chunks.get(i + 1));
-        if cut {
-            let continues = same_schema(i.checked_sub(1).and_then(|p| chunks.get(p)));
+        // The neighbouring chunks of the same schema, if it was cut.
+        let of_schema = |other: Option<&CatalogChunk>| {
+            other
+                .filter(|o| o.schema == chunk.schema)
+                .map(|o| o.first_table.clone())
+        };
+        let previous = of_schema(i.checked_sub(1).and_then(|p| chunks.get(p)));
+        let next = of_schema(chunks.get(i + 1));
+        if previous.is_some() || next.is_some() {
             parts.push(CatalogPart {
                 schemas: vec![chunk.schema.clone()],
-                from: chunk.first_table.clone().filter(|_| continues),
-                to: chunks
-                    .get(i + 1)
-                    .filter(|next| next.schema == chunk.schema)
-                    .and_then(|next| next.first_table.clone()),
+                from: chunk.first_table.clone().filter(|_| previous.is_some()),
+                to: next.flatten(),
             });
             continue;
         }
@@ -143,16 +155,9 @@ pub fn catalog_parts(chunks: &[CatalogChunk], per_statement: i64) -> Vec<Catalog
 /// Every function and catalog is schema-qualified and the session runs with `search_path =
 /// pg_catalog, pg_temp`: a `public.format(text, name, name)` planted by a role that can
 /// create in `public` must never be the function that quotes identifiers.
-pub const CATALOG_SQL: &str = r#"
-WITH audited_schema AS (
-  SELECT n.oid, n.nspname
-  FROM pg_catalog.pg_namespace n
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-    AND (pg_catalog.cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
-    AND n.nspname <> ALL ($2::text[])
-),
-audited_table AS (
+pub const CATALOG_SQL: &str = concat!(
+    audited_schema_cte!(),
+    r#"audited_table AS (
   SELECT c.oid, s.nspname, c.relname, c.relkind, c.relispartition, c.relowner,
          c.relhasindex, c.relhasrules, c.relhastriggers, c.reltuples, c.relpages
   FROM pg_catalog.pg_class c JOIN audited_schema s ON s.oid = c.relnamespace
@@ -328,7 +333,8 @@ SELECT pg_catalog.json_build_object(
     JOIN pg_catalog.pg_language l ON l.oid = p.prolang
     WHERE p.prokind IN ('f', 'p') AND $4::text IS NULL AND $6::text[] IS NULL)
 )::text
-"#;
+"#
+);
 
 /// `pg_stats` of the audit columns of the tables whose figures are estimated: `$1` table
 /// oids, `$2` column names. Separate from [`CATALOG_SQL`] because the `pg_stats` view is

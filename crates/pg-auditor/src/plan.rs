@@ -419,10 +419,8 @@ pub fn contents_sql(
 }
 
 /// Whether `table` is one of the configured names.
-pub fn is_listed(table: &CatalogTable, names: &[TableName]) -> bool {
-    names
-        .iter()
-        .any(|n| n.schema == table.schema && n.table == table.table)
+pub fn is_listed(schema: &str, table: &str, names: &[TableName]) -> bool {
+    names.iter().any(|n| n.schema == schema && n.table == table)
 }
 
 /// Elements of a PostgreSQL array literal (`{a,"b c",NULL}`), as text; `NULL` elements are

@@ -368,11 +368,7 @@ impl Totals {
             if !entry.errors.is_empty() {
                 lists.with_errors.push(entry.clone());
             }
-            if settings
-                .expected_seed_tables
-                .iter()
-                .any(|n| n.schema == entry.schema && n.table == entry.table)
-            {
+            if plan::is_listed(&entry.schema, &entry.table, &settings.expected_seed_tables) {
                 self.seed_found.insert(
                     (entry.schema.clone(), entry.table.clone()),
                     seed_status(entry),
