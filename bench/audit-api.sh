@@ -20,9 +20,10 @@
 # BENCH_INGEST_ONLY=1 loads, then measures only the two ingest figures; BENCH_HEALTH_ONLY=1
 # loads, then measures only the healthcheck under saturation (HEALTH_BINS="path path" runs that
 # part with each binary in turn, to compare builds on the same data); BENCH_CLIFF=1 loads
-# BENCH_EVENTS (default 5,000,000), then measures the common-pattern search (`SKU-00`, 10% of
-# rows) and the rare one (`SKU-004217`) before and after a burst of 220,000 new events that do
-# not match them; BENCH_SEARCH_ONLY=1 loads, then measures only search latency, with each
+# BENCH_EVENTS (default 5,000,000), then measures the common-pattern searches (`SKU-00`, 10% of
+# rows; `changed to 42.99`, 1%) and the rare one (`SKU-004217`) before any burst, after a burst of
+# 220,000 new events that match none, and after a further 220,000 that match `SKU-00`, with each
+# binary of CLIFF_BINS="path path" in turn; BENCH_SEARCH_ONLY=1 loads, then measures only search latency, with each
 # binary of SEARCH_BINS="path path" in turn (the rare substring at 1, 2 and 4 connections,
 # every other shape at 2 and 4).
 set -euo pipefail
@@ -148,13 +149,29 @@ health_under_load_of() {
 }
 
 # The common pattern after a burst of new rows that do not match it: a plan that walks the time
-# index newest-first reads the whole burst before its first match.
-search_cliff() {
-  local q="$base/search?message_pattern=SKU-00" rare="$base/search?message_pattern=SKU-004217"
-  echo "== common-pattern search (SKU-00, 10% of rows) and rare (SKU-004217), 1 connection, 10 s"
-  echo "  before the burst:"
-  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$q" | grep "p50"
-  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$rare" | grep "p50"
+# index newest-first reads the whole burst before its first match. Then the reverse: a burst of
+# new rows that all match, where a plan that collects every match of the newest rows (an hour's)
+# has the burst to collect. Each binary of CLIFF_BINS is served in turn on the same data.
+cliff_searches() {
+  local when=$1 cbin q
+  echo "  $when:"
+  for cbin in ${CLIFF_BINS:-$bin}; do
+    API_KEYS=$key DATABASE_URL="$url?sslmode=disable" POOL_SIZE=16 LOG_LEVEL=warn \
+      "$cbin" serve --bind 127.0.0.1:18083 >/tmp/auditapi-bench-server4.log 2>&1 &
+    local server4=$!
+    for _ in $(seq 100); do curl -fs http://127.0.0.1:18083/pyaudit/api/healthcheck >/dev/null && break; sleep 0.1; done
+    for q in "message_pattern=SKU-00" "message_pattern=SKU-004217" "message_pattern=changed%20to%2042.99&page_size=100"; do
+      echo "    $cbin, $q:"
+      wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "http://127.0.0.1:18083/pyaudit/api/audit-events/search?$q" | grep "p50"
+    done
+    kill "$server4" 2>/dev/null || true
+    wait "$server4" 2>/dev/null || true
+  done
+}
+
+# 220,000 events in the last 220 seconds, in 4 appends; $1: the SQL of each message from i.
+burst() {
+  local message=$1 chunk
   for chunk in 0 1 2 3; do
     psql -c "
       SELECT count(*) FROM (
@@ -162,14 +179,20 @@ search_cliff() {
                array_agg(1 ORDER BY i) AS f, array_agg(1 ORDER BY i) AS t,
                array_agg(101::bigint ORDER BY i) AS store, array_agg((i % 50)::bigint ORDER BY i) AS company,
                array_agg('burst'::text ORDER BY i) AS u,
-               array_agg('order ' || i || ' shipped to the customer' ORDER BY i) AS m,
+               array_agg($message ORDER BY i) AS m,
                array_agg('Success'::text ORDER BY i) AS st, array_agg('{}'::text ORDER BY i) AS d
         FROM generate_series($chunk * 55000 + 1, ($chunk + 1) * 55000) AS i) a,
       LATERAL audit_api_append_events(a.ts, a.f, a.t, a.store, a.company, a.u, a.m, a.st, a.d)" >/dev/null
   done
-  echo "  after 220,000 new events that do not match:"
-  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$q" | grep "p50"
-  wrk -t 1 -c 1 -d 10s -s /tmp/auditapi-bench-get.lua "$rare" | grep "p50"
+}
+
+search_cliff() {
+  echo "== common patterns (SKU-00: 10% of rows; changed to 42.99: 1%) and a rare one (SKU-004217), 1 connection, 10 s"
+  cliff_searches "before any burst"
+  burst "'order ' || i || ' shipped to the customer'"
+  cliff_searches "after 220,000 new events that do not match"
+  burst "'SKU-009' || lpad((i % 1000)::text, 3, '0') || ' price changed to 1.99'"
+  cliff_searches "then after 220,000 new events that match SKU-00 (not the other two)"
 }
 
 # Search latency per query shape with one binary, served on its own port, on the loaded data.

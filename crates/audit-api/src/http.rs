@@ -10,9 +10,10 @@ use crate::event::{self, Catalog, FieldError};
 use crate::export::{ROWS_PER_SHEET, write_export};
 use crate::json_text;
 use crate::schema::{BatchCreated, Detail, Health};
-use crate::search::{self, EventRecord, ExportRequest, RECENT_EVENTS, SearchFilters};
+use crate::search::{self, EventRecord, ExportRequest, Page, RECENT_EVENTS, SearchFilters};
 use crate::sql::{self, Scope, Selection};
 use crate::state::App;
+use crate::trigram::PatternLookup;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
@@ -393,15 +394,15 @@ async fn selection(
             Some(allowed.clone())
         }
     };
-    let message_core = match filters.message_pattern.as_deref() {
-        Some(pattern) if !pattern.is_empty() => app.message_core(pattern).await,
-        _ => None,
+    let message_lookup = match filters.message_pattern.as_deref() {
+        Some(pattern) if !pattern.is_empty() => app.message_lookup(pattern).await,
+        _ => PatternLookup::Whole,
     };
     Ok(Selection {
         filters,
         functionality_id,
         companies,
-        message_core,
+        message_lookup,
     })
 }
 
@@ -442,9 +443,19 @@ pub async fn search_events(
     let request = search::parse_search(&query).map_err(ApiError::Validation)?;
     app.ensure_ready().await?;
     let selection = selection(&app, &scope, request.filters).await?;
-    let statement =
-        sql::select_events(&selection, Some(&request.page), Some(request.page_size + 1));
-    let rows = db::query_events(&app.db, &statement).await?;
+    let limit = request.page_size + 1;
+    let rows = match (selection.hourly_trigrams(), &request.page) {
+        // OFFSET pages keep the one statement: an offset cannot start from a walk's end.
+        (Some(trigrams), Page::After(_) | Page::Number(1)) => {
+            let budget = sql::walk_budget(limit);
+            db::search_common_pattern(&app.db, &selection, trigrams, &request.page, limit, budget)
+                .await?
+        }
+        _ => {
+            let statement = sql::select_events(&selection, Some(&request.page), Some(limit));
+            db::query_events(&app.db, &statement).await?
+        }
+    };
     app.metrics.searched(started.elapsed());
     let (page, next) = search::split_page(rows, request.page_size);
     let mut headers = HeaderMap::new();

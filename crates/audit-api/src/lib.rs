@@ -12,8 +12,8 @@
 //!
 //! Layout: the pure core is [`event`] (validation against the catalog), [`json_text`] (exact
 //! `additional_data`), [`search`] (filters, cursors, pages, export requests), [`trigram`]
-//! (which word of a message pattern the index looks up) and [`sql`] (the statements they
-//! become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
+//! (how a message pattern's rows are found: by its rare word, or hour by hour) and [`sql`]
+//! (the statements they become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
 //! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 

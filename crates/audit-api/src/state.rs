@@ -99,12 +99,14 @@ impl App {
         }
     }
 
-    /// The word of `pattern` the trigram index should look up instead of the whole pattern
-    /// ([`crate::trigram::index_core`]), from a sample of the stored messages refreshed
-    /// hourly.
-    pub async fn message_core(&self, pattern: &str) -> Option<String> {
-        let frequencies = self.trigram_frequencies().await?;
-        crate::trigram::index_core(pattern, &frequencies)
+    /// How the trigram indexes should find `pattern`'s rows ([`crate::trigram::lookup`]),
+    /// from a sample of the stored messages refreshed hourly; without one, the whole pattern
+    /// as the one predicate.
+    pub async fn message_lookup(&self, pattern: &str) -> crate::trigram::PatternLookup {
+        match self.trigram_frequencies().await {
+            Some(frequencies) => crate::trigram::lookup(pattern, &frequencies),
+            None => crate::trigram::PatternLookup::Whole,
+        }
     }
 
     async fn trigram_frequencies(&self) -> Option<Arc<TrigramFrequencies>> {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use audit_api::trigram::PatternLookup;
 use common::{KEY, SCOPED_KEY, Service, events, example_event, yesterday_at};
 use serde_json::{Value, json};
 
@@ -343,13 +344,16 @@ async fn a_pattern_is_matched_whole_when_the_index_looks_up_only_its_rare_word()
         ]
     );
     assert_eq!(search(&svc, "message_pattern=004217").await.len(), 5);
-    // The word looked up, from the sample of these messages pg_trgm split: the order number,
-    // and nothing for a pattern of common words.
+    // The word looked up, from the sample of these messages pg_trgm split: the order number;
+    // a pattern of common words goes by hour.
     assert_eq!(
-        svc.app.message_core("SKU-004217").await.as_deref(),
-        Some("004217")
+        svc.app.message_lookup("SKU-004217").await,
+        PatternLookup::RareWord("004217".into())
     );
-    assert_eq!(svc.app.message_core("SKU-000001 price").await, None);
+    assert!(matches!(
+        svc.app.message_lookup("SKU-000001 price").await,
+        PatternLookup::ByHour(_)
+    ));
     // A common pattern (no rare word) is unchanged: SKU-000000 to SKU-000009, 3 of each.
     assert_eq!(search(&svc, "message_pattern=SKU-00000").await.len(), 30);
     // The export counts and writes the same rows.
@@ -679,5 +683,132 @@ async fn cors_allows_only_the_configured_origins() {
             .headers()
             .get("access-control-allow-origin")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_common_pattern_is_found_past_rows_that_do_not_match_as_the_plain_statement_finds_it() {
+    use audit_api::search::{Cursor, Page, SearchFilters, split_page};
+    use audit_api::sql::{self, Selection};
+    let svc = Service::start(&[]).await;
+    let now = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let hours = chrono::Duration::hours;
+    // Eight hours of catalogue updates, 40 an hour; in the third hour back, a burst of 120
+    // that all match (the reverse case); on top, the newest 300 events match none of the
+    // patterns below (a burst of shipments).
+    let mut batch = Vec::new();
+    for hour in 1..=8 {
+        let mut rows = events(40, 5001, now - hours(hour));
+        for (i, event) in rows.iter_mut().enumerate() {
+            event["message"] = json!(format!(
+                "SKU-{:06} price changed to {}.99",
+                (i * 7 + hour as usize) % 30,
+                i % 13
+            ));
+        }
+        batch.extend(rows);
+    }
+    let mut matching_burst = events(120, 5002, now - hours(3) + chrono::Duration::minutes(30));
+    for event in &mut matching_burst {
+        event["message"] = json!("SKU-000001 price changed to 1.99");
+    }
+    batch.extend(matching_burst);
+    let mut shipments = events(300, 5003, now);
+    for (i, event) in shipments.iter_mut().enumerate() {
+        event["message"] = json!(format!("order {i} shipped to the customer"));
+    }
+    batch.extend(shipments);
+    for chunk in batch.chunks(500) {
+        svc.post(BATCH, Some(KEY), &json!(chunk)).await;
+    }
+
+    let from = (now - hours(6)).to_rfc3339();
+    let to = (now - hours(2)).to_rfc3339();
+    let cases: [(&str, Option<&str>, Option<&str>); 7] = [
+        ("SKU-00", None, None),
+        ("SKU-0000", None, None),
+        ("price changed", None, None),
+        ("changed to 1.99", None, None),
+        ("to 1", None, None),
+        ("SKU-00", Some(&from), None),
+        ("price", Some(&from), Some(&to)),
+    ];
+    let ids =
+        |rows: &[audit_api::search::EventRecord]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    for (pattern, from_date, to_date) in cases {
+        let filters = SearchFilters {
+            message_pattern: Some(pattern.into()),
+            from_date: from_date.and_then(audit_api::event::parse_timestamp),
+            to_date: to_date.and_then(audit_api::event::parse_timestamp),
+            ..SearchFilters::default()
+        };
+        let plain = Selection {
+            filters: filters.clone(),
+            ..Selection::default()
+        };
+        // Every trigram, and the sampled rarest two the service would ask for.
+        let mut key_sets = vec![audit_api::trigram::like_trigrams(pattern).expect("trigrams")];
+        if let PatternLookup::ByHour(keys) = svc.app.message_lookup(pattern).await {
+            key_sets.push(keys);
+        }
+        // All pages of 7, by cursor: the plain statement's, then the walk and hours'.
+        let mut expected = Vec::new();
+        let mut page = Page::Number(1);
+        loop {
+            let statement = sql::select_events(&plain, Some(&page), Some(8));
+            let rows = audit_api::db::query_events(&svc.app.db, &statement)
+                .await
+                .expect("plain");
+            let (rows, next) = split_page(rows, 7);
+            expected.extend(ids(&rows));
+            match next {
+                Some(cursor) => page = Page::After(cursor),
+                None => break,
+            }
+        }
+        assert!(!expected.is_empty(), "{pattern}: the data holds matches");
+        for keys in key_sets {
+            let hourly = Selection {
+                filters: filters.clone(),
+                message_lookup: PatternLookup::ByHour(keys.clone()),
+                ..Selection::default()
+            };
+            let trigrams = hourly.hourly_trigrams().expect("by hour").to_vec();
+            // A walk of 5 rows stops inside the shipments; of 1,000, it reads everything.
+            for budget in [5, 1000] {
+                let mut found = Vec::new();
+                let mut page = Page::Number(1);
+                loop {
+                    let rows = audit_api::db::search_common_pattern(
+                        &svc.app.db,
+                        &hourly,
+                        &trigrams,
+                        &page,
+                        8,
+                        budget,
+                    )
+                    .await
+                    .expect("walk and hours");
+                    let (rows, next): (_, Option<Cursor>) = split_page(rows, 7);
+                    found.extend(ids(&rows));
+                    match next {
+                        Some(cursor) => page = Page::After(cursor),
+                        None => break,
+                    }
+                }
+                assert_eq!(
+                    found, expected,
+                    "{pattern} from {from_date:?} to {to_date:?}, keys {keys:?}, walk of {budget}"
+                );
+            }
+        }
+    }
+    // Through the API, the shipments on top: the same first page as the plain statement.
+    let first = search(&svc, "message_pattern=SKU-00&page_size=50").await;
+    assert_eq!(first.len(), 50);
+    assert!(
+        first
+            .iter()
+            .all(|e| e["message"].as_str().unwrap_or("").contains("SKU-00"))
     );
 }
