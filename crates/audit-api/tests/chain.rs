@@ -411,7 +411,9 @@ async fn events_stored_before_the_chain_are_chained_once_in_time_order() {
         )
         .expect("old rows");
     assert_eq!(
-        audit_api::db::migrate_to(&app.db, 2).await.expect("migrate"),
+        audit_api::db::migrate_to(&app.db, 2)
+            .await
+            .expect("migrate"),
         1,
         "the chain migration"
     );
@@ -438,7 +440,10 @@ async fn events_stored_before_the_chain_are_chained_once_in_time_order() {
     assert_eq!(verdict["verified"], true, "{verdict}");
     assert_eq!(verdict["events_checked"], 3);
     // Migrating again changes nothing.
-    assert_eq!(audit_api::db::migrate_to(&app.db, 2).await.expect("again"), 0);
+    assert_eq!(
+        audit_api::db::migrate_to(&app.db, 2).await.expect("again"),
+        0
+    );
     assert_eq!(sql("SELECT count(*) FROM auditevent_chain_genesis"), "1");
 }
 
