@@ -242,7 +242,7 @@ pub async fn migrate_to(db: &Database, last: i32) -> Result<usize, DbError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(classify)?;
-    // A migration builds indexes over every stored event (0003: ~2.5 minutes at 5,000,000):
+    // A migration builds indexes over every stored event (0003: ~2 minutes at 5,000,000):
     // the requests' statement timeout is not its limit.
     tx.batch_execute("SET LOCAL statement_timeout = 0")
         .await

@@ -191,7 +191,7 @@ fn where_clause(predicates: &[String]) -> String {
 /// trigram index (migration 0003) for its rows holding `trigrams`, which are then checked
 /// against the pattern; the first `limit` rows in (hour, time, id) order are the newest
 /// `limit` of the selection, as [`select_events`] would return them. An hour costs one index
-/// descent per key and partition (~65 µs over twelve monthly partitions) and its matching
+/// descent per key and partition (~65 µs over a year of monthly partitions) and its matching
 /// rows; rows that do not hold the trigrams cost nothing.
 pub fn select_events_by_hour(
     selection: &Selection,
@@ -199,26 +199,24 @@ pub fn select_events_by_hour(
     page: &Page,
     limit: i64,
 ) -> Statement {
-    let (predicates, mut params) = predicates_with(selection, Some(page), PatternIndex::Never);
+    let (predicates, mut params) = predicates_with(selection, Some(page), Served::CheckedOnly);
     let bind = |params: &mut Params, value: Box<dyn ToSql + Sync + Send>| {
         params.push(value);
         format!("${}", params.len())
     };
-    // The range of hours: only the time filters and the cursor bound it (a wider range is
-    // still right, the rows are filtered within each hour).
+    // The range of hours: only the dates and the cursor bound it (a wider range is still
+    // right, the rows are filtered within each hour). The oldest hour ignores the cursor.
     let f = &selection.filters;
-    let mut newest_bounds = Vec::new();
     let mut oldest_bounds = Vec::new();
     if let Some(from) = &f.from_date {
         let p = bind(&mut params, Box::new(from.0.clone()));
         oldest_bounds.push(format!("x.eventtimestamp >= {p}::text::timestamptz"));
-        newest_bounds.push(format!("x.eventtimestamp >= {p}::text::timestamptz"));
     }
     if let Some(to) = &f.to_date {
         let p = bind(&mut params, Box::new(to.0.clone()));
-        newest_bounds.push(format!("x.eventtimestamp <= {p}::text::timestamptz"));
         oldest_bounds.push(format!("x.eventtimestamp <= {p}::text::timestamptz"));
     }
+    let mut newest_bounds = oldest_bounds.clone();
     if let Page::After(cursor) = page {
         let t = bind(&mut params, Box::new(cursor.timestamp));
         let i = bind(&mut params, Box::new(cursor.id));
@@ -226,13 +224,6 @@ pub fn select_events_by_hour(
     }
     let keys = bind(&mut params, Box::new(trigrams.to_vec()));
     let limit = bind(&mut params, Box::new(limit));
-    let bounded = |bounds: &[String]| {
-        if bounds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", bounds.join(" AND "))
-        }
-    };
     // No time range in the probe: it would let PostgreSQL skip other months' partitions,
     // but also AND the hour's whole time-index range into the bitmap, which costs every row
     // of the hour: the burst this path exists to skip.
@@ -251,8 +242,8 @@ pub fn select_events_by_hour(
          JOIN auditfunctionalities f ON f.id = e.functionalityid \
          JOIN auditeventtypes t ON t.id = e.eventtypeid \
          ORDER BY e.eventtimestamp DESC, e.id DESC",
-        newest = bounded(&newest_bounds),
-        oldest = bounded(&oldest_bounds),
+        newest = where_clause(&newest_bounds),
+        oldest = where_clause(&oldest_bounds),
         predicates = predicates.join(" AND "),
     );
     Statement { sql, params }
@@ -276,25 +267,25 @@ type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 /// The predicates of a selection (and a cursor page), with their parameters.
 fn event_predicates(selection: &Selection, page: Option<&Page>) -> (Vec<String>, Params) {
-    predicates_with(selection, page, PatternIndex::Trigrams)
+    predicates_with(selection, page, Served::ByAnyIndex)
 }
 
-/// Which indexes the predicates may be served by.
+/// Whether the pattern and time predicates may be served by an index.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum PatternIndex {
-    /// Any, the pattern as the selection's [`PatternLookup`] says: the planner's choice.
-    Trigrams,
-    /// None of the pattern and the time ranges: they are checked on the rows the hour-keyed
-    /// index found. PostgreSQL would otherwise AND into its bitmap every row of the pattern
-    /// in the partition (trigram index) or every row of the range (time index, which for a
-    /// cursor or `from_date` is most of the table).
-    Never,
+enum Served {
+    /// By any, the pattern as the selection's [`PatternLookup`] says: the planner's choice.
+    ByAnyIndex,
+    /// By none: they are checked on the rows the hour-keyed index found. PostgreSQL would
+    /// otherwise AND into its bitmap every row of the pattern in the partition (trigram
+    /// index) or every row of the range (time index, which for a cursor or `from_date` is
+    /// most of the table).
+    CheckedOnly,
 }
 
 fn predicates_with(
     selection: &Selection,
     page: Option<&Page>,
-    index: PatternIndex,
+    served: Served,
 ) -> (Vec<String>, Params) {
     let mut predicates: Vec<String> = Vec::new();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
@@ -304,9 +295,9 @@ fn predicates_with(
         format!("${}", params.len())
     };
     // `IS TRUE` is the same test in a form no index serves.
-    let time = |predicate: String| match index {
-        PatternIndex::Trigrams => predicate,
-        PatternIndex::Never => format!("({predicate}) IS TRUE"),
+    let time = |predicate: String| match served {
+        Served::ByAnyIndex => predicate,
+        Served::CheckedOnly => format!("({predicate}) IS TRUE"),
     };
     let f = &selection.filters;
     if let Some(from) = &f.from_date {
@@ -338,7 +329,7 @@ fn predicates_with(
         predicates.push(format!("e.username = {p}"));
     }
     if let Some(pattern) = f.message_pattern.as_deref().filter(|p| !p.is_empty()) {
-        if index == PatternIndex::Never {
+        if served == Served::CheckedOnly {
             let p = bind(&mut params, Box::new(like_substring(pattern)));
             predicates.push(format!("(e.message || '') ILIKE {p}"));
         } else if let PatternLookup::RareWord(core) = &selection.message_lookup {
