@@ -400,7 +400,7 @@ async fn archive_partition(
         } => {
             let key = format!("{prefix}{name}.jsonl.gz");
             let stored = export_jsonl_gz(client, s3, bucket, &key, &name).await?;
-            if let (Stored::AlreadyExists, count) = stored {
+            if let (Stored::AlreadyExists { .. }, count) = stored {
                 // A previous run wrote it and stopped before the drop: drop only if that
                 // object holds exactly these events.
                 let head = s3

@@ -135,10 +135,15 @@ pub struct DigestedObject {
     /// Hex SHA-256 of the stored bytes (compressed, if the object is).
     pub sha256: String,
     pub last_modified: String,
-    /// The object's `source-sha256` metadata: the SHA-256 of the bytes before compression,
-    /// which `auditkit validate --deep` checks.
+    /// The object's `source-sha256` (its metadata, or for a multipart backup its write-once
+    /// metadata sidecar): the SHA-256 of the bytes before compression, which `auditkit
+    /// validate --deep` checks and `auditkit restore` verifies against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
+    /// The object's `source-size`, read where `source_sha256` is: where a restore stops
+    /// decompressing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_size: Option<u64>,
     /// Listed, then gone before it could be hashed (`sha256` is empty): deleted within its
     /// window, which a validator reports as missing rather than the digest forgetting it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -345,6 +350,15 @@ pub enum DecodeError {
 /// A digest names at most a few hundred thousand objects; a document larger than this is
 /// hostile (a gzip bomb), not evidence.
 pub const MAX_DIGEST_BYTES: u64 = 1 << 30;
+
+/// The largest stored (compressed) digest a validator reads: a digest names each object in
+/// about 120 compressed bytes, so this is room for about two million objects in one window.
+/// A larger object under the digest prefix is a finding, never a read.
+pub const MAX_STORED_DIGEST_BYTES: u64 = 256 << 20;
+
+/// The largest `.sig` sidecar a validator reads (a hex signature is at most 1,024 characters
+/// for RSA-4096).
+pub const MAX_SIGNATURE_SIDECAR_BYTES: u64 = 1024;
 
 /// Reads a stored (gzip) digest: the document and the hex SHA-256 of its uncompressed bytes.
 pub fn decode(gzip: &[u8]) -> Result<(EvidenceDigest, String), DecodeError> {

@@ -5,9 +5,11 @@
 //! otherwise): S3 itself refuses to replace a key. log-downloader stores log files with it,
 //! audit-api its monthly archives.
 //!
-//! Metadata known only at the end (a checksum) is given to [`ObjectSink::finish`]; a multipart
-//! object, whose metadata is fixed when the upload starts, then gets it by a copy onto itself
-//! conditioned on its ETag ([`set_metadata`]), so its bytes never change.
+//! Metadata known only at the end (a checksum) is given to [`ObjectSink::finish`]. A single
+//! part carries it on its `PutObject`. A multipart object's metadata is fixed when the upload
+//! starts, and a copy onto itself would create a second version of the key (which a validator
+//! must treat as an overwrite), so that metadata goes into a write-once sidecar object beside
+//! it ([`sidecar_key`], JSON, created with `If-None-Match: *`). Every key is written once.
 
 use crate::aws::{describe, is_retryable};
 use aws_sdk_s3::primitives::ByteStream;
@@ -57,9 +59,44 @@ pub struct ObjectSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
     /// The object was created: bytes written (before compression) and their SHA-256 (hex).
-    Created { bytes: u64, sha256: String },
-    /// An object with this key already exists (S3 answered 412 to `If-None-Match: *`).
-    AlreadyExists,
+    /// `sidecar_conflict`: the multipart object's metadata sidecar was already there holding
+    /// something else (somebody wrote it first); the object itself is ours.
+    Created {
+        bytes: u64,
+        sha256: String,
+        sidecar_conflict: bool,
+    },
+    /// An object with this key already exists (S3 answered 412 to `If-None-Match: *`); what
+    /// this upload would have stored: bytes (before compression) and their SHA-256.
+    AlreadyExists { bytes: u64, sha256: String },
+}
+
+/// The sidecar that holds a multipart object's metadata known only at its end.
+pub const SIDECAR_SUFFIX: &str = ".meta.json";
+
+/// A sidecar is a few fields; anything larger is not one of ours and is not read.
+pub const SIDECAR_MAX_BYTES: u64 = 1024;
+
+/// The key of `key`'s metadata sidecar.
+pub fn sidecar_key(key: &str) -> String {
+    format!("{key}{SIDECAR_SUFFIX}")
+}
+
+/// A sidecar's body: the metadata as one JSON object of strings, keys sorted.
+pub fn sidecar_body(metadata: &HashMap<String, String>) -> Vec<u8> {
+    let sorted: std::collections::BTreeMap<&String, &String> = metadata.iter().collect();
+    serde_json::to_vec(&sorted).unwrap_or_default()
+}
+
+/// Reads a sidecar's body back; anything but a small JSON object of strings is refused.
+pub fn parse_sidecar(body: &[u8]) -> Result<HashMap<String, String>, String> {
+    if body.len() as u64 > SIDECAR_MAX_BYTES {
+        return Err(format!(
+            "{} bytes, over the {SIDECAR_MAX_BYTES}-byte bound of a sidecar",
+            body.len()
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| format!("not a metadata sidecar: {e}"))
 }
 
 enum Buffer {
@@ -228,9 +265,14 @@ impl ObjectSink {
         let added = completed(&sha256, self.bytes);
         let mut metadata = self.spec.metadata.clone();
         metadata.extend(added.clone());
-        let created = Stored::Created {
+        let exists = Stored::AlreadyExists {
+            bytes: self.bytes,
+            sha256: sha256.clone(),
+        };
+        let mut created = Stored::Created {
             bytes: self.bytes,
             sha256,
+            sidecar_conflict: false,
         };
 
         let Some(upload_id) = self.upload_id.clone() else {
@@ -248,7 +290,7 @@ impl ObjectSink {
                 .await;
             return match put {
                 Ok(_) => Ok(created),
-                Err(e) if precondition_failed(&e) => Ok(Stored::AlreadyExists),
+                Err(e) if precondition_failed(&e) => Ok(exists),
                 Err(e) => Err(failed(
                     "PutObject",
                     &self.spec.key,
@@ -282,15 +324,21 @@ impl ObjectSink {
             .send()
             .await;
         match completed {
-            Ok(out) => {
-                if !added.is_empty() {
-                    set_metadata(&self.s3, &self.spec, out.e_tag, metadata).await?;
+            Ok(_) => {
+                if !added.is_empty()
+                    && write_sidecar(&self.s3, &self.spec.bucket, &self.spec.key, &added).await?
+                        == SidecarWrite::Conflict
+                    && let Stored::Created {
+                        sidecar_conflict, ..
+                    } = &mut created
+                {
+                    *sidecar_conflict = true;
                 }
                 Ok(created)
             }
             Err(e) if precondition_failed(&e) => {
                 self.abort_upload(&upload_id).await;
-                Ok(Stored::AlreadyExists)
+                Ok(exists)
             }
             Err(e) => {
                 self.abort_upload(&upload_id).await;
@@ -328,29 +376,85 @@ impl ObjectSink {
     }
 }
 
-/// Replaces an object's metadata by copying it onto itself, only if it is still exactly the
-/// object with `etag`, so its bytes never change. Used after a multipart upload, whose metadata
-/// is fixed before the checksum is known, and to repair an object whose first attempt failed
-/// between completing the upload and this step.
-pub async fn set_metadata(
+/// How writing a sidecar ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidecarWrite {
+    /// Created now, or found holding exactly this metadata (an earlier attempt wrote it).
+    Written,
+    /// Found holding something else: not ours, and left as it is (never replaced).
+    Conflict,
+}
+
+/// Creates `key`'s metadata sidecar with `If-None-Match: *`. Used after a multipart upload,
+/// and to complete an object whose first attempt stopped between its upload and its sidecar.
+pub async fn write_sidecar(
     s3: &aws_sdk_s3::Client,
-    spec: &ObjectSpec,
-    etag: Option<String>,
-    metadata: HashMap<String, String>,
-) -> Result<(), UploadError> {
-    s3.copy_object()
-        .bucket(&spec.bucket)
-        .key(&spec.key)
-        .copy_source(copy_source(&spec.bucket, &spec.key))
-        .set_copy_source_if_match(etag)
-        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-        .set_metadata(Some(metadata))
-        .content_type(spec.content_type)
-        .set_content_encoding(spec.content_encoding.map(str::to_owned))
+    bucket: &str,
+    key: &str,
+    metadata: &HashMap<String, String>,
+) -> Result<SidecarWrite, UploadError> {
+    let sidecar = sidecar_key(key);
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&sidecar)
+        .if_none_match("*")
+        .content_type("application/json")
+        .body(ByteStream::from(sidecar_body(metadata)))
         .send()
+        .await;
+    match put {
+        Ok(_) => Ok(SidecarWrite::Written),
+        Err(e) if precondition_failed(&e) => match read_sidecar(s3, bucket, key).await? {
+            Some(Ok(found)) if &found == metadata => Ok(SidecarWrite::Written),
+            _ => Ok(SidecarWrite::Conflict),
+        },
+        Err(e) => Err(failed(
+            "PutObject",
+            &sidecar,
+            describe(&e),
+            is_retryable(&e),
+        )),
+    }
+}
+
+/// `key`'s metadata sidecar: `None` when there is none, `Some(Err)` when what is there is not
+/// a sidecar (too large to be one, or not its JSON); never reads more than the bound.
+pub async fn read_sidecar(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Result<HashMap<String, String>, String>>, UploadError> {
+    let sidecar = sidecar_key(key);
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(&sidecar)
+        .range(format!("bytes=0-{SIDECAR_MAX_BYTES}"))
+        .send()
+        .await;
+    let object = match got {
+        Ok(object) => object,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(failed(
+                "GetObject",
+                &sidecar,
+                describe(&e),
+                is_retryable(&e),
+            ));
+        }
+    };
+    let body = object
+        .body
+        .collect()
         .await
-        .map_err(|e| failed("CopyObject", &spec.key, describe(&e), is_retryable(&e)))?;
-    Ok(())
+        .map_err(|e| failed("GetObject", &sidecar, e.to_string(), true))?
+        .into_bytes();
+    Ok(Some(parse_sidecar(&body)))
 }
 
 /// `CopySource` is `bucket/key` URL-encoded (the `/` between path segments kept): a key with
@@ -383,6 +487,28 @@ pub fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sidecar_reads_back_what_was_written_and_refuses_anything_else() {
+        let metadata = HashMap::from([
+            ("source-sha256".to_owned(), "ab".repeat(32)),
+            ("source-size".to_owned(), "12".to_owned()),
+        ]);
+        assert_eq!(parse_sidecar(&sidecar_body(&metadata)).unwrap(), metadata);
+        assert_eq!(sidecar_key("a/b.gz"), "a/b.gz.meta.json");
+        let large = vec![b' '; SIDECAR_MAX_BYTES as usize + 1];
+        assert!(
+            parse_sidecar(&large)
+                .unwrap_err()
+                .contains("over the 1024-byte bound")
+        );
+        assert!(
+            parse_sidecar(b"[1,2]")
+                .unwrap_err()
+                .contains("not a metadata sidecar")
+        );
+        assert!(parse_sidecar(br#"{"a": 1}"#).is_err(), "values are strings");
+    }
 
     #[test]
     fn copy_sources_are_url_encoded_keeping_the_path() {

@@ -31,6 +31,9 @@ pub mod attr {
     pub const COPIED_AT: &str = "copied_at";
     pub const LAST_COPY_ERROR: &str = "last_copy_error";
     pub const LAST_COPY_ERROR_AT: &str = "last_copy_error_at";
+    /// The backup key where an object the downloader did not write was found in the place of
+    /// this file's copy (the genuine copy is then at `copied_key`, under a conflict key).
+    pub const COPY_CONFLICT: &str = "copy_conflict";
     pub const EXPIRES_AT: &str = "expires_at";
 }
 
@@ -122,5 +125,9 @@ pub struct TrackedLogFile {
     pub last_copy_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_copy_error_at: Option<i64>,
+    /// An object the downloader did not write found at this file's backup key (see
+    /// `attr::COPY_CONFLICT`); the genuine copy is at `copied_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_conflict: Option<String>,
     pub expires_at: i64,
 }

@@ -3,8 +3,8 @@
 
 use crate::store::{Store, StoreError};
 use crate::validate::{
-    ObjectState, Problem, TrustedKey, covered_until, expected_objects, judge_object, not_copied,
-    unlisted, walk_chain,
+    ObjectState, Problem, StoredObject, TrustedKey, covered_until, expected_objects, judge_object,
+    not_copied, overwritten, unlisted, walk_chain,
 };
 use audit_core::digest::{self, ChainHead, DEFAULT_PREFIX, head_attr};
 use clap::{Args, Parser, Subcommand};
@@ -62,8 +62,10 @@ pub enum Command {
     /// Restore one backed-up log file, verified against the SHA-256 of the source bytes.
     ///
     /// The newest copy by default, or the version copied at --at (the file's LastWritten in
-    /// epoch ms, as --list shows). The file appears at --out only once verified; a mismatch
-    /// leaves nothing. Exit status: 0 restored (or listed), 1 verification failed, 2 usage
+    /// epoch ms, as --list shows). The key's first object version is restored (anything added
+    /// on top is named, never restored), checked against the checksum the pipeline recorded:
+    /// the tracking row, or with --public-key/--key-id the signed digests. The file appears at
+    /// --out only once verified; a mismatch leaves nothing. Exit status: 0 restored (or listed), 1 verification failed, 2 usage
     /// or access error (no such instance, no backup at that time, --out exists).
     ///
     /// Examples:
@@ -72,7 +74,7 @@ pub enum Command {
     ///   auditkit restore --bucket my-backups --tracking-table auditkit-tracking \
     ///     --instance db-1 --file audit/audit.log.0.2024-01-04-08-30.0 --at 1704357690097 --out audit.log
     #[command(verbatim_doc_comment)]
-    Restore(crate::operate::RestoreArgs),
+    Restore(crate::restore_command::RestoreArgs),
     /// One DynamoDB item's change history from the change log in S3, oldest first, with what
     /// changed at each step; no Athena needed.
     ///
@@ -158,7 +160,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<bool, CommandError> {
     match cli.command {
         Command::Validate(args) => validate(args, out).await,
         Command::Status(args) => crate::operate::status(args, out).await,
-        Command::Restore(args) => crate::operate::restore(args, out).await,
+        Command::Restore(args) => crate::restore_command::restore(args, out).await,
         Command::History(args) => crate::operate::history(args, out).await,
         Command::DigestPublicKey { key_id, out: path } => {
             let der = public_key(&key_id).await?;
@@ -191,6 +193,26 @@ async fn public_key(key_id: &str) -> Result<Vec<u8>, CommandError> {
     got.public_key()
         .map(|b| b.as_ref().to_vec())
         .ok_or_else(|| CommandError::Usage(format!("{key_id}: no public key returned")))
+}
+
+/// The key digests must be signed with: a PEM file (`--public-key`), or the KMS key's public
+/// key (`--key-id`); `None` when neither is given.
+pub(crate) async fn trusted_key(
+    pem: Option<&std::path::Path>,
+    key_id: Option<&str>,
+) -> Result<Option<TrustedKey>, CommandError> {
+    let der = match (pem, key_id) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CommandError::Usage(format!("--public-key {}: {e}", path.display()))
+            })?;
+            digest::public_key_from_pem(&text)
+                .map_err(|e| CommandError::Usage(format!("--public-key {}: {e}", path.display())))?
+        }
+        (None, Some(id)) => public_key(id).await?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(TrustedKey::new(der)))
 }
 
 /// Finds the single bucket folder under `dir` that holds digests.
@@ -282,18 +304,9 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
             (Store::S3(audit_core::aws::s3_client(&sdk)), bucket)
         }
     };
-    let key = match (&args.public_key, &args.key_id) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CommandError::Usage(format!("--public-key {}: {e}", path.display()))
-            })?;
-            digest::public_key_from_pem(&text)
-                .map_err(|e| CommandError::Usage(format!("--public-key {}: {e}", path.display())))?
-        }
-        (None, Some(id)) => public_key(id).await?,
-        (None, None) => return Err(CommandError::Usage("pass --key-id or --public-key".into())),
-    };
-    let key = TrustedKey::new(key);
+    let key = trusted_key(args.public_key.as_deref(), args.key_id.as_deref())
+        .await?
+        .ok_or_else(|| CommandError::Usage("pass --key-id or --public-key".into()))?;
     let head = match &args.head_table {
         Some(table) => chain_head(table, &bucket, &prefix).await?,
         None => None,
@@ -312,11 +325,20 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
         );
     }
 
-    let found = store
+    let (found, digest_versions) = store
         .digests(&bucket, &prefix, args.parallel.max(8))
         .await?;
     let walk = walk_chain(&found, head.as_ref(), &key, start);
     let mut problems: Vec<Problem> = walk.problems.clone();
+    // A local copy holds one file per key: only the digests can show a second version there.
+    let versions_of = |listed: &[StoredObject]| -> Vec<StoredObject> {
+        if store.by_version() {
+            listed.to_vec()
+        } else {
+            Vec::new()
+        }
+    };
+    problems.extend(overwritten(&versions_of(&digest_versions), &found, &walk));
     if args.verbose {
         for (i, ok) in &walk.visited {
             if *ok {
@@ -330,7 +352,9 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
     }
 
     let expected = expected_objects(&found, &walk, start, end, store.by_version());
-    let checks = futures_util::stream::iter(expected.iter())
+    // A version added on top of its key's first is never valid; the key's `overwritten`
+    // line names it, so it is neither fetched nor reported again.
+    let checks = futures_util::stream::iter(expected.iter().filter(|o| !o.is_later))
         .map(|o| {
             let store = &store;
             async move {
@@ -357,13 +381,9 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
         }
     }
 
-    // Evidence locations as the newest digest reached names them.
-    let newest = walk
-        .visited
-        .iter()
-        .filter_map(|(i, _)| found[*i].document.as_ref().ok())
-        .max_by_key(|(d, _)| d.sequence);
-    if let Some((document, _)) = newest {
+    // Evidence locations as the newest verified digest names them.
+    let newest = walk.verified(&found).max_by_key(|d| d.sequence);
+    if let Some(document) = newest {
         let until = covered_until(&found, &walk).min(end);
         let mut stored = Vec::new();
         for location in &document.evidence {
@@ -377,6 +397,7 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
             until,
             store.by_version(),
         ));
+        problems.extend(overwritten(&versions_of(&stored), &found, &walk));
     }
 
     problems.extend(not_copied(&found, &walk));
@@ -391,6 +412,8 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
         }
     }
     problems.sort_by(|a, b| (a.reason, &a.what).cmp(&(b.reason, &b.what)));
+    // A key's versions are seen from the listing of its location and from the digests.
+    problems.dedup();
     for problem in &problems {
         let _ = writeln!(out, "{problem}");
     }

@@ -1,19 +1,17 @@
-//! The operator's commands over the running pipelines: `status`, `restore` and `history`.
-//! Reading and writing only; what they decide is in [`crate::status`], [`crate::restore`]
-//! and [`crate::history`].
+//! The operator's commands over the running pipelines: `status` and `history` (`restore` is
+//! in [`crate::restore_command`]). Reading and writing only; what they decide is in
+//! [`crate::status`] and [`crate::history`].
 
 use crate::cli::{CommandError, parse_time};
 use crate::history::{self, ItemKey, Scanner};
-use crate::restore::{self, Expected, RestoreWriter, StoredCopy};
 use crate::status::{self, InstanceStatus};
 use audit_core::digest;
-use audit_core::tracking::{TrackedLogFile, attr, backup_instance_prefix, backup_meta};
+use audit_core::tracking::{TrackedLogFile, attr};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::http::HttpResponse;
 use clap::Args;
 use futures_util::{StreamExt, TryStreamExt};
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
 use std::time::Instant;
 
 /// `2h`, `90m`, `45s`, `1d` (or a number of seconds) as milliseconds.
@@ -60,7 +58,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// An AWS call that failed, named with what it was called on.
-fn aws<E>(call: &str, on: &str, e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> CommandError
+pub(crate) fn aws<E>(
+    call: &str,
+    on: &str,
+    e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
+) -> CommandError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -68,14 +70,14 @@ where
 }
 
 /// One object a listing found.
-struct Listed {
-    key: String,
-    size: u64,
-    modified_ms: i64,
+pub(crate) struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub modified_ms: i64,
 }
 
 /// Every object under `prefix`, every page.
-async fn list(
+pub(crate) async fn list(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
@@ -281,258 +283,6 @@ pub async fn status(args: StatusArgs, out: &mut impl Write) -> Result<bool, Comm
         }
     }
     Ok(healthy)
-}
-
-// ---------------------------------------------------------------------------- restore
-
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["out", "list"])))]
-pub struct RestoreArgs {
-    /// The log-file tracking table (the stack's TrackingTableName output).
-    #[arg(long, env = "AUDITKIT_TRACKING_TABLE")]
-    pub tracking_table: String,
-    /// The backup bucket (the stack's BackupBucketName output).
-    #[arg(long, env = "AUDITKIT_BACKUP_BUCKET")]
-    pub bucket: String,
-    /// The backups' key prefix (log-downloader's BACKUP_PREFIX).
-    #[arg(long, default_value = "rds-logs")]
-    pub backup_prefix: String,
-    /// The DB instance identifier.
-    #[arg(long)]
-    pub instance: String,
-    /// The log file's name as RDS lists it, e.g. audit/audit.log.0.2024-01-04-08-30.0.
-    #[arg(long)]
-    pub file: String,
-    /// The version: the file's LastWritten (epoch ms) when it was copied (default: the newest).
-    #[arg(long)]
-    pub at: Option<i64>,
-    /// Where to write the file (never over an existing one).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// List every stored version instead of restoring.
-    #[arg(long)]
-    pub list: bool,
-    /// Accept a lossy copy (bytes RDS's Portion API replaced) when no exact copy exists.
-    #[arg(long)]
-    pub lossy: bool,
-}
-
-async fn stored_copies(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    instance_prefix: &str,
-    file: &str,
-    at: Option<i64>,
-) -> Result<Vec<StoredCopy>, CommandError> {
-    // A version's copies share its day folder: with --at, list that day only.
-    let folder = match at.and_then(chrono::DateTime::from_timestamp_millis) {
-        Some(t) => format!("{instance_prefix}{}", t.format("%Y/%m/%d/")),
-        None => instance_prefix.to_owned(),
-    };
-    let mut copies = Vec::new();
-    for object in list(s3, bucket, &folder).await? {
-        if let Some((last_written, lossy, gzip)) =
-            restore::parse_copy(&object.key, instance_prefix, file)
-        {
-            copies.push(StoredCopy {
-                key: object.key,
-                last_written,
-                lossy,
-                gzip,
-                stored_size: object.size,
-            });
-        }
-    }
-    copies.sort_by_key(|c| (c.last_written, c.lossy));
-    Ok(copies)
-}
-
-/// The engine and cluster that place an instance's copies (every row of the instance has the
-/// same), from one of its tracking rows; `None` when the table knows no file of it.
-async fn instance_placement(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    instance: &str,
-) -> Result<Option<(String, Option<String>)>, CommandError> {
-    let found = dynamodb
-        .query()
-        .table_name(table)
-        .key_condition_expression("#i = :i")
-        .expression_attribute_names("#i", attr::INSTANCE_ID)
-        .expression_attribute_names("#e", attr::ENGINE)
-        .expression_attribute_names("#c", attr::CLUSTER_ID)
-        .expression_attribute_values(":i", AttributeValue::S(instance.to_owned()))
-        .projection_expression("#e, #c")
-        .limit(1)
-        .send()
-        .await
-        .map_err(|e| aws("dynamodb:Query", table, &e))?;
-    let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| match item
-        .get(name)
-    {
-        Some(AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
-    };
-    Ok(found.items().first().and_then(|item| {
-        text(item, attr::ENGINE).map(|engine| (engine, text(item, attr::CLUSTER_ID)))
-    }))
-}
-
-pub async fn restore(args: RestoreArgs, out: &mut impl Write) -> Result<bool, CommandError> {
-    let sdk = audit_core::aws::sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = audit_core::aws::s3_client(&sdk);
-    let Some((engine, cluster)) =
-        instance_placement(&dynamodb, &args.tracking_table, &args.instance).await?
-    else {
-        return Err(CommandError::Usage(format!(
-            "no such instance: {} has no files in {}",
-            args.instance, args.tracking_table
-        )));
-    };
-    let instance_prefix = backup_instance_prefix(
-        &args.backup_prefix,
-        &engine,
-        cluster.as_deref(),
-        &args.instance,
-    );
-    let copies = stored_copies(&s3, &args.bucket, &instance_prefix, &args.file, args.at).await?;
-    if args.list {
-        if copies.is_empty() {
-            return Err(CommandError::Usage(format!(
-                "no backup of {} is stored under s3://{}/{instance_prefix}",
-                args.file, args.bucket
-            )));
-        }
-        let mut rows = vec![
-            ["LAST WRITTEN (ms)", "LAST WRITTEN", "COPY", "STORED", "KEY"]
-                .map(String::from)
-                .to_vec(),
-        ];
-        for c in &copies {
-            rows.push(vec![
-                c.last_written.to_string(),
-                digest::rfc3339(c.last_written),
-                if c.lossy { "lossy" } else { "exact" }.into(),
-                c.stored_size.to_string(),
-                c.key.clone(),
-            ]);
-        }
-        let _ = write!(out, "{}", status::aligned(&rows));
-        return Ok(true);
-    }
-    let chosen = match restore::choose(&copies, &args.file, args.at, args.lossy) {
-        Ok(chosen) => chosen.clone(),
-        Err(restore::ChooseError::NotAt { .. }) if args.at.is_some() => {
-            // Only that day was listed: list them all to name the versions that exist.
-            let all = stored_copies(&s3, &args.bucket, &instance_prefix, &args.file, None).await?;
-            let error = restore::choose(&all, &args.file, args.at, args.lossy).err();
-            return Err(CommandError::Usage(error.map_or_else(
-                || {
-                    format!(
-                        "no backup of {} at {:?} under the day folder its time names",
-                        args.file, args.at
-                    )
-                },
-                |e| e.to_string(),
-            )));
-        }
-        Err(e) => return Err(CommandError::Usage(e.to_string())),
-    };
-    let target = args.out.clone().unwrap_or_default();
-    let object = s3
-        .get_object()
-        .bucket(&args.bucket)
-        .key(&chosen.key)
-        .send()
-        .await
-        .map_err(|e| {
-            aws(
-                "s3:GetObject",
-                &format!("s3://{}/{}", args.bucket, chosen.key),
-                &e,
-            )
-        })?;
-    let metadata = object.metadata().cloned().unwrap_or_default();
-    let checksum_name = if chosen.lossy {
-        backup_meta::COPY_SHA256
-    } else {
-        backup_meta::SHA256
-    };
-    let Some(sha256) = metadata.get(checksum_name).cloned() else {
-        let _ = writeln!(
-            out,
-            "INVALID s3://{}/{} has no {checksum_name} metadata: it cannot be verified; nothing written",
-            args.bucket, chosen.key
-        );
-        return Ok(false);
-    };
-    let expected = Expected {
-        sha256,
-        size: metadata.get(backup_meta::SIZE).and_then(|s| s.parse().ok()),
-    };
-    let mut writer = RestoreWriter::create(&target, chosen.gzip)
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
-    let progress = (std::io::stderr().is_terminal() && chosen.stored_size > 8 << 20).then(|| {
-        let bar = indicatif::ProgressBar::new(chosen.stored_size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let started = Instant::now();
-    let mut body = object.body;
-    loop {
-        let chunk = body.try_next().await.map_err(|e| {
-            CommandError::Usage(format!(
-                "reading s3://{}/{}: {e}; nothing written",
-                args.bucket, chosen.key
-            ))
-        })?;
-        let Some(chunk) = chunk else { break };
-        writer
-            .write(&chunk)
-            .map_err(|e| CommandError::Usage(e.to_string()))?;
-        if let Some(bar) = &progress {
-            bar.inc(chunk.len() as u64);
-        }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    match writer.finish(&expected) {
-        Ok((sha, size)) => {
-            let _ = writeln!(
-                out,
-                "restored {} (LastWritten {} = {}) from s3://{}/{} to {}: {size} bytes in {:.1} s, sha256 {sha} matches {checksum_name}{}",
-                args.file,
-                chosen.last_written,
-                digest::rfc3339(chosen.last_written),
-                args.bucket,
-                chosen.key,
-                target.display(),
-                started.elapsed().as_secs_f64(),
-                if chosen.lossy {
-                    " (a lossy copy: not the source's exact bytes)"
-                } else {
-                    ""
-                }
-            );
-            Ok(true)
-        }
-        Err(restore::RestoreError::Io(message)) => Err(CommandError::Usage(message)),
-        Err(mismatch) => {
-            let _ = writeln!(
-                out,
-                "INVALID s3://{}/{}: {mismatch}",
-                args.bucket, chosen.key
-            );
-            Ok(false)
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------- history

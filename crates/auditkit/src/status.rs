@@ -216,6 +216,7 @@ mod tests {
             copied_at: None,
             last_copy_error: None,
             last_copy_error_at: None,
+            copy_conflict: None,
             expires_at: 0,
         }
     }

@@ -116,6 +116,11 @@ fn is_event_archive(key: &str) -> bool {
     key.ends_with(".jsonl.gz")
 }
 
+/// The longest line an archive check holds: an audit-api event is at most a few hundred KiB
+/// of JSON (its `additional_data` is bounded by the request body limit), so a longer line is
+/// not one, and memory stays bounded whatever the archive holds.
+const MAX_ARCHIVE_LINE: usize = 16 << 20;
+
 /// The lines of a decompressing archive, checked as they pass (constant memory: one partial
 /// line is kept between chunks).
 #[derive(Default)]
@@ -133,12 +138,32 @@ impl ArchiveLines {
         while !self.other && self.unreadable.is_none() {
             let Some(end) = buf.iter().position(|&b| b == b'\n') else {
                 self.partial.extend_from_slice(buf);
+                if self.partial.len() > MAX_ARCHIVE_LINE {
+                    self.too_long();
+                }
                 return;
             };
+            if self.partial.len() + end > MAX_ARCHIVE_LINE {
+                self.too_long();
+                return;
+            }
             self.partial.extend_from_slice(&buf[..end]);
             buf = &buf[end + 1..];
             let line = std::mem::take(&mut self.partial);
             self.line(&line);
+        }
+    }
+
+    fn too_long(&mut self) {
+        self.partial = Vec::new();
+        let why = format!(
+            "line {} is longer than {MAX_ARCHIVE_LINE} bytes: not an archive line, not read further",
+            self.line_number + 1
+        );
+        if self.line_number == 0 {
+            self.other = true;
+        } else {
+            self.unreadable = Some(why);
         }
     }
 
@@ -206,6 +231,7 @@ impl Store {
                         key: v.key,
                         version_id: v.version_id,
                         last_modified_ms: v.last_modified_ms,
+                        size: v.size,
                     })
                     .collect())
             }
@@ -218,61 +244,133 @@ impl Store {
         }
     }
 
-    /// Every digest under `prefix`, read with its signatures, `parallel` at a time.
+    /// Every digest under `prefix`, read with its signatures, `parallel` at a time, and every
+    /// version stored there (for the overwrite check). A key with several versions is read
+    /// at its first: whatever was added on top is reported, never believed. A digest or
+    /// `.sig` over its size bound is not read.
     pub async fn digests(
         &self,
         bucket: &str,
         prefix: &str,
         parallel: usize,
-    ) -> Result<Vec<FoundDigest>, StoreError> {
-        let mut keys: Vec<String> = self
-            .list(bucket, prefix)
-            .await?
-            .into_iter()
-            .map(|o| o.key)
-            .filter(|k| k.ends_with(DIGEST_SUFFIX))
+    ) -> Result<(Vec<FoundDigest>, Vec<StoredObject>), StoreError> {
+        let stored = self.list(bucket, prefix).await?;
+        let first = crate::validate::first_versions(&stored);
+        let digests: Vec<&StoredObject> = first
+            .values()
+            .copied()
+            .filter(|o| o.key.ends_with(DIGEST_SUFFIX))
             .collect();
-        keys.sort();
-        keys.dedup(); // several versions of one key: the current one is the digest
-        futures_util::stream::iter(keys.iter())
-            .map(|key| self.read_digest(bucket, key))
+        let found = futures_util::stream::iter(digests)
+            .map(|o| {
+                let sidecar = first
+                    .get(format!("{}{SIGNATURE_SUFFIX}", o.key).as_str())
+                    .copied();
+                self.read_digest(o, sidecar)
+            })
             .buffered(parallel.max(1))
             .try_collect()
-            .await
+            .await?;
+        Ok((found, stored))
     }
 
-    async fn read_digest(&self, bucket: &str, key: &str) -> Result<FoundDigest, StoreError> {
-        let (gzip, metadata_signature) = self.read(bucket, key, true).await?.ok_or_else(|| {
-            StoreError(format!(
-                "{} vanished while validating",
-                self.name(bucket, key)
-            ))
-        })?;
-        let sidecar_signature = self
-            .read(bucket, &format!("{key}{SIGNATURE_SUFFIX}"), false)
-            .await?
-            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).trim().to_owned());
-        Ok(FoundDigest {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            document: digest::decode(&gzip).map_err(|e| e.to_string()),
+    async fn read_digest(
+        &self,
+        listed: &StoredObject,
+        sidecar: Option<&StoredObject>,
+    ) -> Result<FoundDigest, StoreError> {
+        let (bucket, key) = (listed.bucket.as_str(), listed.key.as_str());
+        let found =
+            |document, metadata_signature, sidecar_signature, sidecar_problem| FoundDigest {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                document,
+                metadata_signature,
+                sidecar_signature,
+                sidecar_problem,
+            };
+        if listed.size > digest::MAX_STORED_DIGEST_BYTES {
+            return Ok(found(
+                Err(format!(
+                    "{} bytes, over the {} bytes a digest may have: not read",
+                    listed.size,
+                    digest::MAX_STORED_DIGEST_BYTES
+                )),
+                None,
+                None,
+                None,
+            ));
+        }
+        let (gzip, metadata_signature) = match self.read(listed, true).await? {
+            SmallRead::Bytes(bytes, signature) => (bytes, signature),
+            SmallRead::Absent => {
+                return Err(StoreError(format!(
+                    "{} vanished while validating",
+                    self.name(bucket, key)
+                )));
+            }
+            SmallRead::Refused(why) => return Ok(found(Err(why), None, None, None)),
+        };
+        let (sidecar_signature, sidecar_problem) = match sidecar {
+            None => (None, None),
+            Some(s) if s.size > digest::MAX_SIGNATURE_SIDECAR_BYTES => (
+                None,
+                Some(format!(
+                    "{} bytes, over the {} bytes a signature may have",
+                    s.size,
+                    digest::MAX_SIGNATURE_SIDECAR_BYTES
+                )),
+            ),
+            Some(s) => match self.read(s, false).await? {
+                SmallRead::Bytes(bytes, _)
+                    if bytes.len() as u64 <= digest::MAX_SIGNATURE_SIDECAR_BYTES =>
+                {
+                    (
+                        Some(String::from_utf8_lossy(&bytes).trim().to_owned()),
+                        None,
+                    )
+                }
+                SmallRead::Bytes(bytes, _) => (
+                    None,
+                    Some(format!(
+                        "{} bytes, over the bound of a signature",
+                        bytes.len()
+                    )),
+                ),
+                SmallRead::Absent => (None, None),
+                SmallRead::Refused(why) => (None, Some(why)),
+            },
+        };
+        Ok(found(
+            digest::decode(&gzip).map_err(|e| e.to_string()),
             metadata_signature,
             sidecar_signature,
-        })
+            sidecar_problem,
+        ))
     }
 
-    /// A small object's bytes and (S3) its signature metadata; `None` when absent.
+    /// A small object's bytes (the listed version) and (S3) its signature metadata, read up
+    /// to one byte past its listed size.
     async fn read(
         &self,
-        bucket: &str,
-        key: &str,
+        listed: &StoredObject,
         with_metadata: bool,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    ) -> Result<SmallRead, StoreError> {
+        let (bucket, key) = (listed.bucket.as_str(), listed.key.as_str());
         match self {
             Store::S3(s3) => {
-                let object = match s3.get_object().bucket(bucket).key(key).send().await {
+                let got = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_version_id(listed.version_id.clone())
+                    .send()
+                    .await;
+                let object = match got {
                     Ok(o) => o,
-                    Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+                    Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
+                        return Ok(SmallRead::Absent);
+                    }
                     Err(e) => return Err(s3_error("GetObject", bucket, key, &e)),
                 };
                 let signature = with_metadata
@@ -282,19 +380,49 @@ impl Store {
                             .and_then(|m| m.get(SIGNATURE_METADATA).cloned())
                     })
                     .flatten();
-                let bytes = object
-                    .body
-                    .collect()
+                let limit = listed.size.saturating_add(1);
+                let mut body = object.body;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = body
+                    .try_next()
                     .await
                     .map_err(|e| StoreError(format!("reading s3://{bucket}/{key}: {e}")))?
-                    .to_vec();
-                Ok(Some((bytes, signature)))
+                {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > limit {
+                        return Ok(SmallRead::Refused(format!(
+                            "longer than the {} bytes listed",
+                            listed.size
+                        )));
+                    }
+                }
+                Ok(SmallRead::Bytes(bytes, signature))
             }
-            Store::Dir(root) => match std::fs::read(root.join(bucket).join(key)) {
-                Ok(bytes) => Ok(Some((bytes, None))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(StoreError(format!("{}: {e}", self.name(bucket, key)))),
-            },
+            Store::Dir(root) => {
+                let path = match safe_path(root, bucket, key) {
+                    Ok(path) => path,
+                    Err(why) => return Ok(SmallRead::Refused(why)),
+                };
+                let file = match open_regular(root, &path) {
+                    Ok(Some(file)) => file,
+                    Ok(None) => return Ok(SmallRead::Absent),
+                    Err(Opened::Refused(why)) => return Ok(SmallRead::Refused(why)),
+                    Err(Opened::Failed(e)) => {
+                        return Err(StoreError(format!("{}: {e}", path.display())));
+                    }
+                };
+                let mut bytes = Vec::new();
+                file.take(listed.size.saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+                if bytes.len() as u64 > listed.size {
+                    return Ok(SmallRead::Refused(format!(
+                        "grew past the {} bytes listed while validating",
+                        listed.size
+                    )));
+                }
+                Ok(SmallRead::Bytes(bytes, None))
+            }
         }
     }
 
@@ -337,9 +465,12 @@ impl Store {
                 Ok(hashing.finish())
             }
             Store::Dir(root) => {
-                let path = root.join(&expected.bucket).join(&expected.key);
-                let key = expected.key.clone();
-                tokio::task::spawn_blocking(move || hash_file(&path, &key, deep))
+                let path = match safe_path(root, &expected.bucket, &expected.key) {
+                    Ok(path) => path,
+                    Err(why) => return Ok(ObjectState::Unsafe(why)),
+                };
+                let (key, root) = (expected.key.clone(), root.clone());
+                tokio::task::spawn_blocking(move || hash_file(&root, &path, &key, deep))
                     .await
                     .map_err(|e| StoreError(e.to_string()))?
             }
@@ -362,11 +493,101 @@ where
     ))
 }
 
-fn hash_file(path: &Path, key: &str, deep: bool) -> Result<ObjectState, StoreError> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ObjectState::Absent),
-        Err(e) => return Err(StoreError(format!("{}: {e}", path.display()))),
+/// What reading a small object gave.
+enum SmallRead {
+    Bytes(Vec<u8>, Option<String>),
+    Absent,
+    /// Not read, and why (a finding about that object, not an error of the run).
+    Refused(String),
+}
+
+/// Why a local file was not opened.
+#[derive(Debug)]
+enum Opened {
+    Refused(String),
+    Failed(std::io::Error),
+}
+
+/// The path of `key` in a local copy, only when it stays below `root/bucket`: a key from a
+/// digest is the attacker's text until its digest verifies, and even then names an S3 key,
+/// not a path. Absolute keys, `..` and `.` segments, empty segments and NUL are refused.
+pub fn safe_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, String> {
+    let refuse = |why: &str| Err(format!("{why}: {key:?} is not opened"));
+    for name in [bucket, key] {
+        if name.is_empty() || name.starts_with('/') || name.contains('\0') {
+            return refuse("an empty, absolute or NUL-holding name");
+        }
+        if name
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+        {
+            return refuse("a key with an empty, `.` or `..` segment would leave the copy");
+        }
+    }
+    Ok(root.join(bucket).join(key))
+}
+
+/// Opens `path` only when every part of it below `root` is a real folder and it is a
+/// regular file: a symlink (to `/dev/zero`, to a file outside the copy) is refused, never
+/// followed. Folders above the root are the user's (a symlinked home is fine). `Ok(None)`:
+/// nothing there.
+fn open_regular(root: &Path, path: &Path) -> Result<Option<std::fs::File>, Opened> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut ancestors: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .take_while(|folder| *folder != root && folder.starts_with(root))
+        .collect();
+    ancestors.reverse();
+    for folder in &ancestors {
+        match std::fs::symlink_metadata(folder) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Opened::Refused(format!(
+                    "{} is a symlink: not followed",
+                    folder.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Opened::Failed(e)),
+        }
+    }
+    // O_NOFOLLOW: the last component is not followed either, even if it became a link
+    // after the check above; O_NONBLOCK: a FIFO does not hang the open.
+    const O_NOFOLLOW: i32 = 0o400000;
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW | O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // ELOOP: the file is a symlink.
+        Err(e) if e.raw_os_error() == Some(40) => {
+            return Err(Opened::Refused(format!(
+                "{} is a symlink: not followed",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(Opened::Failed(e)),
+    };
+    let meta = file.metadata().map_err(Opened::Failed)?;
+    if !meta.is_file() {
+        return Err(Opened::Refused(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(Some(file))
+}
+
+fn hash_file(root: &Path, path: &Path, key: &str, deep: bool) -> Result<ObjectState, StoreError> {
+    let mut file = match open_regular(root, path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(ObjectState::Absent),
+        Err(Opened::Refused(why)) => return Ok(ObjectState::Unsafe(why)),
+        Err(Opened::Failed(e)) => return Err(StoreError(format!("{}: {e}", path.display()))),
     };
     let mut hashing = Hashing::new(key, deep);
     let mut buffer = vec![0u8; 1 << 20];
@@ -425,9 +646,67 @@ fn list_dir(root: &Path, bucket: &str, prefix: &str) -> Result<Vec<StoredObject>
                 key,
                 version_id: None,
                 last_modified_ms,
+                size: meta.len(),
             });
         }
     }
     listed.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_would_leave_a_local_copy_are_refused() {
+        let root = Path::new("/copy");
+        assert_eq!(
+            safe_path(root, "b", "rds-logs/db-1/f.gz").unwrap(),
+            Path::new("/copy/b/rds-logs/db-1/f.gz")
+        );
+        for key in [
+            "/etc/passwd",
+            "../../etc/passwd",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/\0b",
+            "",
+        ] {
+            assert!(safe_path(root, "b", key).is_err(), "{key:?}");
+        }
+        assert!(safe_path(root, "..", "k").is_err(), "the bucket name too");
+    }
+
+    #[test]
+    fn only_regular_files_are_opened_never_a_symlink_or_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let root = dir.path();
+        assert!(open_regular(root, &file).unwrap().is_some());
+        assert!(open_regular(root, &root.join("absent")).unwrap().is_none());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(
+            matches!(open_regular(root, &link), Err(Opened::Refused(why)) if why.contains("symlink"))
+        );
+        let linked_dir = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path(), &linked_dir).unwrap();
+        // Above the root a symlink is the user's business.
+        assert!(
+            open_regular(&linked_dir, &linked_dir.join("file"))
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            open_regular(root, &linked_dir.join("file")),
+            Err(Opened::Refused(why)) if why.contains("symlink")
+        ));
+        assert!(matches!(
+            open_regular(Path::new("/"), Path::new("/dev/null")),
+            Err(Opened::Refused(why)) if why.contains("not a regular file")
+        ));
+    }
 }

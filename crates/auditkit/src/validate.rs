@@ -30,6 +30,13 @@ pub enum Reason {
     DeepMismatch,
     /// An archived month of audit-api events whose lines break their hash chain (`--deep`).
     EventChain,
+    /// A key holding more than one version: something was added on top of evidence that is
+    /// written once (or, in a local copy, a file holding a version created after its key's
+    /// first digested one).
+    Overwritten,
+    /// A key a digest names that would leave the local copy (absolute, `..`), or a path there
+    /// that is not a regular file (a symlink, a device): never opened.
+    UnsafeKey,
 }
 
 impl fmt::Display for Reason {
@@ -44,6 +51,8 @@ impl fmt::Display for Reason {
             Reason::NotCopied => "not-copied",
             Reason::DeepMismatch => "deep-mismatch",
             Reason::EventChain => "event-chain",
+            Reason::Overwritten => "overwritten",
+            Reason::UnsafeKey => "unsafe-key",
         })
     }
 }
@@ -80,6 +89,8 @@ pub struct FoundDigest {
     /// The signature in the object's metadata (S3 only) and in the `.sig` sidecar.
     pub metadata_signature: Option<String>,
     pub sidecar_signature: Option<String>,
+    /// Why the `.sig` sidecar was not read (over its size bound, not a regular file).
+    pub sidecar_problem: Option<String>,
 }
 
 impl FoundDigest {
@@ -122,6 +133,18 @@ impl ChainWalk {
     pub fn digests_valid(&self) -> usize {
         self.visited.iter().filter(|(_, ok)| *ok).count()
     }
+
+    /// The digests that verified (signature, fingerprint, link), newest first: the only ones
+    /// whose contents count. A digest that failed is reported once and changes nothing else.
+    pub fn verified<'a>(
+        &'a self,
+        found: &'a [FoundDigest],
+    ) -> impl Iterator<Item = &'a EvidenceDigest> + 'a {
+        self.visited
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .filter_map(|(i, _)| found[*i].document.as_ref().ok().map(|(d, _)| d))
+    }
 }
 
 /// Why a digest's signature is not acceptable, if it is not.
@@ -134,6 +157,9 @@ fn signature_problem(
         Ok(d) => d,
         Err(e) => return Some(format!("unreadable: {e}")),
     };
+    if let Some(problem) = &found.sidecar_problem {
+        return Some(format!("its .sig sidecar is not read: {problem}"));
+    }
     let signature = match (&found.metadata_signature, &found.sidecar_signature) {
         (Some(m), Some(s)) if m != s => {
             return Some("the metadata and the .sig sidecar hold different signatures".into());
@@ -318,11 +344,18 @@ pub struct ExpectedObject {
     pub size: u64,
     pub sha256: String,
     pub source_sha256: Option<String>,
+    /// Versions of the same key that verified digests name as created after this one
+    /// (version, size, SHA-256). On S3 this object is then one of them, never valid; in a
+    /// local copy (one file per key) this is the key's first version, and a file holding one
+    /// of these is reported as overwritten.
+    pub later_versions: Vec<(Option<String>, u64, String)>,
+    /// This is a version created after its key's first digested version (S3).
+    pub is_later: bool,
 }
 
-/// The objects the visited digests name with a last-modified time in `[start, end)`. With
-/// `by_version` false (a local copy holds one version per key) only the newest version of each
-/// key is expected.
+/// The objects the verified digests name with a last-modified time in `[start, end)`. With
+/// `by_version` false (a local copy holds one version per key) only the first digested
+/// version of each key is expected, with the later ones it might hold instead.
 pub fn expected_objects(
     found: &[FoundDigest],
     walk: &ChainWalk,
@@ -330,27 +363,43 @@ pub fn expected_objects(
     end_ms: i64,
     by_version: bool,
 ) -> Vec<ExpectedObject> {
-    let mut newest: HashMap<(String, String, Option<String>), (i64, ExpectedObject)> =
+    // Every digested version of each key, whatever its time: which one came first decides.
+    let mut versions: HashMap<(&str, &str), Vec<(i64, &audit_core::digest::DigestedObject)>> =
         HashMap::new();
-    for (i, _) in &walk.visited {
-        let Ok((document, _)) = &found[*i].document else {
-            continue;
-        };
+    for document in walk.verified(found) {
         for o in &document.objects {
             let t = parse_rfc3339(&o.last_modified).unwrap_or(0);
+            let of_key = versions
+                .entry((o.bucket.as_str(), o.key.as_str()))
+                .or_default();
+            if !of_key
+                .iter()
+                .any(|(_, seen)| seen.version_id == o.version_id)
+            {
+                of_key.push((t, o));
+            }
+        }
+    }
+    let mut objects = Vec::new();
+    for (_, mut of_key) in versions {
+        of_key.sort_by(|a, b| (a.0, &a.1.version_id).cmp(&(b.0, &b.1.version_id)));
+        let later = |from: usize| -> Vec<(Option<String>, u64, String)> {
+            of_key[from..]
+                .iter()
+                .map(|(_, o)| (o.version_id.clone(), o.size, o.sha256.clone()))
+                .collect()
+        };
+        let chosen: Vec<usize> = if by_version {
+            (0..of_key.len()).collect()
+        } else {
+            vec![0]
+        };
+        for i in chosen {
+            let (t, o) = of_key[i];
             if t < start_ms || t >= end_ms {
                 continue;
             }
-            let id = (
-                o.bucket.clone(),
-                o.key.clone(),
-                if by_version {
-                    o.version_id.clone()
-                } else {
-                    None
-                },
-            );
-            let object = ExpectedObject {
+            objects.push(ExpectedObject {
                 vanished: o.vanished,
                 bucket: o.bucket.clone(),
                 key: o.key.clone(),
@@ -358,26 +407,110 @@ pub fn expected_objects(
                 size: o.size,
                 sha256: o.sha256.clone(),
                 source_sha256: o.source_sha256.clone(),
-            };
-            match newest.get(&id) {
-                Some((seen, _)) if *seen >= t => {}
-                _ => {
-                    newest.insert(id, (t, object));
-                }
-            }
+                later_versions: if i == 0 { later(1) } else { Vec::new() },
+                is_later: i > 0,
+            });
         }
     }
-    let mut objects: Vec<ExpectedObject> = newest.into_values().map(|(_, o)| o).collect();
     objects.sort_by(|a, b| {
         (&a.bucket, &a.key, &a.version_id).cmp(&(&b.bucket, &b.key, &b.version_id))
     });
     objects
 }
 
+/// The first version of each key in one bucket's listing: the oldest, and of two with the
+/// same time the one listed later (S3 lists a key's newer versions first).
+pub fn first_versions(stored: &[StoredObject]) -> HashMap<&str, &StoredObject> {
+    let mut first: HashMap<&str, (usize, &StoredObject)> = HashMap::new();
+    for (position, o) in stored.iter().enumerate() {
+        match first.get(o.key.as_str()) {
+            Some((_, seen)) if seen.last_modified_ms < o.last_modified_ms => {}
+            _ => {
+                first.insert(o.key.as_str(), (position, o));
+            }
+        }
+    }
+    first.into_iter().map(|(k, (_, o))| (k, o)).collect()
+}
+
+/// The keys holding more than one version, each named once with its versions, first first:
+/// evidence is written once, so anything on top of the first version was added by somebody
+/// else. `stored` is every version the store lists (any order, S3's is newest first within a
+/// key); the verified digests add the versions they name, in case the store no longer shows
+/// one.
+pub fn overwritten(
+    stored: &[StoredObject],
+    found: &[FoundDigest],
+    walk: &ChainWalk,
+) -> Vec<Problem> {
+    // Per key: (time, order among equal times, version id).
+    type Seen<'a> = Vec<(i64, usize, Option<&'a str>)>;
+    let mut versions: HashMap<(&str, &str), Seen<'_>> = HashMap::new();
+    for (position, o) in stored.iter().enumerate() {
+        let of_key = versions
+            .entry((o.bucket.as_str(), o.key.as_str()))
+            .or_default();
+        if !of_key
+            .iter()
+            .any(|(_, _, id)| *id == o.version_id.as_deref())
+        {
+            // A listing gives newer versions first: a later position is an older version
+            // when two share a timestamp.
+            of_key.push((
+                o.last_modified_ms,
+                usize::MAX - position,
+                o.version_id.as_deref(),
+            ));
+        }
+    }
+    for document in walk.verified(found) {
+        for o in &document.objects {
+            let of_key = versions
+                .entry((o.bucket.as_str(), o.key.as_str()))
+                .or_default();
+            if !of_key
+                .iter()
+                .any(|(_, _, id)| *id == o.version_id.as_deref())
+            {
+                let t = parse_rfc3339(&o.last_modified).unwrap_or(0);
+                of_key.push((t, usize::MAX, o.version_id.as_deref()));
+            }
+        }
+    }
+    let mut problems: Vec<Problem> = versions
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|((bucket, key), mut v)| {
+            v.sort_by_key(|(t, order, _)| (*t, std::cmp::Reverse(*order)));
+            let named: Vec<String> = v
+                .iter()
+                .enumerate()
+                .map(|(n, (t, _, id))| {
+                    format!(
+                        "{} {} {}",
+                        id.unwrap_or("null"),
+                        if n == 0 { "first, at" } else { "added at" },
+                        audit_core::digest::rfc3339(*t)
+                    )
+                })
+                .collect();
+            Problem {
+                reason: Reason::Overwritten,
+                what: s3_url(bucket, key),
+                detail: format!("{} versions: {}", v.len(), named.join("; ")),
+            }
+        })
+        .collect();
+    problems.sort_by(|a, b| a.what.cmp(&b.what));
+    problems
+}
+
 /// What the store holds for an expected object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectState {
     Absent,
+    /// Not opened: the key would leave the local copy, or the path is not a regular file.
+    Unsafe(String),
     Present {
         size: u64,
         sha256: String,
@@ -405,6 +538,23 @@ pub fn judge_object(expected: &ExpectedObject, state: &ObjectState, what: &str) 
     }
     match state {
         ObjectState::Absent => problem(Reason::Missing, "named by a digest, not found".into()),
+        ObjectState::Unsafe(why) => problem(Reason::UnsafeKey, why.clone()),
+        ObjectState::Present { size, sha256, .. }
+            if (*sha256 != expected.sha256 || *size != expected.size)
+                && let Some((version, ..)) = expected
+                    .later_versions
+                    .iter()
+                    .find(|(_, s, h)| s == size && h == sha256) =>
+        {
+            problem(
+                Reason::Overwritten,
+                format!(
+                    "holds version {}, added on top of the first digested version {}",
+                    version.as_deref().unwrap_or("null"),
+                    expected.version_id.as_deref().unwrap_or("null")
+                ),
+            )
+        }
         ObjectState::Present { size, sha256, .. }
             if *sha256 != expected.sha256 || *size != expected.size =>
         {
@@ -441,6 +591,7 @@ pub struct StoredObject {
     pub key: String,
     pub version_id: Option<String>,
     pub last_modified_ms: i64,
+    pub size: u64,
 }
 
 /// The stored objects in `[start, until)` that no visited digest names (`by_version` false:
@@ -454,16 +605,14 @@ pub fn unlisted(
     by_version: bool,
 ) -> Vec<Problem> {
     let mut named: HashSet<(&str, &str, Option<&str>)> = HashSet::new();
-    for (i, _) in &walk.visited {
-        if let Ok((document, _)) = &found[*i].document {
-            for o in &document.objects {
-                let version = if by_version {
-                    o.version_id.as_deref()
-                } else {
-                    None
-                };
-                named.insert((o.bucket.as_str(), o.key.as_str(), version));
-            }
+    for document in walk.verified(found) {
+        for o in &document.objects {
+            let version = if by_version {
+                o.version_id.as_deref()
+            } else {
+                None
+            };
+            named.insert((o.bucket.as_str(), o.key.as_str(), version));
         }
     }
     stored
@@ -491,11 +640,9 @@ pub fn unlisted(
 /// The end of the newest hourly window the visited digests cover: objects before it must be
 /// named by one.
 pub fn covered_until(found: &[FoundDigest], walk: &ChainWalk) -> i64 {
-    walk.visited
-        .iter()
-        .filter_map(|(i, _)| found[*i].document.as_ref().ok())
-        .filter(|(d, _)| d.kind == DigestKind::Hourly)
-        .filter_map(|(d, _)| parse_rfc3339(&d.window_end))
+    walk.verified(found)
+        .filter(|d| d.kind == DigestKind::Hourly)
+        .filter_map(|d| parse_rfc3339(&d.window_end))
         .max()
         .unwrap_or(0)
 }
@@ -503,12 +650,10 @@ pub fn covered_until(found: &[FoundDigest], walk: &ChainWalk) -> i64 {
 /// The newest hourly digest's source files whose backup is missing past the copy SLO.
 pub fn not_copied(found: &[FoundDigest], walk: &ChainWalk) -> Vec<Problem> {
     let newest = walk
-        .visited
-        .iter()
-        .filter_map(|(i, _)| found[*i].document.as_ref().ok())
-        .filter(|(d, _)| d.kind == DigestKind::Hourly)
-        .max_by_key(|(d, _)| d.sequence);
-    let Some((document, _)) = newest else {
+        .verified(found)
+        .filter(|d| d.kind == DigestKind::Hourly)
+        .max_by_key(|d| d.sequence);
+    let Some(document) = newest else {
         return Vec::new();
     };
     let Some(sources) = &document.sources else {

@@ -93,6 +93,18 @@ impl BackupStack {
             .to_owned();
         let bucket = unique_name("backups");
         aws.create_bucket(&s3, &bucket).await?;
+        // Versioned, as the stack's Object-Locked bucket is: a second write to a key shows as
+        // a second version, which is how the tests see that every key is written once.
+        s3.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|x| e(&x))?;
         let queue_url = sqs
             .create_queue()
             .queue_name(unique_name("scan"))
@@ -206,6 +218,26 @@ impl BackupStack {
     }
 
     /// Every object in the backup bucket with its metadata and (gunzipped) content.
+    /// How many versions each key of the bucket has.
+    pub async fn version_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, usize>, String> {
+        let listed = self
+            .s3
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let mut counts = std::collections::BTreeMap::new();
+        for v in listed.versions() {
+            *counts
+                .entry(v.key().unwrap_or_default().to_owned())
+                .or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     pub async fn objects(&self) -> Result<Vec<BackupObject>, String> {
         let listed = self
             .s3

@@ -6,6 +6,7 @@ use audit_core::digest::{
     ALGORITHM_METADATA, DigestedObject, EvidenceLocation, SIGNATURE_METADATA, SIGNATURE_SUFFIX,
     SOURCE_SHA256_METADATA, SigningAlgorithm, rfc3339,
 };
+use audit_core::tracking::backup_meta::SIZE as SOURCE_SIZE_METADATA;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -81,6 +82,7 @@ impl EvidenceStore {
                     sha256: String::new(),
                     last_modified: rfc3339(v.last_modified_ms),
                     source_sha256: None,
+                    source_size: None,
                     vanished: true,
                 });
             }
@@ -96,10 +98,7 @@ impl EvidenceStore {
             hasher.update(&chunk);
             size += chunk.len() as u64;
         }
-        let source_sha256 = object
-            .metadata()
-            .and_then(|m| m.get(SOURCE_SHA256_METADATA))
-            .cloned();
+        let (source_sha256, source_size) = self.source_checksum(v, object.metadata()).await?;
         Ok(DigestedObject {
             bucket: v.bucket.clone(),
             key: v.key.clone(),
@@ -108,7 +107,46 @@ impl EvidenceStore {
             sha256: hex::encode(hasher.finalize()),
             last_modified: rfc3339(v.last_modified_ms),
             source_sha256,
+            source_size,
             vanished: false,
+        })
+    }
+
+    /// A backup's `source-sha256` and `source-size`: in its metadata, or (a multipart backup,
+    /// whose metadata is fixed before its checksum is known) in its write-once sidecar. A
+    /// sidecar that is not one (too large, not its JSON) gives nothing: the digest then names
+    /// no source checksum for the object, and the sidecar itself is digested as an object.
+    async fn source_checksum(
+        &self,
+        v: &ListedVersion,
+        metadata: Option<&std::collections::HashMap<String, String>>,
+    ) -> Result<(Option<String>, Option<u64>), DigestError> {
+        let pick = |m: &std::collections::HashMap<String, String>| {
+            (
+                m.get(SOURCE_SHA256_METADATA).cloned(),
+                m.get(SOURCE_SIZE_METADATA).and_then(|s| s.parse().ok()),
+            )
+        };
+        if let Some(found) = metadata.map(pick).filter(|(sha, _)| sha.is_some()) {
+            return Ok(found);
+        }
+        // Only a backup (it names its source from the start) can have a sidecar: other
+        // evidence costs no extra request.
+        let is_backup =
+            metadata.is_some_and(|m| m.contains_key(audit_core::tracking::backup_meta::INSTANCE));
+        if !is_backup || v.key.ends_with(audit_core::s3_upload::SIDECAR_SUFFIX) {
+            return Ok((None, None));
+        }
+        let sidecar = audit_core::s3_upload::read_sidecar(&self.s3, &v.bucket, &v.key)
+            .await
+            .map_err(|e| DigestError::Aws {
+                operation: e.operation,
+                message: e.to_string(),
+                retryable: e.retryable,
+            })?;
+        Ok(match sidecar {
+            Some(Ok(m)) => pick(&m),
+            _ => (None, None),
         })
     }
 

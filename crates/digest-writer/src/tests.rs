@@ -206,6 +206,7 @@ fn tracked(file: &str, last_written: i64, copied: Option<(i64, &str)>) -> Tracke
         copied_at: None,
         last_copy_error: None,
         last_copy_error_at: None,
+        copy_conflict: None,
         expires_at: 0,
     }
 }

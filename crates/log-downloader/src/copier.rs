@@ -72,8 +72,8 @@ impl Copier {
         deadline: Option<std::time::SystemTime>,
     ) -> Result<CopyOutcome, CopyError> {
         let key = backup_key(&self.config.prefix, order, self.config.compress);
-        if let Some((bytes, sha256)) = self.existing(&key).await? {
-            self.record(order, &key, bytes, &sha256).await?;
+        if let Some((bytes, sha256)) = self.recorded_replay(order, &key).await? {
+            self.record(order, &key, bytes, &sha256, None).await?;
             return Ok(CopyOutcome::AlreadyCopied { key });
         }
         // What the name holds now decides the key: a rename rotation between the order and
@@ -89,8 +89,8 @@ impl Copier {
             tracing::info!(file = %order.log_file, ordered = order.last_written,
                 now = current.last_written, "the file changed since the order; copying what it holds now");
             let key = backup_key(&self.config.prefix, &current, self.config.compress);
-            if let Some((bytes, sha256)) = self.existing(&key).await? {
-                self.record(&current, &key, bytes, &sha256).await?;
+            if let Some((bytes, sha256)) = self.recorded_replay(&current, &key).await? {
+                self.record(&current, &key, bytes, &sha256, None).await?;
                 return Ok(CopyOutcome::AlreadyCopied { key });
             }
             (&current, key)
@@ -107,7 +107,7 @@ impl Copier {
         );
         let mut attempt = 1;
         loop {
-            match self.copy_once(order, &key).await {
+            match self.copy_once(order, &key, None).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e)
                     if audit_core::Classify::retryable(&e)
@@ -175,7 +175,14 @@ impl Copier {
         )
     }
 
-    async fn copy_once(&self, order: &CopyOrder, key: &str) -> Result<CopyOutcome, CopyError> {
+    /// One attempt at storing `order` at `key`. `squatted`: the key an object the downloader
+    /// did not write holds, when `key` is the conflict key beside it.
+    async fn copy_once(
+        &self,
+        order: &CopyOrder,
+        key: &str,
+        squatted: Option<&str>,
+    ) -> Result<CopyOutcome, CopyError> {
         let mut sink = self.sink(order, key);
         match self.download(order, &mut sink).await {
             Ok(()) => {}
@@ -206,35 +213,96 @@ impl Copier {
             .finish(|sha256, bytes| checksum_metadata(false, sha256, bytes))
             .await?
         {
-            Stored::Created { bytes, sha256 } => {
-                self.record(order, key, bytes, &sha256).await?;
-                Ok(CopyOutcome::Copied {
+            Stored::Created {
+                bytes,
+                sha256,
+                sidecar_conflict: false,
+            } => {
+                self.record(order, key, bytes, &sha256, squatted).await?;
+                Ok(match squatted {
+                    None => CopyOutcome::Copied {
+                        key: key.to_owned(),
+                        bytes,
+                        sha256,
+                    },
+                    Some(squatted) => CopyOutcome::Conflict {
+                        squatted: squatted.to_owned(),
+                        key: key.to_owned(),
+                        bytes,
+                        sha256,
+                    },
+                })
+            }
+            Stored::Created { bytes, sha256, .. } => {
+                // The object is ours; its metadata sidecar was written first by somebody
+                // else. The row holds the true checksum; the sidecar is named as the conflict.
+                let sidecar = audit_core::s3_upload::sidecar_key(key);
+                self.record(order, key, bytes, &sha256, Some(&sidecar))
+                    .await?;
+                Ok(CopyOutcome::Conflict {
+                    squatted: sidecar,
                     key: key.to_owned(),
                     bytes,
                     sha256,
                 })
             }
-            Stored::AlreadyExists => {
-                // Another copy of this version won the race; record what it stored. S3 said
-                // the key exists but HEAD finds nothing (deleted in between, or a listing not
-                // yet consistent): nothing is known of its bytes, so nothing is recorded; the
-                // attempt fails and is retried.
-                let (bytes, sha256) =
-                    self.existing(key).await?.ok_or_else(|| CopyError::Upload {
-                        operation: "HeadObject",
-                        key: key.to_owned(),
-                        message:
-                            "S3 refused the upload because the key exists (412), but the object \
-                              is not there now"
-                                .to_owned(),
-                        retryable: true,
-                    })?;
-                self.record(order, key, bytes, &sha256).await?;
-                Ok(CopyOutcome::AlreadyCopied {
-                    key: key.to_owned(),
-                })
+            Stored::AlreadyExists { bytes, sha256 } => {
+                self.judge_existing(order, key, bytes, &sha256, squatted)
+                    .await
             }
         }
+    }
+
+    /// S3 refused the upload because `key` exists. The object is accepted as this copy only
+    /// when it provably holds the same source bytes (read back, decompressed and hashed:
+    /// another attempt of this copy that was not recorded, or a concurrent one). Anything
+    /// else was not written by the downloader: it is left as it is, named on the row, and the
+    /// genuine copy is stored beside it under a key derived from the source's hash.
+    async fn judge_existing(
+        &self,
+        order: &CopyOrder,
+        key: &str,
+        bytes: u64,
+        sha256: &str,
+        squatted: Option<&str>,
+    ) -> Result<CopyOutcome, CopyError> {
+        // S3 said the key exists but nothing is there now (deleted in between, or a listing
+        // not yet consistent): nothing is known of its bytes; the attempt is retried.
+        let found = measure_object(&self.s3, &self.config.bucket, key)
+            .await?
+            .ok_or_else(|| CopyError::Upload {
+                operation: "GetObject",
+                key: key.to_owned(),
+                message: "S3 refused the upload because the key exists (412), but the object \
+                          is not there now"
+                    .to_owned(),
+                retryable: true,
+            })?;
+        if found.bytes == bytes && found.sha256 == sha256 {
+            if !found.has_checksum {
+                // An earlier attempt stopped between its multipart upload and its sidecar.
+                let metadata = checksum_metadata(false, sha256, bytes);
+                audit_core::s3_upload::write_sidecar(&self.s3, &self.config.bucket, key, &metadata)
+                    .await?;
+            }
+            self.record(order, key, bytes, sha256, squatted).await?;
+            return Ok(CopyOutcome::AlreadyCopied {
+                key: key.to_owned(),
+            });
+        }
+        if let Some(squatted) = squatted {
+            // The conflict key too holds bytes that are not this file's.
+            return Err(CopyError::Conflict {
+                key: key.to_owned(),
+                squatted: squatted.to_owned(),
+            });
+        }
+        let beside = crate::conflict_key(key, sha256);
+        tracing::error!(file = %order.log_file, instance = %order.instance_id, key,
+            found_bytes = found.bytes, found_sha256 = %found.sha256, source_bytes = bytes,
+            source_sha256 = sha256, genuine_copy = %beside,
+            "an object the downloader did not write holds this file's backup key; storing the genuine copy beside it");
+        Box::pin(self.copy_once(order, &beside, Some(key))).await
     }
 
     /// The Portion API cannot return this file's bytes exactly: better a marked copy than none.
@@ -250,9 +318,14 @@ impl Copier {
             return Err(e);
         }
         let bytes = sink.bytes();
-        // Stored now, or by an earlier attempt (If-None-Match): either way it is there.
-        sink.finish(|sha256, bytes| checksum_metadata(true, sha256, bytes))
-            .await?;
+        // Stored now, or by an earlier attempt (If-None-Match). A lossy copy is never recorded
+        // as the backup, so an object found at its key is left for the next exact attempt.
+        if let Stored::AlreadyExists { .. } = sink
+            .finish(|sha256, bytes| checksum_metadata(true, sha256, bytes))
+            .await?
+        {
+            tracing::warn!(key = %lossy_key, "a lossy copy's key is taken; this lossy copy is not stored");
+        }
         self.note_failure(
             order,
             &CopyError::Lossy {
@@ -279,10 +352,15 @@ impl Copier {
         download_portions(&self.rds, order, sink, false).await
     }
 
-    /// Size and checksum of an existing object at `key`, from its metadata. An object without
-    /// them (an earlier attempt stopped between completing a multipart upload and writing its
-    /// metadata) is measured by reading it back, and its metadata completed.
-    async fn existing(&self, key: &str) -> Result<Option<(u64, String)>, CopyError> {
+    /// A replay of a copy already recorded: the object is at `key` and the tracking row
+    /// (written only by the pipeline) records that key as this file's copy, with its size and
+    /// SHA-256. The object's own metadata is never the proof: anybody who can write to the
+    /// bucket can set it.
+    async fn recorded_replay(
+        &self,
+        order: &CopyOrder,
+        key: &str,
+    ) -> Result<Option<(u64, String)>, CopyError> {
         let head = self
             .s3
             .head_object()
@@ -290,8 +368,8 @@ impl Copier {
             .key(key)
             .send()
             .await;
-        let out = match head {
-            Ok(out) => out,
+        match head {
+            Ok(_) => {}
             Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 return Ok(None);
             }
@@ -303,32 +381,37 @@ impl Copier {
                     retryable: is_retryable(&e),
                 });
             }
-        };
-        let mut metadata = out.metadata().cloned().unwrap_or_default();
-        let size = metadata.get(meta::SIZE).and_then(|v| v.parse::<u64>().ok());
-        if let (Some(bytes), Some(sha256)) = (size, metadata.get(meta::SHA256)) {
-            return Ok(Some((bytes, sha256.clone())));
         }
-        tracing::warn!(
-            key,
-            "object lacks its checksum metadata; measuring and completing it"
-        );
-        let (bytes, sha256) = measure_object(&self.s3, &self.config.bucket, key).await?;
-        metadata.insert(meta::SIZE.to_owned(), bytes.to_string());
-        metadata.insert(meta::SHA256.to_owned(), sha256.clone());
-        let spec = audit_core::s3_upload::ObjectSpec {
-            bucket: self.config.bucket.clone(),
-            key: key.to_owned(),
-            metadata: HashMap::new(),
-            content_type: if out.content_type() == Some("application/gzip") {
-                "application/gzip"
-            } else {
-                "text/plain; charset=utf-8"
+        let row = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.config.tracking_table)
+            .key(
+                attr::INSTANCE_ID,
+                AttributeValue::S(order.instance_id.clone()),
+            )
+            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| CopyError::Table {
+                message: describe(&e),
+                retryable: is_retryable(&e),
+            })?;
+        let item = row.item.unwrap_or_default();
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+        let size = item
+            .get(attr::COPIED_SIZE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok());
+        Ok(
+            match (text(attr::COPIED_KEY), text(attr::COPIED_SHA256), size) {
+                (Some(recorded), Some(sha256), Some(size)) if recorded == key => {
+                    Some((size, sha256.clone()))
+                }
+                _ => None,
             },
-            content_encoding: None,
-        };
-        audit_core::s3_upload::set_metadata(&self.s3, &spec, out.e_tag, metadata).await?;
-        Ok(Some((bytes, sha256)))
+        )
     }
 
     /// Rename rotation (RDS MySQL/MariaDB: `server_audit.log` -> `.1` -> `.2`) shows the same
@@ -390,7 +473,8 @@ impl Copier {
             return Ok(None);
         }
         tracing::info!(file = %order.log_file, %key, "already backed up under another name (rename rotation); recorded against that object");
-        self.record(order, &key, hash.bytes(), &sha256).await?;
+        self.record(order, &key, hash.bytes(), &sha256, None)
+            .await?;
         Ok(Some(key))
     }
 
@@ -470,26 +554,43 @@ impl Copier {
         applied(result).map(|_| ())
     }
 
-    /// Records the copy, on condition that no newer copy was ordered meanwhile.
+    /// Records the copy, on condition that no newer copy was ordered meanwhile. `squatted`:
+    /// the key where an object the downloader did not write was found instead (kept on the
+    /// row as `copy_conflict`; a copy without one clears it).
     async fn record(
         &self,
         order: &CopyOrder,
         key: &str,
         bytes: u64,
         sha256: &str,
+        squatted: Option<&str>,
     ) -> Result<(), CopyError> {
         let n = |v: i64| AttributeValue::N(v.to_string());
+        let expression = match squatted {
+            None => {
+                "SET #state = :copied, #copied_generation = :g, #copied_size = :bytes, \
+                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now \
+                 REMOVE #last_copy_error, #last_copy_error_at, #copy_conflict"
+            }
+            Some(_) => {
+                "SET #state = :copied, #copied_generation = :g, #copied_size = :bytes, \
+                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now, \
+                 #copy_conflict = :squatted REMOVE #last_copy_error, #last_copy_error_at"
+            }
+        };
         let result = self
             .dynamodb
             .update_item()
             .table_name(&self.config.tracking_table)
-            .key(attr::INSTANCE_ID, AttributeValue::S(order.instance_id.clone()))
-            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
-            .update_expression(
-                "SET #state = :copied, #copied_generation = :g, #copied_size = :bytes, \
-                 #copied_last_written = :lw, #copied_key = :key, #copied_sha256 = :sha, #copied_at = :now \
-                 REMOVE #last_copy_error, #last_copy_error_at",
+            .key(
+                attr::INSTANCE_ID,
+                AttributeValue::S(order.instance_id.clone()),
             )
+            .key(attr::LOG_FILE, AttributeValue::S(order.log_file.clone()))
+            .update_expression(expression)
+            .set_expression_attribute_values(squatted.map(|s| {
+                HashMap::from([(":squatted".to_owned(), AttributeValue::S(s.to_owned()))])
+            }))
             .condition_expression("#due_generation = :g")
             .set_expression_attribute_names(Some(
                 [
@@ -503,6 +604,7 @@ impl Copier {
                     attr::COPIED_AT,
                     attr::LAST_COPY_ERROR,
                     attr::LAST_COPY_ERROR_AT,
+                    attr::COPY_CONFLICT,
                 ]
                 .iter()
                 .map(|a| (format!("#{a}"), (*a).to_owned()))

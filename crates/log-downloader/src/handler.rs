@@ -49,7 +49,10 @@ pub fn invocation_metrics<'a>(
         match result {
             Ok(None) => {}
             Ok(Some((outcome, last_written))) => match outcome {
-                CopyOutcome::Copied { bytes, .. } => {
+                CopyOutcome::Copied { bytes, .. } | CopyOutcome::Conflict { bytes, .. } => {
+                    if matches!(outcome, CopyOutcome::Conflict { .. }) {
+                        set.count("CopyConflicts", 1);
+                    }
                     set.count("FilesCopied", 1);
                     set.add("BytesCopied", Unit::Bytes, *bytes as f64);
                     set.add(
@@ -64,8 +67,10 @@ pub fn invocation_metrics<'a>(
             },
             Err(error) => {
                 set.count("CopyFailures", 1);
-                if matches!(error, CopyError::LineTooLong { .. }) {
-                    set.count("LinesTooLong", 1);
+                match error {
+                    CopyError::LineTooLong { .. } => set.count("LinesTooLong", 1),
+                    CopyError::Conflict { .. } => set.count("CopyConflicts", 1),
+                    _ => {}
                 }
             }
         }
@@ -125,6 +130,14 @@ impl Copier {
             }
             CopyOutcome::SourceReplaced => tracing::warn!(file = %order.log_file,
                 "the ordered version is no longer on the instance under this name; its successor is ordered separately"),
+            CopyOutcome::Conflict {
+                squatted,
+                key,
+                bytes,
+                sha256,
+            } => tracing::error!(
+                file = %order.log_file, instance = %order.instance_id, %squatted, %key, bytes, %sha256,
+                "copied beside an object the downloader did not write (a conflict: the bucket holds evidence it should not)"),
             CopyOutcome::Lossy { key, bytes } => tracing::error!(file = %order.log_file,
                 instance = %order.instance_id, %key, bytes, fidelity = "lossy",
                 "only a lossy copy could be made (the Portion API altered bytes that are not UTF-8); stored marked, the file stays due for an exact copy"),

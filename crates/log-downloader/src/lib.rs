@@ -10,8 +10,14 @@
 //! - The body goes through SHA-256 (of the source bytes) and gzip (`COMPRESS`) into an S3
 //!   multipart upload in `PART_SIZE_MIB` parts, so memory stays bounded whatever the file size.
 //! - Object keys never collide ([`backup_key`]: the file's last-written time is part of the key)
-//!   and are written with `If-None-Match: *`, so nothing is ever overwritten; a replayed record
-//!   whose object exists is recognised by its metadata and skipped.
+//!   and are written once, with `If-None-Match: *`: nothing is ever overwritten, and no key
+//!   gets a second version (a multipart copy's checksum goes into a write-once sidecar, not a
+//!   copy onto itself). A replay whose copy the tracking row already records is skipped.
+//! - An object found at a backup key is accepted as the copy only when it provably holds the
+//!   file's bytes (read back and hashed against the download's own hash). Anything else was
+//!   not written by the downloader: it is left alone, the genuine copy is stored beside it
+//!   ([`conflict_key`]), and the row names the conflict (`copy_conflict`), with an ERROR log
+//!   and the `CopyConflicts` metric, which the stack alarms on.
 //! - A download shorter than the ordered size is never recorded as a copy: it is retried, or,
 //!   when RDS shows the file was replaced (rename rotation), the order is dropped because the
 //!   detector orders the new version and the renamed file separately.
@@ -41,9 +47,9 @@ pub const ENVIRONMENT: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// Every IAM action the code calls. Multipart uploads and `CopyObject` onto itself are
-/// authorised as `s3:PutObject` and `s3:GetObject`; `s3:ListBucket` makes `HeadObject` on a
-/// missing key answer 404 rather than 403, which is how a first copy is told from a replay.
+/// Every IAM action the code calls. Multipart uploads are authorised as `s3:PutObject`;
+/// `s3:ListBucket` makes `HeadObject` on a missing key answer 404 rather than 403, which is how
+/// a first copy is told from a replay.
 pub const IAM_ACTIONS: &[&str] = &[
     "rds:DownloadCompleteDBLogFile",
     "rds:DownloadDBLogFilePortion",
@@ -54,6 +60,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:ListBucket",
     // The rename-rotation check: the instance's copies of the same size and time.
     "dynamodb:Query",
+    // A replay: does the row already record the object found at the key?
+    "dynamodb:GetItem",
     "dynamodb:UpdateItem",
 ];
 
@@ -70,6 +78,7 @@ pub const METRICS: audit_core::metrics::Declared = {
         ("LinesTooLong", Count),
         ("ReplaysSkipped", Count),
         ("SourcesReplaced", Count),
+        ("CopyConflicts", Count),
     ]
 };
 
@@ -176,6 +185,14 @@ pub enum CopyOutcome {
     /// Only an inexact copy could be made (the Portion API altered bytes that are not UTF-8):
     /// stored at `key`, marked lossy, not recorded as a copy; the file stays due.
     Lossy { key: String, bytes: u64 },
+    /// An object the downloader did not write was at the file's backup key (`squatted`; or
+    /// its metadata sidecar was): the genuine copy is stored and recorded at `key`.
+    Conflict {
+        squatted: String,
+        key: String,
+        bytes: u64,
+        sha256: String,
+    },
 }
 
 /// The copy a stream record orders, if any: the new image is `due` with a higher generation
@@ -227,6 +244,17 @@ pub fn lossy_key(key: &str) -> String {
     }
 }
 
+/// Where the genuine copy goes when an object the downloader did not write holds `key`:
+/// beside it, named by the source's SHA-256, so a retry finds its own copy again and nobody
+/// without the source's bytes can take this key too.
+pub fn conflict_key(key: &str, source_sha256: &str) -> String {
+    let tag = source_sha256.get(..16).unwrap_or(source_sha256);
+    match key.strip_suffix(".gz") {
+        Some(stem) => format!("{stem}.conflict-{tag}.gz"),
+        None => format!("{key}.conflict-{tag}"),
+    }
+}
+
 /// Object metadata names (S3 adds `x-amz-meta-`).
 pub use audit_core::tracking::backup_meta as meta;
 
@@ -260,6 +288,10 @@ pub enum CopyError {
         message: String,
         retryable: bool,
     },
+    /// Both the backup key and the conflict key beside it hold objects that are not this
+    /// file's bytes.
+    #[error("{squatted} and {key} both hold objects the downloader did not write")]
+    Conflict { key: String, squatted: String },
     #[error("tracking table update failed: {message}")]
     Table { message: String, retryable: bool },
     #[error("stream record {sequence_number} is unreadable: {message}")]
@@ -278,6 +310,7 @@ impl Classify for CopyError {
             CopyError::Lossy { .. } => "LossyCopy",
             CopyError::Upload { .. } => "UploadFailed",
             CopyError::Table { .. } => "TrackingTableFailed",
+            CopyError::Conflict { .. } => "CopyConflict",
             CopyError::BadRecord { .. } => "BadRecord",
         }
     }
@@ -289,6 +322,7 @@ impl Classify for CopyError {
             CopyError::Short { .. } => true,
             CopyError::LineTooLong { .. }
             | CopyError::Lossy { .. }
+            | CopyError::Conflict { .. }
             | CopyError::BadRecord { .. } => false,
         }
     }

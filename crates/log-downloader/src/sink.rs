@@ -2,11 +2,11 @@
 //! of the source bytes, optional gzip, a multipart upload in fixed-size parts, memory bounded
 //! whatever the file size, `If-None-Match: *` so S3 never replaces a key); here are what the
 //! copier writes into ([`ByteSink`]), the metadata a backup carries, and the read-back that
-//! repairs a backup whose checksum metadata was never written.
+//! measures an object found at a backup key (is it this file's bytes?).
 
 use crate::CopyError;
 use audit_core::aws::{describe, is_retryable};
-pub use audit_core::s3_upload::{ObjectSink, ObjectSpec, Stored, UploadError, copy_source};
+pub use audit_core::s3_upload::{ObjectSink, ObjectSpec, Stored, UploadError};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
@@ -135,41 +135,72 @@ impl Write for Hashing {
     }
 }
 
-/// Source size and SHA-256 (hex) of a stored object, read back in a stream and gunzipped when
-/// the key ends in `.gz`: for repairing an object whose checksum metadata was never written.
+/// What an object found at a backup key holds, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    /// Size and SHA-256 (hex) of its bytes, gunzipped when the key ends in `.gz`.
+    pub bytes: u64,
+    pub sha256: String,
+    /// Whether it carries its checksum (metadata, or a metadata sidecar beside it).
+    pub has_checksum: bool,
+}
+
+/// Reads an object back in a stream (gunzipped when the key ends in `.gz`) and measures it;
+/// `None` when there is no object at `key`. Bytes that do not decompress are measured as
+/// they are stored (they cannot be this file's copy either way).
 pub async fn measure_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<(u64, String), CopyError> {
+) -> Result<Option<Measured>, CopyError> {
     let failed = |e: String| upload_error("GetObject", key, e, true);
-    let mut object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| upload_error("GetObject", key, describe(&e), is_retryable(&e)))?;
+    let got = s3.get_object().bucket(bucket).key(key).send().await;
+    let mut object = match got {
+        Ok(object) => object,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => {
+            return Err(upload_error(
+                "GetObject",
+                key,
+                describe(&e),
+                is_retryable(&e),
+            ));
+        }
+    };
+    let mut has_checksum = object
+        .metadata()
+        .is_some_and(|m| m.contains_key(crate::meta::SHA256));
     let mut gunzip = key
         .ends_with(".gz")
         .then(|| flate2::write::GzDecoder::new(Hashing::default()));
     let mut plain = Hashing::default();
+    let mut decodes = true;
     while let Some(chunk) = object
         .body
         .try_next()
         .await
         .map_err(|e| failed(e.to_string()))?
     {
-        match gunzip.as_mut() {
-            Some(decoder) => decoder
-                .write_all(&chunk)
-                .map_err(|e| failed(e.to_string()))?,
-            None => plain.write_all(&chunk).map_err(|e| failed(e.to_string()))?,
+        if let Some(decoder) = gunzip.as_mut()
+            && decodes
+            && decoder.write_all(&chunk).is_err()
+        {
+            decodes = false;
         }
+        plain.write_all(&chunk).map_err(|e| failed(e.to_string()))?;
     }
     let hashed = match gunzip {
-        Some(decoder) => decoder.finish().map_err(|e| failed(e.to_string()))?,
-        None => plain,
+        Some(decoder) if decodes => decoder.finish().unwrap_or(plain),
+        _ => plain,
     };
-    Ok((hashed.bytes, hex::encode(hashed.sha256.finalize())))
+    if !has_checksum {
+        has_checksum = audit_core::s3_upload::read_sidecar(s3, bucket, key)
+            .await?
+            .is_some_and(|sidecar| sidecar.is_ok_and(|m| m.contains_key(crate::meta::SHA256)));
+    }
+    Ok(Some(Measured {
+        bytes: hashed.bytes,
+        sha256: hex::encode(hashed.sha256.finalize()),
+        has_checksum,
+    }))
 }

@@ -3,47 +3,16 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;
-use common::copier;
+use common::{copier, order, write_source};
 
 use devstack::audit_logs::{aurora_line, write_exact};
-use devstack::backup::{BackupStack, due_image, listed_version};
+use devstack::backup::{BackupStack, listed_version};
 use log_downloader::handler::Copier;
-use log_downloader::{CopyOrder, CopyOutcome, meta};
+use log_downloader::{CopyOutcome, meta};
 use sha2::Digest;
 use std::sync::atomic::Ordering;
 
 const MB: usize = 1_048_576;
-
-/// Puts a `due` row for the file as the detector would, and returns its order.
-async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64) -> CopyOrder {
-    let (size, last_written) =
-        listed_version(&stack.rds_logs.instance_dir(instance).join(file)).unwrap();
-    stack
-        .put_row(&due_image(instance, file, size, last_written, generation))
-        .await
-        .unwrap();
-    CopyOrder {
-        instance_id: instance.into(),
-        log_file: file.into(),
-        engine: "aurora-mysql".into(),
-        cluster_id: Some("orders".into()),
-        generation,
-        size,
-        last_written,
-    }
-}
-
-/// Writes a source log file of exactly `size` bytes on the instance and returns its path.
-fn write_source(
-    stack: &BackupStack,
-    instance: &str,
-    file: &str,
-    size: usize,
-) -> std::path::PathBuf {
-    let path = stack.rds_logs.instance_dir(instance).join(file);
-    write_exact(&path, instance, size).unwrap();
-    path
-}
 
 /// A stack whose REST endpoint refuses every request: copies go through the Portion API.
 async fn portion_only_stack() -> BackupStack {
@@ -113,19 +82,27 @@ async fn assert_copied_exactly(
         };
         assert_eq!(bytes, source.len() as u64, "{name}");
         assert_eq!(sha256, sha256_hex(source), "{name}");
-        let object = stack
-            .objects()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|o| o.key == key)
-            .unwrap();
+        let objects = stack.objects().await.unwrap();
+        let object = objects.iter().find(|o| o.key == key).unwrap();
         assert!(
             object.content == *source,
             "{name}: the object differs from the source file"
         );
-        assert_eq!(object.metadata[meta::SHA256], sha256_hex(source), "{name}");
-        assert_eq!(object.metadata[meta::SIZE], source.len().to_string());
+        // A single part carries its checksum; a multipart upload's is in its sidecar.
+        let sidecar = objects
+            .iter()
+            .find(|o| o.key == format!("{key}{}", audit_core::s3_upload::SIDECAR_SUFFIX));
+        let checksum = match sidecar {
+            Some(s) => audit_core::s3_upload::parse_sidecar(&s.content).unwrap(),
+            None => object.metadata.clone(),
+        };
+        assert_eq!(
+            sidecar.is_some(),
+            !object.metadata.contains_key(meta::SHA256),
+            "{name}: the checksum is in exactly one place"
+        );
+        assert_eq!(checksum[meta::SHA256], sha256_hex(source), "{name}");
+        assert_eq!(checksum[meta::SIZE], source.len().to_string());
         assert_eq!(object.metadata[meta::INSTANCE], instance);
         assert_eq!(object.metadata[meta::FILE], *name);
         assert_eq!(
@@ -289,12 +266,25 @@ async fn a_larger_file_renamed_in_before_the_copy_is_keyed_by_what_was_copied() 
 #[tokio::test]
 async fn a_replayed_order_creates_no_second_object() {
     let stack = BackupStack::start().await.unwrap();
-    let path = write_source(
+    // 12 MB of hex digests: about half compresses away, so the gzip still spans two 5 MiB
+    // parts (a multipart upload, whose metadata is fixed before its checksum is known).
+    let mut source = Vec::with_capacity(12 * MB);
+    let mut digest = [0u8; 32];
+    while source.len() < 12 * MB {
+        digest = sha2::Sha256::digest(digest).into();
+        source.extend_from_slice(hex::encode(digest).as_bytes());
+        source.push(b'\n');
+    }
+    write_raw(
         &stack,
         "replay-db",
         "audit/audit.log.0.2026-11-22-08-30.0",
-        7 * MB,
-    ); // multipart
+        &source,
+    );
+    let path = stack
+        .rds_logs
+        .instance_dir("replay-db")
+        .join("audit/audit.log.0.2026-11-22-08-30.0");
     let copier = copier(&stack, "replay", 3).await;
     let order = order(
         &stack,
@@ -305,14 +295,34 @@ async fn a_replayed_order_creates_no_second_object() {
     .await;
     let first = copier.copy(&order).await.unwrap();
     let second = copier.copy(&order).await.unwrap();
-    assert!(matches!(first, CopyOutcome::Copied { .. }), "{first:?}");
-    assert!(
-        matches!(second, CopyOutcome::AlreadyCopied { .. }),
-        "{second:?}"
+    let CopyOutcome::Copied { key, .. } = &first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(second, CopyOutcome::AlreadyCopied { key: key.clone() });
+    // Two keys, each written once: the backup and the sidecar holding its checksum (a
+    // multipart upload's metadata is fixed before the checksum is known; a copy onto itself
+    // would be a second version, which a validator must take for an overwrite).
+    let sidecar = format!("{key}{}", audit_core::s3_upload::SIDECAR_SUFFIX);
+    assert_eq!(
+        stack.version_counts().await.unwrap(),
+        [(key.clone(), 1), (sidecar.clone(), 1)]
+            .into_iter()
+            .collect()
     );
     let objects = stack.objects().await.unwrap();
-    assert_eq!(objects.len(), 1);
-    assert!(objects[0].content == std::fs::read(&path).unwrap());
+    let backup = objects.iter().find(|o| &o.key == key).unwrap();
+    assert!(backup.content == std::fs::read(&path).unwrap());
+    assert!(
+        !backup.metadata.contains_key(meta::SHA256),
+        "no metadata added after the upload"
+    );
+    let written = objects.iter().find(|o| o.key == sidecar).unwrap();
+    let checksum = audit_core::s3_upload::parse_sidecar(&written.content).unwrap();
+    assert_eq!(
+        checksum[meta::SHA256],
+        sha256_hex(&std::fs::read(&path).unwrap())
+    );
+    assert_eq!(checksum[meta::SIZE], source.len().to_string());
 }
 
 #[tokio::test]
@@ -346,14 +356,14 @@ async fn throttled_rds_calls_are_retried() {
 }
 
 #[tokio::test]
-async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recorded_blank() {
+async fn an_object_left_without_its_checksum_is_measured_and_completed_beside_never_on_top() {
     let stack = BackupStack::start().await.unwrap();
     let name = "audit/audit.log.0.2026-11-22-08-30.0";
     let path = write_source(&stack, "torn-db", name, 200_000);
     let source = std::fs::read(&path).unwrap();
     let copier = copier(&stack, "torn", 3).await;
     let order = order(&stack, "torn-db", name, 1).await;
-    // An earlier attempt completed the upload but stopped before writing the metadata.
+    // An earlier attempt completed the upload but stopped before its checksum was written.
     let key = log_downloader::backup_key("torn", &order, true);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &source).unwrap();
@@ -369,15 +379,19 @@ async fn an_object_left_without_its_checksum_is_measured_and_completed_not_recor
 
     let outcome = copier.copy(&order).await.unwrap();
     assert_eq!(outcome, CopyOutcome::AlreadyCopied { key: key.clone() });
-    let object = stack
-        .objects()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|o| o.key == key)
-        .unwrap();
-    assert_eq!(object.metadata[meta::SHA256], sha256_hex(&source));
-    assert_eq!(object.metadata[meta::SIZE], source.len().to_string());
+    let sidecar = format!("{key}{}", audit_core::s3_upload::SIDECAR_SUFFIX);
+    assert_eq!(
+        stack.version_counts().await.unwrap(),
+        [(key.clone(), 1), (sidecar.clone(), 1)]
+            .into_iter()
+            .collect(),
+        "the object is left as it is (one version); its checksum goes beside it"
+    );
+    let objects = stack.objects().await.unwrap();
+    let written = objects.iter().find(|o| o.key == sidecar).unwrap();
+    let checksum = audit_core::s3_upload::parse_sidecar(&written.content).unwrap();
+    assert_eq!(checksum[meta::SHA256], sha256_hex(&source));
+    assert_eq!(checksum[meta::SIZE], source.len().to_string());
     let row = &stack.rows().await.unwrap()[0];
     assert_eq!(row["copied_sha256"], sha256_hex(&source));
     assert_eq!(row["copied_size"], source.len());

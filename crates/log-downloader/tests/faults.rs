@@ -179,7 +179,12 @@ async fn no_retry_starts_when_the_invocation_is_about_to_time_out() {
             aws_sdk_s3::types::error::NotFound::builder().build(),
         )
     });
-    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head]);
+    let get = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+        aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(
+            aws_sdk_s3::types::error::NoSuchKey::builder().build(),
+        )
+    });
+    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head, &get]);
     let record = order_record("7", "late-db", FILE, size, written, 1);
     let mut late = event(vec![record]);
     // 30 s left: less than the retry margin.
@@ -197,8 +202,8 @@ async fn no_retry_starts_when_the_invocation_is_about_to_time_out() {
     );
 }
 
-/// S3 answers the conditional upload with 412 (the key exists), then HEAD finds no object
-/// (deleted in between). Nothing is known of the bytes at that key: the copy must not be
+/// S3 answers the conditional upload with 412 (the key exists), then reading it back finds no
+/// object (deleted in between). Nothing is known of the bytes at that key: the copy must not be
 /// recorded (it was recorded with size 0 and an empty checksum); it fails and stays due.
 #[tokio::test]
 async fn a_412_then_no_object_is_a_retry_never_an_empty_record() {
@@ -218,7 +223,12 @@ async fn a_412_then_no_object_is_a_retry_never_an_empty_record() {
             aws_sdk_s3::types::error::NotFound::builder().build(),
         )
     });
-    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head]);
+    let get = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+        aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(
+            aws_sdk_s3::types::error::NoSuchKey::builder().build(),
+        )
+    });
+    copier.s3 = devstack::mocked_client!(aws_sdk_s3, [&put, &head, &get]);
     let record = order_record("31", "ghost-db", FILE, size, written, 1);
     stack
         .put_row(&record["dynamodb"]["NewImage"])
@@ -227,6 +237,11 @@ async fn a_412_then_no_object_is_a_retry_never_an_empty_record() {
     let response = copier.handle(event(vec![record])).await.unwrap();
     assert_eq!(stream_failures(&response), ["31"]);
     assert_eq!(put.num_calls(), 2, "retried, DOWNLOAD_ATTEMPTS=2");
+    assert_eq!(
+        get.num_calls(),
+        2,
+        "each 412 read back before anything is recorded"
+    );
     let rows = stack.rows().await.unwrap();
     assert_eq!(rows[0]["state"], "due", "not recorded as copied: {rows:?}");
     assert!(rows[0].get("copied_sha256").is_none(), "{rows:?}");

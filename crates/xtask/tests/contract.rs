@@ -275,6 +275,94 @@ fn evidence_is_worm_by_default_and_the_digests_cover_every_prefix_the_functions_
     );
 }
 
+/// Every evidence key is written once: the backup bucket's policy refuses a `PutObject` or
+/// `CompleteMultipartUpload` without `If-None-Match` under every prefix the digests cover (the
+/// multipart part operations exempt), Firehose's delivery role alone excepted on the change
+/// log; and it refuses SSE-C uploads, which nobody else could read to digest.
+#[test]
+fn the_bucket_policy_refuses_a_second_version_under_every_evidence_prefix() {
+    let template = template("infra-main/template.yaml");
+    let statements =
+        template["Resources"]["BackupBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
+    let statement = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"))
+    };
+    let resources = |s: &Value| -> Vec<String> {
+        match &s["Resource"] {
+            Value::Array(list) => list
+                .iter()
+                .map(|r| r["Fn::Sub"].as_str().unwrap().to_owned())
+                .collect(),
+            one => vec![one["Fn::Sub"].as_str().unwrap().to_owned()],
+        }
+    };
+    let write_once = |s: &Value| {
+        assert_eq!(s["Effect"], "Deny");
+        assert_eq!(s["Principal"], "*");
+        assert_eq!(s["Action"], "s3:PutObject");
+        assert_eq!(s["Condition"]["Null"]["s3:if-none-match"], "true");
+        assert_eq!(s["Condition"]["Bool"]["s3:ObjectCreationOperation"], "true");
+    };
+    let evidence = statement("EvidenceWrittenOnce");
+    write_once(evidence);
+    assert_eq!(
+        evidence["Condition"].as_object().unwrap().len(),
+        2,
+        "no exemption"
+    );
+    let changes = statement("ChangeLogWrittenOnceExceptByFirehose");
+    write_once(changes);
+    assert_eq!(
+        changes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::GetAtt"],
+        serde_json::json!(["ChangesDeliveryRole", "Arn"])
+    );
+    let mut covered: Vec<String> = resources(evidence);
+    covered.extend(resources(changes));
+    let reports = template["Parameters"]["AuditReportsPrefix"]["Default"]
+        .as_str()
+        .unwrap();
+
+    // Every prefix of the backup bucket the digest writer covers, with the defaults.
+    let env: std::collections::BTreeMap<String, String> =
+        template_environment(&template, "DigestWriterFunction")
+            .into_iter()
+            .collect();
+    let config = digest_writer::Config::from_env(&Env::from_pairs(env.clone())).unwrap();
+    let mut prefixes: BTreeSet<String> = config
+        .evidence
+        .iter()
+        .filter(|l| l.bucket == env["BACKUP_BUCKET"])
+        .map(|l| l.prefix.clone())
+        .collect();
+    prefixes.insert(config.digest_prefix.clone());
+    prefixes.insert("audit-api/chain-heads/".to_owned());
+    for prefix in prefixes {
+        let resource = format!("${{BackupBucket.Arn}}/{prefix}*");
+        let by_parameter = prefix == reports
+            && covered.contains(&"${BackupBucket.Arn}/${AuditReportsPrefix}*".to_owned());
+        assert!(
+            covered.contains(&resource) || by_parameter,
+            "{prefix} may get a second version: {covered:?}"
+        );
+    }
+
+    let sse_c = statement("NoCustomerProvidedKeys");
+    assert_eq!(
+        (&sse_c["Effect"], &sse_c["Action"]),
+        (&"Deny".into(), &"s3:PutObject".into())
+    );
+    assert_eq!(
+        sse_c["Condition"]["Null"]["s3:x-amz-server-side-encryption-customer-algorithm"],
+        "false"
+    );
+    assert_eq!(resources(sse_c), ["${BackupBucket.Arn}/*"]);
+}
+
 /// Every `auditkit` metric the stack's alarms and dashboard read, as (function, metric).
 fn auditkit_metrics_read(template: &Value) -> Vec<(String, String, String)> {
     let mut read = Vec::new();

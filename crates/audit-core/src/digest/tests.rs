@@ -30,6 +30,7 @@ fn sample(sequence: u64) -> EvidenceDigest {
             sha256: "ab".repeat(32),
             last_modified: rfc3339(1_796_019_000_000),
             source_sha256: Some("cd".repeat(32)),
+            source_size: Some(12),
             vanished: false,
         }],
         sources: None,

@@ -31,6 +31,7 @@ fn object(key: &str, t: i64) -> DigestedObject {
         sha256: "aa".repeat(32),
         last_modified: rfc3339(t),
         source_sha256: None,
+        source_size: None,
         vanished: false,
     }
 }
@@ -90,6 +91,7 @@ fn signed(signer: &Signer, document: EvidenceDigest, bucket: &str, key: &str) ->
         document: Ok((document, encoded.sha256)),
         metadata_signature: Some(signature.clone()),
         sidecar_signature: Some(signature),
+        sidecar_problem: None,
     }
 }
 
@@ -253,6 +255,8 @@ fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
         size: 3,
         sha256: "aa".into(),
         source_sha256: Some("bb".into()),
+        later_versions: Vec::new(),
+        is_later: false,
     };
     let present = |size, sha: &str, deep: Option<&str>| ObjectState::Present {
         size,
@@ -297,6 +301,7 @@ fn unlisted_objects_are_those_in_the_covered_period_no_digest_names() {
         key: key.into(),
         version_id: Some(version.into()),
         last_modified_ms: t,
+        size: 3,
     };
     let listing = [
         stored("logs/0", "v1", 1),
@@ -355,5 +360,122 @@ fn not_copied_files_come_from_the_newest_hourly_digest() {
     assert_eq!(
         problems[0].to_string().split(" (").next().unwrap(),
         "INVALID not-copied db-1/a.log"
+    );
+}
+
+/// Two digests each naming a version of `logs/0`: v1 (hour 0) and v2 added later (hour 1).
+fn chain_with_a_second_version(s: &Signer) -> Vec<FoundDigest> {
+    let mut found = chain(s, 2);
+    let (mut document, _) = found[1].document.clone().unwrap();
+    let mut later = object("logs/0", H + 7);
+    later.version_id = Some("v2".into());
+    later.sha256 = "bb".repeat(32);
+    document.objects.push(later);
+    let key = found[1].key.clone();
+    found[1] = signed(s, document, "evb", &key);
+    found
+}
+
+#[test]
+fn a_key_with_a_second_version_is_overwritten_and_the_later_version_never_valid() {
+    let s = signer();
+    let found = chain_with_a_second_version(&s);
+    let walk = walk_chain(&found, None, &s.key, 0);
+    let stored = |key: &str, version: &str, t| StoredObject {
+        bucket: "evb".into(),
+        key: key.into(),
+        version_id: Some(version.into()),
+        last_modified_ms: t,
+        size: 3,
+    };
+    // S3 lists a key's newer version first.
+    let listing = [
+        stored("logs/0", "v2", H + 7),
+        stored("logs/0", "v1", 1),
+        stored("logs/1", "v1", H + 1),
+    ];
+    let problems = overwritten(&listing, &found, &walk);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].reason, Reason::Overwritten);
+    assert_eq!(problems[0].what, "s3://evb/logs/0");
+    assert!(
+        problems[0].detail.starts_with("2 versions: v1 first"),
+        "{}",
+        problems[0].detail
+    );
+    // The digests alone show it too (the store may not list the version any more).
+    assert_eq!(overwritten(&[], &found, &walk).len(), 1);
+    // A version no digest names, on top of a digested key, is seen from the listing.
+    let plain = chain(&s, 2);
+    let walk_plain = walk_chain(&plain, None, &s.key, 0);
+    assert_eq!(overwritten(&listing, &plain, &walk_plain).len(), 1);
+    assert!(overwritten(&listing[1..], &plain, &walk_plain).is_empty());
+
+    // On S3 the later version is expected but marked; in a local copy only the first is.
+    let by_version = expected_objects(&found, &walk, 0, i64::MAX, true);
+    let v2 = by_version
+        .iter()
+        .find(|o| o.version_id.as_deref() == Some("v2"))
+        .unwrap();
+    assert!(v2.is_later);
+    let local = expected_objects(&found, &walk, 0, i64::MAX, false);
+    let first = local.iter().find(|o| o.key == "logs/0").unwrap();
+    assert_eq!(first.version_id.as_deref(), Some("v1"));
+    assert_eq!(first.later_versions.len(), 1);
+    // A local file holding v2's bytes is named as the version on top.
+    let holds_v2 = ObjectState::Present {
+        size: 3,
+        sha256: "bb".repeat(32),
+        decompressed_sha256: None,
+        event_chain: None,
+    };
+    let problem = judge_object(first, &holds_v2, "dir/evb/logs/0").unwrap();
+    assert_eq!(problem.reason, Reason::Overwritten);
+    assert!(
+        problem.detail.contains("holds version v2"),
+        "{}",
+        problem.detail
+    );
+}
+
+#[test]
+fn a_digest_that_does_not_verify_names_no_object_and_no_location() {
+    let s = signer();
+    let mut found = chain(&s, 2);
+    // The newest digest's signature broken: what it lists is nobody's word.
+    found[1].metadata_signature = Some("00".into());
+    found[1].sidecar_signature = Some("00".into());
+    let walk = walk_chain(&found, None, &s.key, 0);
+    assert_eq!(walk.verified(&found).count(), 1);
+    let expected = expected_objects(&found, &walk, 0, i64::MAX, true);
+    assert_eq!(
+        expected.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["logs/0"],
+        "logs/1 is named only by the digest that failed"
+    );
+    assert_eq!(
+        covered_until(&found, &walk),
+        H,
+        "the failed digest covers nothing"
+    );
+}
+
+#[test]
+fn the_first_version_of_a_key_is_the_oldest_and_of_equal_times_the_one_listed_later() {
+    let stored = |version: &str, t| StoredObject {
+        bucket: "evb".into(),
+        key: "k".into(),
+        version_id: Some(version.into()),
+        last_modified_ms: t,
+        size: 1,
+    };
+    let listing = [
+        stored("new", 5),
+        stored("same-time-newer", 1),
+        stored("old", 1),
+    ];
+    assert_eq!(
+        first_versions(&listing)["k"].version_id.as_deref(),
+        Some("old")
     );
 }

@@ -1,9 +1,13 @@
-//! What the downloader's integration tests share: a `Copier` wired to a `BackupStack`.
+//! What the downloader's integration tests share: a `Copier` wired to a `BackupStack`, due
+//! rows and source files.
 
-use devstack::backup::BackupStack;
-use log_downloader::Config;
+#![allow(dead_code)] // each test binary uses part of it
+
+use devstack::audit_logs::write_exact;
+use devstack::backup::{BackupStack, due_image, listed_version};
 use log_downloader::download::RestDownloader;
 use log_downloader::handler::Copier;
+use log_downloader::{Config, CopyOrder};
 
 /// A copier for `stack`: RDS (SDK and REST) through the log-file double, S3 and DynamoDB on
 /// moto, 5 MiB parts, gzip on.
@@ -38,4 +42,35 @@ pub async fn copier(stack: &BackupStack, prefix: &str, attempts: u32) -> Copier 
         rest_refused: Default::default(),
         metrics: audit_core::metrics::MetricsOut::capture(),
     }
+}
+
+/// Puts a `due` row for the file as the detector would, and returns its order.
+pub async fn order(stack: &BackupStack, instance: &str, file: &str, generation: i64) -> CopyOrder {
+    let (size, last_written) =
+        listed_version(&stack.rds_logs.instance_dir(instance).join(file)).unwrap();
+    stack
+        .put_row(&due_image(instance, file, size, last_written, generation))
+        .await
+        .unwrap();
+    CopyOrder {
+        instance_id: instance.into(),
+        log_file: file.into(),
+        engine: "aurora-mysql".into(),
+        cluster_id: Some("orders".into()),
+        generation,
+        size,
+        last_written,
+    }
+}
+
+/// Writes a source log file of exactly `size` bytes on the instance and returns its path.
+pub fn write_source(
+    stack: &BackupStack,
+    instance: &str,
+    file: &str,
+    size: usize,
+) -> std::path::PathBuf {
+    let path = stack.rds_logs.instance_dir(instance).join(file);
+    write_exact(&path, instance, size).unwrap();
+    path
 }

@@ -180,7 +180,27 @@ pub async fn run() -> Result<Demo, String> {
     tokio::time::sleep(QUIET).await;
     demo.poll(2).await?;
 
-    let objects = demo.stack.objects().await?;
+    let stored = demo.stack.objects().await?;
+    // A multipart backup's checksum is in its write-once sidecar (`<key>.meta.json`), not on
+    // the object: nothing is written onto a backup once it exists.
+    let sidecars: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        stored
+            .iter()
+            .filter_map(|o| {
+                let key = o.key.strip_suffix(".meta.json")?;
+                Some((key.to_owned(), serde_json::from_slice(&o.content).ok()?))
+            })
+            .collect();
+    let objects: Vec<_> = stored
+        .into_iter()
+        .filter(|o| o.metadata.contains_key("source-instance"))
+        .map(|mut o| {
+            if let Some(extra) = sidecars.get(&o.key) {
+                o.metadata.extend(extra.clone());
+            }
+            o
+        })
+        .collect();
     println!("\nCopied by poll 2 (only what changed):");
     for o in objects.iter().filter(|o| !after_first.contains(&o.key)) {
         println!(

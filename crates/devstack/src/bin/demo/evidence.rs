@@ -12,7 +12,7 @@ use std::time::Duration;
 const WINDOW_SECONDS: u32 = 2;
 
 pub struct Evidence {
-    stack: EvidenceStack,
+    pub(crate) stack: EvidenceStack,
     backup_bucket: String,
     tracking_table: String,
     chain_length: u64,
@@ -197,12 +197,12 @@ impl Evidence {
 
     /// Prints the command, runs it with the emulator's AWS variables, prints its output and
     /// checks its exit status.
-    fn run(&self, binary: &Path, args: &[&str], expected: i32) -> Result<(), String> {
+    pub(crate) fn run(&self, binary: &Path, args: &[&str], expected: i32) -> Result<(), String> {
         crate::run_printed("auditkit", binary, args, &self.stack.aws.vars(), expected)
     }
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 

@@ -8,10 +8,13 @@
 //!    evidence bucket and verified, then verified on a tampered copy.
 //! 6. [`evidence`]: signed, chained digests of all of it (digest-writer after the backup and at
 //!    the end), validated on S3 and on a local copy, then on a tampered copy (auditkit).
+//! 7. [`insider`]: a backup overwritten by somebody with write access to the bucket, named by
+//!    `auditkit validate` and restored from its first version all the same.
 
 mod audit_api;
 mod backup;
 mod evidence;
+mod insider;
 mod orders;
 mod pg_audit;
 mod updates;
@@ -74,6 +77,7 @@ async fn run() -> Result<(), String> {
     locations.push(format!("{backups}/{}", audit_api::CHAIN_HEADS_PREFIX));
     evidence.digest(&locations).await?;
     evidence.validate(&[&backups, &changes, &reports]).await?;
+    insider::overwrite_caught(&mut evidence, &demo.stack, &locations).await?;
     println!("\nDone. Everything the demo started stops now.");
     Ok(())
 }
