@@ -21,6 +21,25 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// How long one attempt of an operator's call may wait for its response before the SDK gives
+/// up on it and retries (a stalled connection is a transient error to the standard retry
+/// strategy). A streamed body is read after the attempt, so large downloads are not cut.
+pub const OPERATOR_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`sdk_config`] for a command an operator runs: the same sources, and attempts bounded by
+/// [`OPERATOR_ATTEMPT_TIMEOUT`] so that a stalled endpoint is retried, then reported, instead
+/// of holding the terminal (or a cron job) forever. Functions keep Lambda's own time limit.
+pub async fn operator_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(OPERATOR_ATTEMPT_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
+}
+
 /// The region the SDK resolved, or the configuration error naming `AWS_REGION`.
 pub fn region(sdk: &SdkConfig) -> Result<String, crate::ConfigError> {
     sdk.region()

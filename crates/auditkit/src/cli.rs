@@ -178,7 +178,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<bool, CommandError> {
 }
 
 async fn public_key(key_id: &str) -> Result<Vec<u8>, CommandError> {
-    let sdk = audit_core::aws::sdk_config().await;
+    let sdk = audit_core::aws::operator_sdk_config().await;
     let got = aws_sdk_kms::Client::new(&sdk)
         .get_public_key()
         .key_id(key_id)
@@ -243,7 +243,7 @@ async fn chain_head(
     bucket: &str,
     prefix: &str,
 ) -> Result<Option<ChainHead>, CommandError> {
-    let sdk = audit_core::aws::sdk_config().await;
+    let sdk = audit_core::aws::operator_sdk_config().await;
     let got = aws_sdk_dynamodb::Client::new(&sdk)
         .get_item()
         .table_name(table)
@@ -299,7 +299,7 @@ async fn validate(args: ValidateArgs, out: &mut impl Write) -> Result<bool, Comm
             (Store::Dir(dir.clone()), bucket)
         }
         None => {
-            let sdk = audit_core::aws::sdk_config().await;
+            let sdk = audit_core::aws::operator_sdk_config().await;
             let bucket = args.bucket.clone().unwrap_or_default();
             (Store::S3(audit_core::aws::s3_client(&sdk)), bucket)
         }

@@ -210,7 +210,7 @@ async fn newest_digest_age(
 }
 
 pub async fn status(args: StatusArgs, out: &mut impl Write) -> Result<bool, CommandError> {
-    let sdk = audit_core::aws::sdk_config().await;
+    let sdk = audit_core::aws::operator_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let now = audit_core::now_ms();
     let (rows, unreadable) =
@@ -340,7 +340,7 @@ pub async fn history(args: HistoryArgs, out: &mut impl Write) -> Result<bool, Co
         let _ = writeln!(out, "{};", history::athena_query(&item, since, until));
         return Ok(true);
     }
-    let sdk = audit_core::aws::sdk_config().await;
+    let sdk = audit_core::aws::operator_sdk_config().await;
     let s3 = audit_core::aws::s3_client(&sdk);
     let prefix = audit_core::aws::s3_key_prefix(&args.changes_prefix);
     let started = Instant::now();

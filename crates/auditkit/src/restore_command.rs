@@ -171,7 +171,7 @@ async fn digested_first_version(
 }
 
 pub async fn restore(args: RestoreArgs, out: &mut impl Write) -> Result<bool, CommandError> {
-    let sdk = audit_core::aws::sdk_config().await;
+    let sdk = audit_core::aws::operator_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = audit_core::aws::s3_client(&sdk);
     let row = tracking_row(&dynamodb, &args.tracking_table, &args.instance, &args.file).await?;

@@ -17,13 +17,16 @@ use std::process::Command;
 use std::time::Duration;
 
 fn auditkit(env: &[(String, String)], args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_auditkit"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap();
+    let out = devstack::process::output_within(
+        Command::new(env!("CARGO_BIN_EXE_auditkit"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().cloned()),
+        // Far above any run here (seconds): only a hang reaches it.
+        Duration::from_secs(120),
+    )
+    .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

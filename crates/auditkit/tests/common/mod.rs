@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// How long one auditkit command may run here: far above any run (seconds); only a hang
+/// reaches it.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
 pub struct Fixture {
     pub stack: EvidenceStack,
     pub evidence: String,
@@ -209,11 +213,13 @@ impl Fixture {
     }
 
     pub fn auditkit(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_auditkit"))
-            .args(args)
-            .envs(self.stack.aws.vars())
-            .output()
-            .unwrap();
+        let out = devstack::process::output_within(
+            Command::new(env!("CARGO_BIN_EXE_auditkit"))
+                .args(args)
+                .envs(self.stack.aws.vars()),
+            COMMAND_LIMIT,
+        )
+        .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
         (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
