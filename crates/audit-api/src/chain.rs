@@ -1,227 +1,22 @@
-//! The event chains outside the append: publishing every chain's head as evidence (the
-//! anchor), and verifying stored chains against their heads and the newest anchor.
-//!
-//! An anchor is a small JSON object, `<prefix>YYYY/MM/DD/chain-heads-<time>.json`, written
-//! once (`If-None-Match: *`) into the evidence bucket, where `digest-writer`'s signed hourly
-//! digests cover it. Rewriting events and the database's heads together then still disagrees
-//! with a head published before, which no database role can change. Verification reads the
-//! chain in one read-only snapshot, streamed (memory does not grow with the chain), and walks
-//! it with [`audit_core::event_chain::ChainWalk`].
+//! Verifying the stored event chains against the database's heads and every head published
+//! outside it ([`crate::anchor`]). Verification reads the chain in one read-only snapshot,
+//! streamed (memory does not grow with the chain), and walks it with
+//! [`audit_core::event_chain::ChainWalk`], which compares each published head as it passes
+//! its place.
 
+use crate::anchor::{AnchorHistory, AnchorProblem, AnchoredHead};
 use crate::db::{Database, DbError};
 use audit_core::event_chain::{
     ChainStart, ChainWalk, EventFields, FirstInvalid, Head, StoredLink, canonical_v1, link_hash,
 };
-use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
-
-/// Format of an anchor object.
-pub const ANCHOR_FORMAT: &str = "audit-api-chain-heads/1";
-
-/// Where anchors go.
-#[derive(Debug, Clone)]
-pub struct AnchorTarget {
-    pub client: aws_sdk_s3::Client,
-    pub bucket: String,
-    /// Ends with `/` (or is empty).
-    pub prefix: String,
-}
-
-/// One chain's head as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishedHead {
-    pub company_id: Option<i64>,
-    pub chain_seq: i64,
-    /// Hex SHA-256.
-    pub row_hash: String,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// An anchor object's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    pub format: String,
-    pub published_at: DateTime<Utc>,
-    pub heads: Vec<PublishedHead>,
-}
-
-/// Where an anchor is, and the head it holds for one chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AnchoredHead {
-    pub object: String,
-    pub published_at: DateTime<Utc>,
-    pub chain_seq: i64,
-    pub row_hash: String,
-}
-
-/// The key of an anchor published at `at`.
-pub fn anchor_key(prefix: &str, at: DateTime<Utc>) -> String {
-    format!(
-        "{prefix}{}/chain-heads-{}.json",
-        at.format("%Y/%m/%d"),
-        at.format("%Y%m%dT%H%M%S%.3fZ")
-    )
-}
-
-/// The day folder of anchors published on `day`.
-fn day_prefix(prefix: &str, day: DateTime<Utc>) -> String {
-    format!("{prefix}{}/", day.format("%Y/%m/%d"))
-}
-
-/// How many days back [`newest_anchor`] looks before it concludes there is none.
-const ANCHOR_LOOKBACK_DAYS: i64 = 400;
-
-/// Why publishing or reading an anchor failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AnchorError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("s3://{bucket}/{key}: {message}")]
-    S3 {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-    #[error("s3://{bucket}/{key} is not an anchor: {message}")]
-    NotAnAnchor {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-}
 
 fn hash_bytes(value: &[u8]) -> Result<[u8; 32], String> {
     value
         .try_into()
         .map_err(|_| format!("a hash of {} bytes", value.len()))
-}
-
-/// Every chain's head, read now.
-pub async fn current_heads(db: &Database) -> Result<Vec<PublishedHead>, DbError> {
-    let client = db.client().await?;
-    let rows = client
-        .query(
-            "SELECT companyid, chain_seq, row_hash, updated_at FROM auditevent_chain_heads \
-             ORDER BY companyid NULLS FIRST",
-            &[],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PublishedHead {
-                company_id: r.try_get(0)?,
-                chain_seq: r.try_get(1)?,
-                row_hash: hex::encode(r.try_get::<_, Vec<u8>>(2)?),
-                updated_at: r.try_get(3)?,
-            })
-        })
-        .collect()
-}
-
-/// Publishes every chain's head; returns the object's `s3://` URI.
-pub async fn publish(
-    db: &Database,
-    target: &AnchorTarget,
-    now: DateTime<Utc>,
-) -> Result<String, AnchorError> {
-    let anchor = Anchor {
-        format: ANCHOR_FORMAT.to_owned(),
-        published_at: now,
-        heads: current_heads(db).await?,
-    };
-    let key = anchor_key(&target.prefix, now);
-    let body = serde_json::to_vec(&anchor).map_err(|e| AnchorError::S3 {
-        bucket: target.bucket.clone(),
-        key: key.clone(),
-        message: e.to_string(),
-    })?;
-    target
-        .client
-        .put_object()
-        .bucket(&target.bucket)
-        .key(&key)
-        .content_type("application/json")
-        .if_none_match("*")
-        .body(body.into())
-        .send()
-        .await
-        .map_err(|e| AnchorError::S3 {
-            bucket: target.bucket.clone(),
-            key: key.clone(),
-            message: audit_core::aws::describe(&e),
-        })?;
-    Ok(format!("s3://{}/{key}", target.bucket))
-}
-
-/// The newest anchor published up to `now`, with its key; `None` when there is none.
-pub async fn newest_anchor(
-    target: &AnchorTarget,
-    now: DateTime<Utc>,
-) -> Result<Option<(String, Anchor)>, AnchorError> {
-    for days_back in 0..=ANCHOR_LOOKBACK_DAYS {
-        let day = now - chrono::Duration::days(days_back);
-        let prefix = day_prefix(&target.prefix, day);
-        let mut newest: Option<String> = None;
-        let mut pages = target
-            .client
-            .list_objects_v2()
-            .bucket(&target.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AnchorError::S3 {
-                bucket: target.bucket.clone(),
-                key: prefix.clone(),
-                message: audit_core::aws::describe(&e),
-            })?;
-            for object in page.contents() {
-                if let Some(key) = object.key()
-                    && key.ends_with(".json")
-                    && newest.as_deref().is_none_or(|n| key > n)
-                {
-                    newest = Some(key.to_owned());
-                }
-            }
-        }
-        let Some(key) = newest else { continue };
-        let s3_error = |message: String| AnchorError::S3 {
-            bucket: target.bucket.clone(),
-            key: key.clone(),
-            message,
-        };
-        let object = target
-            .client
-            .get_object()
-            .bucket(&target.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| s3_error(audit_core::aws::describe(&e)))?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| s3_error(e.to_string()))?
-            .into_bytes();
-        let anchor: Anchor =
-            serde_json::from_slice(&bytes).map_err(|e| AnchorError::NotAnAnchor {
-                bucket: target.bucket.clone(),
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-        if anchor.format != ANCHOR_FORMAT {
-            return Err(AnchorError::NotAnAnchor {
-                bucket: target.bucket.clone(),
-                key,
-                message: format!("format {:?}", anchor.format),
-            });
-        }
-        return Ok(Some((format!("s3://{}/{key}", target.bucket), anchor)));
-    }
-    Ok(None)
 }
 
 /// Which chains a verification covers.
@@ -278,9 +73,14 @@ pub struct ChainVerdict {
     pub last_seq: Option<i64>,
     /// The database's head, when the range reaches the chain's end.
     pub head: Option<HeadView>,
-    /// The newest published head of this chain, when one was compared.
+    /// The furthest published head of this chain within the walk, when there is one.
     pub anchor: Option<AnchoredHead>,
+    /// How many distinct published heads of this chain the walk found on it.
+    pub anchors_checked: u64,
     pub first_invalid: Option<FirstInvalid>,
+    /// What is wrong with the published heads that concern this chain: any one leaves the
+    /// chain unverified.
+    pub anchor_problems: Vec<AnchorProblem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -295,8 +95,14 @@ pub struct Verification {
     pub verified: bool,
     pub chains: Vec<ChainVerdict>,
     pub events_checked: u64,
-    /// The anchor compared (`None`: no anchor bucket, or nothing published yet).
+    /// The newest anchor read (`None`: no anchor bucket, or nothing published yet).
     pub anchor_object: Option<String>,
+    /// Anchor objects (versions) compared.
+    pub anchors_read: usize,
+    /// Everything wrong with the published heads.
+    pub anchor_problems: Vec<AnchorProblem>,
+    /// Objects under the anchor prefix at keys maintenance never writes: not read.
+    pub ignored_anchor_objects: Vec<String>,
 }
 
 /// The rows of the chosen chains (`$1`: the company, see [`chain_filter`]), from the
@@ -350,11 +156,11 @@ fn chain_filter(chains: Chains) -> (&'static str, Option<i64>) {
 }
 
 /// Verifies the chosen chains in one read-only snapshot, comparing each with the database's
-/// head and with `anchor` (the newest published heads), if any.
+/// head and with every head `anchors` holds for it, if any.
 pub async fn verify(
     db: &Database,
     request: VerifyRequest,
-    anchor: Option<(String, Anchor)>,
+    anchors: Option<&AnchorHistory>,
 ) -> Result<Verification, DbError> {
     let mut client = db.client().await?;
     let tx = client
@@ -384,37 +190,8 @@ pub async fn verify(
             ))
         })
         .collect::<Result<_, tokio_postgres::Error>>()?;
-    let (anchor_object, anchored) = match &anchor {
-        Some((object, anchor)) => (
-            Some(object.clone()),
-            anchor
-                .heads
-                .iter()
-                .map(|h| {
-                    let mut hash = [0u8; 32];
-                    let valid = hex::decode_to_slice(&h.row_hash, &mut hash).is_ok();
-                    (
-                        h.company_id,
-                        (
-                            AnchoredHead {
-                                object: object.clone(),
-                                published_at: anchor.published_at,
-                                chain_seq: h.chain_seq,
-                                row_hash: h.row_hash.clone(),
-                            },
-                            Head {
-                                chain_seq: h.chain_seq,
-                                // An unreadable published hash matches nothing.
-                                row_hash: if valid { hash } else { [0xff; 32] },
-                            },
-                        ),
-                    )
-                })
-                .collect::<HashMap<_, _>>(),
-        ),
-        None => (None, HashMap::new()),
-    };
-
+    let empty = AnchorHistory::default();
+    let anchors = anchors.unwrap_or(&empty);
     let (all, company) = match request.chains {
         Chains::All => (true, None),
         Chains::Company(c) => (false, c),
@@ -439,15 +216,18 @@ pub async fn verify(
     let mut verdicts = Vec::new();
     if ranged && low.is_none() {
         // No event in the range: nothing to walk.
+        let anchor_problems = anchors.problems(Some(company));
         verdicts.push(ChainVerdict {
             company_id: company,
-            verified: true,
+            verified: anchor_problems.is_empty(),
             events_checked: 0,
             first_seq: None,
             last_seq: None,
             head: None,
             anchor: None,
+            anchors_checked: 0,
             first_invalid: None,
+            anchor_problems,
         });
     } else {
         let statement = tx.prepare(&chain_rows_sql(filter)).await?;
@@ -464,15 +244,19 @@ pub async fn verify(
         };
         let mut current: Option<(Option<i64>, ChainWalk, Option<i64>)> = None;
         let mut canonical = Vec::with_capacity(512);
+        // A range that stops before the chain's end compares the heads published within it.
+        let up_to = if reaches_end {
+            i64::MAX
+        } else {
+            high.unwrap_or(i64::MIN)
+        };
         let finish = |company: Option<i64>, walk: ChainWalk, first: Option<i64>| {
             let head = heads.get(&company).copied().filter(|_| reaches_end);
-            let anchored = anchored
-                .get(&company)
-                .filter(|(_, h)| reaches_end || high.is_some_and(|hi| h.chain_seq <= hi));
             let result = walk.finish(head);
+            let anchor_problems = anchors.problems(Some(company));
             ChainVerdict {
                 company_id: company,
-                verified: result.first_invalid.is_none(),
+                verified: result.first_invalid.is_none() && anchor_problems.is_empty(),
                 events_checked: result.links_checked,
                 first_seq: first,
                 last_seq: result.last.map(|l| l.chain_seq),
@@ -480,16 +264,16 @@ pub async fn verify(
                     chain_seq: h.chain_seq,
                     row_hash: hex::encode(h.row_hash),
                 }),
-                anchor: anchored.map(|(view, _)| view.clone()),
+                anchor: anchors.furthest(company, up_to).cloned(),
+                anchors_checked: result.anchors_checked,
                 first_invalid: result.first_invalid,
+                anchor_problems,
             }
         };
         let new_walk = |company: &Option<i64>| {
-            let anchor = anchored
-                .get(company)
-                .filter(|(_, h)| reaches_end || high.is_some_and(|hi| h.chain_seq <= hi))
-                .map(|(_, h)| *h);
-            ChainWalk::new(start, anchor)
+            let mut published = anchors.heads(*company);
+            published.retain(|h| h.chain_seq <= up_to);
+            ChainWalk::new(start, published)
         };
         while let Some(row) = rows.next().await {
             let row = row?;
@@ -536,7 +320,10 @@ pub async fn verify(
         verified: verdicts.iter().all(|v| v.verified),
         events_checked: verdicts.iter().map(|v| v.events_checked).sum(),
         chains: verdicts,
-        anchor_object,
+        anchor_object: anchors.newest.as_ref().map(|(_, object)| object.clone()),
+        anchors_read: anchors.objects_read(),
+        anchor_problems: anchors.problems(None),
+        ignored_anchor_objects: anchors.ignored.iter().cloned().collect(),
     })
 }
 
@@ -545,12 +332,22 @@ pub fn describe(verification: &Verification) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let name = |c: Option<i64>| c.map_or_else(|| "(no company)".to_owned(), |c| c.to_string());
+    for problem in &verification.anchor_problems {
+        let _ = writeln!(out, "INVALID {problem}");
+    }
     for chain in &verification.chains {
-        match &chain.first_invalid {
-            Some(invalid) => {
+        match (&chain.first_invalid, chain.verified) {
+            (Some(invalid), _) => {
                 let _ = writeln!(out, "INVALID company {}: {invalid}", name(chain.company_id));
             }
-            None => {
+            (None, false) => {
+                let _ = writeln!(
+                    out,
+                    "INVALID company {}: its published heads disagree (above)",
+                    name(chain.company_id)
+                );
+            }
+            (None, true) => {
                 let _ = writeln!(
                     out,
                     "valid   company {}: {} events{}{}",
@@ -561,22 +358,30 @@ pub fn describe(verification: &Verification) -> String {
                         .as_ref()
                         .map(|h| format!(", head {}", h.chain_seq))
                         .unwrap_or_default(),
-                    chain
-                        .anchor
-                        .as_ref()
-                        .map(|a| format!(", published head {} matches", a.chain_seq))
-                        .unwrap_or_default()
+                    match chain.anchors_checked {
+                        0 => String::new(),
+                        n => format!(", {n} published head(s) match"),
+                    }
                 );
             }
         }
     }
+    if !verification.ignored_anchor_objects.is_empty() {
+        let _ = writeln!(
+            out,
+            "ignored {} object(s) under the anchor prefix that are not anchors, e.g. {}",
+            verification.ignored_anchor_objects.len(),
+            verification.ignored_anchor_objects[0]
+        );
+    }
     let invalid = verification.chains.iter().filter(|c| !c.verified).count();
     let _ = writeln!(
         out,
-        "{}/{} chains valid, {} events checked; anchor: {}",
+        "{}/{} chains valid, {} events checked; {} anchor(s) read, newest: {}",
         verification.chains.len() - invalid,
         verification.chains.len(),
         verification.events_checked,
+        verification.anchors_read,
         verification
             .anchor_object
             .as_deref()
@@ -672,22 +477,4 @@ fn stored_link(
         row_hash,
         content_hash,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn anchor_keys_sort_by_time_within_a_day_folder() {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        let early = anchor_key("chains/", at("2026-11-30T09:05:00Z"));
-        let late = anchor_key("chains/", at("2026-11-30T10:05:00.250Z"));
-        assert_eq!(
-            early,
-            "chains/2026/11/30/chain-heads-20261130T090500.000Z.json"
-        );
-        assert!(early < late);
-        assert!(early.starts_with(&day_prefix("chains/", at("2026-11-30T23:59:59Z"))));
-    }
 }

@@ -89,7 +89,7 @@ enum CommandError {
     #[error("maintenance report: {0}")]
     Report(#[from] serde_json::Error),
     #[error(transparent)]
-    Anchor(#[from] crate::chain::AnchorError),
+    Anchor(#[from] crate::anchor::AnchorError),
     #[error("{invalid} of {chains} chains do not verify")]
     NotVerified { invalid: usize, chains: usize },
 }
@@ -115,8 +115,8 @@ async fn run(
         }
         "verify" => {
             app.ensure_ready().await.map_err(CommandError::NotReady)?;
-            let anchor = match &app.anchor {
-                Some(target) => crate::chain::newest_anchor(target, chrono::Utc::now()).await?,
+            let anchors = match &app.anchor {
+                Some(target) => Some(crate::anchor::history(target).await?),
                 None => None,
             };
             let request = crate::chain::VerifyRequest {
@@ -124,7 +124,7 @@ async fn run(
                 from: None,
                 to: None,
             };
-            let verification = crate::chain::verify(&app.db, request, anchor).await?;
+            let verification = crate::chain::verify(&app.db, request, anchors.as_deref()).await?;
             if options.json {
                 println!("{}", serde_json::to_string_pretty(&verification)?);
             } else {
@@ -141,8 +141,11 @@ async fn run(
         }
         "maintain" => {
             app.ensure_ready().await.map_err(CommandError::NotReady)?;
-            let report =
-                crate::maintain::run(&app.owner_db, &app.maintenance, chrono::Utc::now()).await?;
+            let outcome =
+                crate::maintain::run(&app.owner_db, &app.maintenance, chrono::Utc::now()).await;
+            let diverged = outcome.as_ref().err().map_or(0, |e| e.chains_diverged());
+            app.metrics.maintained(diverged);
+            let report = outcome?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

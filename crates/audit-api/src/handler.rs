@@ -83,13 +83,15 @@ impl LambdaApp {
                     .ensure_ready()
                     .await
                     .map_err(|e| format!("{e:?}"))?;
-                crate::maintain::run(
+                let outcome = crate::maintain::run(
                     &self.app.owner_db,
                     &self.app.maintenance,
                     chrono::Utc::now(),
                 )
-                .await
-                .map_err(|e| e.to_string())
+                .await;
+                let diverged = outcome.as_ref().err().map_or(0, |e| e.chains_diverged());
+                self.app.metrics.maintained(diverged);
+                outcome.map_err(|e| e.to_string())
             }
             .await
             .map_err(MaintenanceFailed)?;

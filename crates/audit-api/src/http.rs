@@ -587,9 +587,10 @@ pub async fn event_type_names(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The company's hash chain recomputed and compared with the \
-            database's head and the newest published head: `verified`, and the first broken \
+            database's head and every head published for it: `verified`, the first broken \
             link (`chain_seq`, `id`, `reason`: hash-mismatch, gap, fork, reordered, \
-            head-mismatch)", body = crate::schema::ChainVerdictSchema),
+            head-mismatch) and any problem with the published heads (`anchor_problems`)",
+            body = crate::schema::ChainVerdictSchema),
         crate::schema::KeyedErrors,
     ))]
 pub async fn verify_chain(
@@ -603,13 +604,15 @@ pub async fn verify_chain(
         check_company(&scope, company, vec![json!("query"), json!("company_id")])?;
     }
     app.ensure_ready().await?;
-    let anchor = match &app.anchor {
-        Some(target) => crate::chain::newest_anchor(target, chrono::Utc::now())
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+    let anchors = match &app.anchor {
+        Some(target) => Some(
+            crate::anchor::history(target)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        ),
         None => None,
     };
-    let verification = crate::chain::verify(&app.db, request, anchor).await?;
+    let verification = crate::chain::verify(&app.db, request, anchors.as_deref()).await?;
     verification
         .chains
         .into_iter()

@@ -14,9 +14,11 @@
 //! `additional_data`), [`search`] (filters, cursors, pages, export requests), [`trigram`]
 //! (how a message pattern's rows are found: by its rare word, or hour by hour) and [`sql`]
 //! (the statements they become); then [`keys`] (API keys), [`db`] (pool, migrations, queries), [`http`] (the router, shared by
-//! the server and the Lambda), [`export`] (xlsx/CSV files), [`maintain`] (partitions and
+//! the server and the Lambda), [`export`] (xlsx/CSV files), [`chain`] (verification), [`anchor`]
+//! (published chain heads), [`maintain`] (partitions and
 //! archival), [`openapi`], [`server`] (`serve`'s socket loop: timeouts, a connection cap).
 
+pub mod anchor;
 pub mod append;
 pub mod chain;
 pub mod cli;
@@ -384,13 +386,13 @@ pub fn maintenance_settings(
 pub fn anchor_target(
     config: &Config,
     s3: Option<aws_sdk_s3::Client>,
-) -> Option<chain::AnchorTarget> {
+) -> Option<anchor::AnchorTarget> {
     match (&config.anchor_bucket, s3) {
-        (Some(bucket), Some(client)) => Some(chain::AnchorTarget {
+        (Some(bucket), Some(client)) => Some(anchor::AnchorTarget::new(
             client,
-            bucket: bucket.clone(),
-            prefix: config.anchor_prefix.clone(),
-        }),
+            bucket.clone(),
+            config.anchor_prefix.clone(),
+        )),
         _ => None,
     }
 }

@@ -136,7 +136,7 @@ pub struct MaintenanceSettings {
     pub retention_months: i32,
     pub archive: ArchiveTarget,
     /// Where the chains' heads are published at the end of every run.
-    pub anchor: Option<crate::chain::AnchorTarget>,
+    pub anchor: Option<crate::anchor::AnchorTarget>,
 }
 
 /// Runs maintenance as of `now`.
@@ -161,10 +161,15 @@ pub async fn run(
     // After archival: the heads are published whatever moved, and an archival failure does
     // not hold back the hourly anchor (the run still fails, and says why).
     if let Some(target) = &settings.anchor {
-        let published = crate::chain::publish(db, target, now).await;
+        let published = crate::anchor::publish(db, target, now).await;
         match (&mut outcome, published) {
             (Ok(report), Ok(uri)) => report.chain_heads_published = Some(uri),
-            (Ok(_), Err(e)) => outcome = Err(e.into()),
+            (Ok(_), Err(e)) => {
+                if let crate::anchor::AnchorError::Diverged(chains) = &e {
+                    tracing::error!(?chains, "chain heads not published: {e}");
+                }
+                outcome = Err(e.into());
+            }
             (Err(_), Ok(uri)) => tracing::info!(%uri, "chain heads published"),
             (Err(_), Err(e)) => tracing::error!("cannot publish the chain heads either: {e}"),
         }
@@ -190,10 +195,19 @@ pub enum MaintenanceError {
     #[error("partition {partition}: {message}")]
     Partition { partition: String, message: String },
     #[error("publishing the chain heads: {0}")]
-    Anchor(#[from] crate::chain::AnchorError),
+    Anchor(#[from] crate::anchor::AnchorError),
 }
 
 impl MaintenanceError {
+    /// How many chains the run refused to publish because they disagree with heads published
+    /// before.
+    pub fn chains_diverged(&self) -> usize {
+        match self {
+            MaintenanceError::Anchor(crate::anchor::AnchorError::Diverged(chains)) => chains.len(),
+            _ => 0,
+        }
+    }
+
     /// The role may not do this (42501): the application's role running the owner's work.
     pub fn is_insufficient_privilege(&self) -> bool {
         matches!(self, MaintenanceError::Db(DbError::Query(e))

@@ -19,6 +19,10 @@ pub const METRICS: Declared = &[
     ("SearchLatency", Unit::Milliseconds),
 ];
 
+/// What a maintenance run writes, once per run: `ChainsDiverged` counts the chains whose
+/// database no longer holds a head published before (the stack alarms on any).
+pub const MAINTENANCE_METRICS: Declared = &[("ChainsDiverged", Unit::Count)];
+
 /// How often the plain server writes its metrics.
 pub const SERVER_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -90,6 +94,13 @@ impl ApiMetrics {
             set.add("SearchLatency", Unit::Milliseconds, ms);
         }
         set
+    }
+
+    /// Writes a maintenance run's metrics now (a run is rare: it is not batched).
+    pub fn maintained(&self, chains_diverged: usize) {
+        let mut set = MetricSet::zeroed("audit-api", MAINTENANCE_METRICS);
+        set.count("ChainsDiverged", chains_diverged as u64);
+        self.out.publish(&set);
     }
 
     /// Writes what was recorded since the last flush.

@@ -118,10 +118,16 @@ pub struct ChainVerdictSchema {
     last_seq: Option<i64>,
     /// The database's head (`chain_seq`, hex `row_hash`), when the range reaches the end.
     head: Option<serde_json::Value>,
-    /// The newest published head compared (`object`, `published_at`, `chain_seq`,
+    /// The furthest published head of this chain (`object`, `published_at`, `chain_seq`,
     /// `row_hash`), if any.
     anchor: Option<serde_json::Value>,
+    /// How many distinct published heads of this chain were found on it.
+    anchors_checked: u64,
     first_invalid: Option<FirstInvalidSchema>,
+    /// What is wrong with the published heads that concern this chain (`problem`:
+    /// overwritten, unreadable, misdated, conflict; and the objects involved). Any one
+    /// leaves the chain unverified.
+    anchor_problems: Vec<serde_json::Value>,
 }
 
 /// Which page of a search.

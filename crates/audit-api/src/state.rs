@@ -44,8 +44,8 @@ pub struct App {
     pub(crate) export_max_rows: u64,
     pub(crate) export_dir: std::path::PathBuf,
     pub maintenance: crate::maintain::MaintenanceSettings,
-    /// Where verification reads the newest published chain heads.
-    pub anchor: Option<crate::chain::AnchorTarget>,
+    /// Where verification reads every published chain head (and what it has read).
+    pub anchor: Option<crate::anchor::AnchorTarget>,
     /// What the handlers count (written per invocation, or every minute by the server).
     pub metrics: crate::metrics::ApiMetrics,
     /// The healthcheck's probe of the database, on a connection of its own.

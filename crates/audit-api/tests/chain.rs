@@ -4,6 +4,7 @@
 
 mod common;
 
+use audit_api::anchor;
 use audit_api::chain::{self, Chains, VerifyRequest};
 use audit_api::maintain::{self, ArchiveTarget, MaintenanceSettings};
 use audit_core::event_chain::{ArchivedEvent, BrokenLink, ChainStart, ChainWalk};
@@ -238,12 +239,11 @@ async fn rows_rewritten_with_their_hashes_disagree_with_the_published_head() {
         .expect("maintain");
     let published = report.chain_heads_published.expect("published");
     assert!(published.starts_with(&format!("s3://{bucket}/audit-api/chain-heads/")));
-    let (_, anchor) = chain::newest_anchor(&target, Utc::now())
-        .await
-        .expect("read")
-        .expect("an anchor");
-    let companies: Vec<Option<i64>> = anchor.heads.iter().map(|h| h.company_id).collect();
-    assert_eq!(companies, [None, Some(5001), Some(5002)]);
+    let history = anchor::history(&target).await.expect("read");
+    assert_eq!(history.objects_read(), 1);
+    for company in [None, Some(5001), Some(5002)] {
+        assert_eq!(history.heads(company).len(), 1, "{company:?}");
+    }
 
     let valid = verify(&svc, "company_id=5001").await;
     assert_eq!(valid["verified"], true, "{valid}");
@@ -282,12 +282,7 @@ async fn rows_rewritten_with_their_hashes_disagree_with_the_published_head() {
             from: None,
             to: None,
         },
-        Some(
-            chain::newest_anchor(&target, Utc::now())
-                .await
-                .expect("read")
-                .expect("anchor"),
-        ),
+        Some(&*anchor::history(&target).await.expect("read")),
     )
     .await
     .expect("verify");
@@ -305,6 +300,179 @@ async fn rows_rewritten_with_their_hashes_disagree_with_the_published_head() {
         (Some(3), BrokenLink::HeadMismatch)
     );
     assert!(by_company(None).verified);
+}
+
+/// A maintenance run at `now`; the anchor target of `svc`.
+async fn maintain_at(
+    svc: &Service,
+    now: chrono::DateTime<Utc>,
+) -> Result<maintain::MaintenanceReport, maintain::MaintenanceError> {
+    let settings = MaintenanceSettings {
+        premake_months: 5,
+        retention_months: 12,
+        archive: ArchiveTarget::Table,
+        anchor: svc.app.anchor.clone(),
+    };
+    maintain::run(&svc.app.db, &settings, now).await
+}
+
+/// SECURITY.md, database owner and anchor-prefix writer: the owner rewrites company 5001's
+/// chain with every later hash and the database's head; the next hourly run must not publish
+/// the rewrite as the new truth, and verify must keep failing whatever is added under the
+/// prefix afterwards.
+#[tokio::test]
+async fn an_owners_rewrite_is_never_anchored_and_added_anchors_cannot_outvote_the_first() {
+    let aws = devstack::moto().isolated();
+    let clients = audit_api::Clients::new(aws.sdk_config().await);
+    let bucket = devstack::unique_name("evidence");
+    aws.create_bucket(&clients.s3, &bucket)
+        .await
+        .expect("bucket");
+    clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let database = common::fresh_database();
+    let svc = Service::start_with(
+        &database,
+        &[("CHAIN_ANCHOR_BUCKET", bucket.as_str())],
+        Some(&clients),
+    )
+    .await;
+    fill(&svc).await;
+    let first_run = Utc::now() - chrono::Duration::hours(2);
+    maintain_at(&svc, first_run).await.expect("first run");
+
+    rewrite_consistently(&svc, 5, "rewritten", true);
+    let second_run = first_run + chrono::Duration::hours(1);
+    let refused = maintain_at(&svc, second_run).await.expect_err("diverged");
+    assert_eq!(refused.chains_diverged(), 1, "{refused}");
+    assert!(
+        refused.to_string().contains("company 5001: chain_seq 11"),
+        "{refused}"
+    );
+    // The other chains' heads were published; 5001's was not.
+    let target = svc.app.anchor.clone().expect("target");
+    let published = anchor::anchor_key(&target.prefix, second_run);
+    let body = clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&published)
+        .send()
+        .await
+        .expect("second anchor")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    let second: anchor::Anchor = serde_json::from_slice(&body).expect("anchor");
+    let companies: Vec<Option<i64>> = second.heads.iter().map(|h| h.company_id).collect();
+    assert_eq!(companies, [None, Some(5002)]);
+    let verdict = verify(&svc, "company_id=5001").await;
+    assert_eq!(
+        first_invalid(&verdict),
+        (
+            json!(11),
+            verdict["first_invalid"]["id"].clone(),
+            json!("head-mismatch")
+        ),
+        "{verdict}"
+    );
+
+    // Whoever may write under the prefix adds a newer anchor holding the rewritten head (and
+    // objects at keys maintenance never writes, and a second version of the first anchor):
+    // verify names every one and still fails; the first anchor is not outvoted.
+    let heads = anchor::current_heads(&svc.app.db).await.expect("heads");
+    let forged_at = second_run + chrono::Duration::hours(1);
+    let forged = anchor::Anchor {
+        format: anchor::ANCHOR_FORMAT.to_owned(),
+        published_at: forged_at,
+        heads,
+    };
+    let put = |key: String, body: Vec<u8>| {
+        let s3 = clients.s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .expect("put")
+        }
+    };
+    put(
+        anchor::anchor_key(&target.prefix, forged_at),
+        serde_json::to_vec(&forged).unwrap(),
+    )
+    .await;
+    put(
+        format!("{}9999/12/31/newest.json", target.prefix),
+        serde_json::to_vec(&forged).unwrap(),
+    )
+    .await;
+    put(
+        anchor::anchor_key(&target.prefix, first_run),
+        b"{}".to_vec(),
+    )
+    .await;
+    let verdict = verify(&svc, "company_id=5001").await;
+    assert_eq!(verdict["verified"], false, "{verdict}");
+    let problems: Vec<&str> = verdict["anchor_problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p["problem"].as_str().unwrap())
+        .collect();
+    assert!(problems.contains(&"conflict"), "{verdict}");
+    assert!(problems.contains(&"overwritten"), "{verdict}");
+    assert!(problems.contains(&"unreadable"), "{verdict}");
+    assert_eq!(
+        first_invalid(&verdict).2,
+        json!("head-mismatch"),
+        "{verdict}"
+    );
+    // Company 5002 is not part of the conflict, but the overwritten anchor concerns every
+    // chain it may have held.
+    let other = verify(&svc, "company_id=5002").await;
+    assert_eq!(other["verified"], false, "{other}");
+    assert!(other["first_invalid"].is_null(), "{other}");
+    assert!(
+        !other.to_string().contains("5001"),
+        "another company's conflict is not shown: {other}"
+    );
+    let all = chain::verify(
+        &svc.app.db,
+        VerifyRequest {
+            chains: Chains::All,
+            from: None,
+            to: None,
+        },
+        Some(&*anchor::history(&target).await.expect("read")),
+    )
+    .await
+    .expect("verify");
+    assert_eq!(all.anchors_read, 4, "three anchors, one of them twice");
+    assert_eq!(
+        all.ignored_anchor_objects,
+        [format!("{}9999/12/31/newest.json", target.prefix)]
+    );
+    assert!(
+        chain::describe(&all).contains("INVALID anchors s3://"),
+        "{}",
+        chain::describe(&all)
+    );
 }
 
 #[tokio::test]
@@ -541,7 +709,7 @@ async fn archived_months_keep_their_links_and_verify_offline() {
         .replace("event 0", "event 9");
     let event: ArchivedEvent<'_> = serde_json::from_str(&edited).expect("line");
     let (_, link) = event.link().expect("link");
-    let mut walk = ChainWalk::new(ChainStart::Trusted, None);
+    let mut walk = ChainWalk::new(ChainStart::Trusted, Vec::new());
     walk.push(link);
     let result = walk.finish(None);
     assert_eq!(

@@ -174,7 +174,9 @@ const RECENT_HASHES: usize = 4096;
 #[derive(Debug)]
 pub struct ChainWalk {
     start: ChainStart,
-    anchor: Option<Head>,
+    /// The published heads not yet passed, in `chain_seq` order.
+    anchors: VecDeque<Head>,
+    anchors_checked: u64,
     pending: Option<StoredLink>,
     last: Option<(i64, [u8; 32])>,
     recent: HashMap<[u8; 32], i64>,
@@ -187,18 +189,25 @@ pub struct ChainWalk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkResult {
     pub links_checked: u64,
+    /// Published heads the chain was found to hold.
+    pub anchors_checked: u64,
     /// The newest link walked (sequence and hash).
     pub last: Option<Head>,
     pub first_invalid: Option<FirstInvalid>,
 }
 
 impl ChainWalk {
-    /// A walk from `start`; `anchor` is a head published outside the database, which the
-    /// chain must contain.
-    pub fn new(start: ChainStart, anchor: Option<Head>) -> Self {
+    /// A walk from `start`; `anchors` are heads published outside the database, every one of
+    /// which the chain must contain (same hash at that place). Two published heads at one
+    /// place with different hashes cannot both hold: the walk fails there. Heads before the
+    /// walk's first link (a trusted start) are outside what it reads and are not compared.
+    pub fn new(start: ChainStart, mut anchors: Vec<Head>) -> Self {
+        anchors.sort_by_key(|h| (h.chain_seq, h.row_hash));
+        anchors.dedup();
         ChainWalk {
             start,
-            anchor,
+            anchors: anchors.into(),
+            anchors_checked: 0,
             pending: None,
             last: None,
             recent: HashMap::new(),
@@ -275,11 +284,18 @@ impl ChainWalk {
         if link.content_hash.is_some_and(|h| h != link.row_hash) {
             return self.fail(Some(seq), link.id, BrokenLink::HashMismatch);
         }
-        if let Some(anchor) = self.anchor
+        // Heads before this link were not read (a trusted start); heads at it must match.
+        while self.anchors.front().is_some_and(|a| a.chain_seq < seq) {
+            self.anchors.pop_front();
+        }
+        while let Some(anchor) = self.anchors.front().copied()
             && anchor.chain_seq == seq
-            && anchor.row_hash != link.row_hash
         {
-            return self.fail(Some(seq), link.id, BrokenLink::HeadMismatch);
+            if anchor.row_hash != link.row_hash {
+                return self.fail(Some(seq), link.id, BrokenLink::HeadMismatch);
+            }
+            self.anchors.pop_front();
+            self.anchors_checked += 1;
         }
         if let Some((_, previous)) = self.last {
             self.remember(previous, seq - 1);
@@ -321,16 +337,16 @@ impl ChainWalk {
                     self.fail(Some(head.chain_seq), None, BrokenLink::HeadMismatch);
                 }
             }
-            if let Some(anchor) = self.anchor
-                && anchor.chain_seq > last_seq
-            {
-                // The published head is past the chain's end: events (and the database's
-                // head with them) were removed.
-                self.fail(Some(anchor.chain_seq), None, BrokenLink::HeadMismatch);
+            if let Some(anchor) = self.anchors.iter().find(|a| a.chain_seq > last_seq) {
+                // A published head past the chain's end: events (and the database's head
+                // with them) were removed.
+                let at = anchor.chain_seq;
+                self.fail(Some(at), None, BrokenLink::HeadMismatch);
             }
         }
         WalkResult {
             links_checked: self.checked,
+            anchors_checked: self.anchors_checked,
             last,
             first_invalid: self.first_invalid,
         }
@@ -574,8 +590,12 @@ mod tests {
             .collect()
     }
 
-    fn walk(links: &[StoredLink], head: Option<Head>, anchor: Option<Head>) -> WalkResult {
-        let mut walk = ChainWalk::new(ChainStart::Genesis, anchor);
+    fn walk(
+        links: &[StoredLink],
+        head: Option<Head>,
+        anchors: impl IntoIterator<Item = Head>,
+    ) -> WalkResult {
+        let mut walk = ChainWalk::new(ChainStart::Genesis, anchors.into_iter().collect());
         for link in links {
             walk.push(*link);
         }
@@ -778,9 +798,52 @@ mod tests {
     }
 
     #[test]
+    fn every_published_head_is_compared_not_only_the_newest() {
+        let original = chain(6);
+        let published = |seq: i64, links: &[StoredLink]| Head {
+            chain_seq: seq,
+            row_hash: links[seq as usize - 1].row_hash,
+        };
+        let heads = [published(2, &original), published(4, &original)];
+        let result = walk(&original, head_of(&original), heads);
+        assert_eq!((result.first_invalid, result.anchors_checked), (None, 2));
+        // Event 3 rewritten with every later hash, and a head published over the rewrite:
+        // the newest published head holds, the older one does not.
+        let mut rewritten = original.clone();
+        rewritten[2].row_hash = [3; 32];
+        rewritten[2].content_hash = Some([3; 32]);
+        for i in 3..6 {
+            rewritten[i].prev_hash = rewritten[i - 1].row_hash;
+            rewritten[i].row_hash = [i as u8 + 1; 32];
+            rewritten[i].content_hash = Some([i as u8 + 1; 32]);
+        }
+        let over_the_rewrite = [published(3, &original), published(5, &rewritten)];
+        assert_eq!(
+            reason(&walk(&rewritten, head_of(&rewritten), over_the_rewrite)),
+            Some((Some(3), BrokenLink::HeadMismatch))
+        );
+        // Two published heads at one place cannot both hold.
+        let conflicting = [published(4, &original), published(4, &rewritten)];
+        assert_eq!(
+            reason(&walk(&original, head_of(&original), conflicting)),
+            Some((Some(4), BrokenLink::HeadMismatch))
+        );
+        // A trusted start compares only what it reads.
+        let mut walk = ChainWalk::new(
+            ChainStart::Trusted,
+            vec![published(1, &rewritten), published(5, &original)],
+        );
+        for link in &original[3..] {
+            walk.push(*link);
+        }
+        let result = walk.finish(head_of(&original));
+        assert_eq!((result.first_invalid, result.anchors_checked), (None, 1));
+    }
+
+    #[test]
     fn a_trusted_start_takes_the_first_link_as_given() {
         let links = chain(6);
-        let mut walk = ChainWalk::new(ChainStart::Trusted, None);
+        let mut walk = ChainWalk::new(ChainStart::Trusted, Vec::new());
         for link in &links[3..] {
             walk.push(*link);
         }
