@@ -156,11 +156,13 @@ fn chain_filter(chains: Chains) -> (&'static str, Option<i64>) {
 }
 
 /// Verifies the chosen chains in one read-only snapshot, comparing each with the database's
-/// head and with every head `anchors` holds for it, if any.
+/// head and with every head `anchors` holds for it, if any. `time_limit` bounds each
+/// statement (`None`: a long chain may take as long as it takes).
 pub async fn verify(
     db: &Database,
     request: VerifyRequest,
     anchors: Option<&AnchorHistory>,
+    time_limit: Option<std::time::Duration>,
 ) -> Result<Verification, DbError> {
     let mut client = db.client().await?;
     let tx = client
@@ -170,7 +172,9 @@ pub async fn verify(
         .start()
         .await?;
     // A long chain takes longer than a request's statement timeout allows.
-    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+    let limit_ms = time_limit.map_or(0, |t| t.as_millis().max(1));
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {limit_ms}"))
+        .await?;
     let names = catalog_names(&tx).await?;
     let heads: HashMap<Option<i64>, Head> = tx
         .query(

@@ -124,7 +124,8 @@ async fn run(
                 from: None,
                 to: None,
             };
-            let verification = crate::chain::verify(&app.db, request, anchors.as_deref()).await?;
+            let verification =
+                crate::chain::verify(&app.db, request, anchors.as_deref(), None).await?;
             if options.json {
                 println!("{}", serde_json::to_string_pretty(&verification)?);
             } else {

@@ -23,6 +23,8 @@ pub enum ApiError {
     BodyTimeout(Duration),
     /// The client broke off while sending the body.
     BodyUnreadable,
+    /// Too much of one kind of work is running: 429 with `Retry-After`.
+    Busy(String),
     /// The database is unreachable (the cause goes to the log, not the client).
     Unavailable(String),
     /// A fault of ours (the cause goes to the log, not the client).
@@ -75,6 +77,18 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 json!({ "detail": "The request body could not be read" }),
             ),
+            ApiError::Busy(detail) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "detail": detail })),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    "5".parse().expect("a number"),
+                );
+                return response;
+            }
             ApiError::Unavailable(why) => {
                 cause = Some(FailureCause::Unavailable(why));
                 (

@@ -591,6 +591,8 @@ pub async fn event_type_names(
             link (`chain_seq`, `id`, `reason`: hash-mismatch, gap, fork, reordered, \
             head-mismatch) and any problem with the published heads (`anchor_problems`)",
             body = crate::schema::ChainVerdictSchema),
+        (status = 429, description = "VERIFY_CONCURRENCY verifications are already running: \
+            try again after `Retry-After` seconds", body = crate::schema::Detail),
         crate::schema::KeyedErrors,
     ))]
 pub async fn verify_chain(
@@ -604,6 +606,14 @@ pub async fn verify_chain(
         check_company(&scope, company, vec![json!("query"), json!("company_id")])?;
     }
     app.ensure_ready().await?;
+    let waited =
+        tokio::time::timeout(crate::state::VERIFY_QUEUE_WAIT, app.verifications.acquire()).await;
+    let Ok(Ok(_permit)) = waited else {
+        return Err(ApiError::Busy(format!(
+            "{} verifications are running; try again in a few seconds",
+            crate::state::VERIFY_CONCURRENCY
+        )));
+    };
     let anchors = match &app.anchor {
         Some(target) => Some(
             crate::anchor::history(target)
@@ -612,7 +622,25 @@ pub async fn verify_chain(
         ),
         None => None,
     };
-    let verification = crate::chain::verify(&app.db, request, anchors.as_deref()).await?;
+    let limit = crate::state::VERIFY_TIME_LIMIT;
+    let verification = crate::chain::verify(&app.db, request, anchors.as_deref(), Some(limit))
+        .await
+        .map_err(|e| match e {
+            crate::db::DbError::Query(q)
+                if q.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                ApiError::Validation(vec![FieldError::new(
+                    vec![json!("query")],
+                    "too_long",
+                    format!(
+                        "The chain did not verify within {} s: verify a time range \
+                         (from_date/to_date), or the whole chain with `audit-api verify`",
+                        limit.as_secs()
+                    ),
+                )])
+            }
+            other => other.into(),
+        })?;
     verification
         .chains
         .into_iter()

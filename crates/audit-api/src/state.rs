@@ -55,7 +55,18 @@ pub struct App {
     trigrams: RwLock<Option<(Instant, Option<Arc<TrigramFrequencies>>)>>,
     /// Held while sampling, so concurrent searches wait for one sample.
     trigrams_sampling: tokio::sync::Mutex<()>,
+    /// One permit per verification the endpoint runs at once: a verification holds a pool
+    /// connection for its whole chain, so unbounded ones would take the pool from writers.
+    pub verifications: tokio::sync::Semaphore,
 }
+
+/// Verifications the endpoint runs at once per process.
+pub const VERIFY_CONCURRENCY: usize = 2;
+/// How long a verification waits for a permit before it is refused (429, `Retry-After`).
+pub const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// How long one verification by the endpoint may run (5,000,000 events take about 20 s);
+/// `audit-api verify` has no limit.
+pub const VERIFY_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long a trigram sample serves, and how soon a failed one is tried again. Messages'
 /// vocabulary changes slowly; a sample costs a few milliseconds.
@@ -96,6 +107,7 @@ impl App {
             liveness: crate::health::Liveness::default(),
             trigrams: RwLock::default(),
             trigrams_sampling: tokio::sync::Mutex::new(()),
+            verifications: tokio::sync::Semaphore::new(VERIFY_CONCURRENCY),
         }
     }
 

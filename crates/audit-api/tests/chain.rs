@@ -283,6 +283,7 @@ async fn rows_rewritten_with_their_hashes_disagree_with_the_published_head() {
             to: None,
         },
         Some(&*anchor::history(&target).await.expect("read")),
+        None,
     )
     .await
     .expect("verify");
@@ -460,6 +461,7 @@ async fn an_owners_rewrite_is_never_anchored_and_added_anchors_cannot_outvote_th
             to: None,
         },
         Some(&*anchor::history(&target).await.expect("read")),
+        None,
     )
     .await
     .expect("verify");
@@ -473,6 +475,38 @@ async fn an_owners_rewrite_is_never_anchored_and_added_anchors_cannot_outvote_th
         "{}",
         chain::describe(&all)
     );
+}
+
+/// SECURITY.md, tenant: verifications run a few at a time, so one tenant's verifies cannot
+/// take the pool from another tenant's creates; one over the limit is told when to retry.
+#[tokio::test]
+async fn verifications_over_the_limit_are_refused_with_retry_after_and_creates_go_on() {
+    let svc = Service::start(&[]).await;
+    fill(&svc).await;
+    // Every permit taken, as by long verifications of another tenant.
+    let held = svc
+        .app
+        .verifications
+        .acquire_many(audit_api::state::VERIFY_CONCURRENCY as u32)
+        .await
+        .expect("permits");
+    let refused = svc
+        .get("/api/audit-events/verify?company_id=5001", Some(KEY))
+        .await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let (status, body) = Service::json(
+        svc.post(
+            "/api/audit-events/create",
+            Some(KEY),
+            &common::example_event(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "creates do not wait for verifications: {body}");
+    drop(held);
+    assert_eq!(verify(&svc, "company_id=5001").await["verified"], true);
 }
 
 #[tokio::test]
@@ -534,6 +568,7 @@ async fn concurrent_single_and_batch_writers_leave_gapless_valid_chains() {
             from: None,
             to: None,
         },
+        None,
         None,
     )
     .await

@@ -115,12 +115,14 @@ async fn slow_clients_are_cut_off_and_connections_are_capped() {
 }
 
 #[tokio::test]
-async fn csv_exports_neutralise_formulas() {
+async fn csv_exports_neutralise_formulas_and_keep_text_that_looks_like_a_number() {
     let svc = Service::start(&[]).await;
-    let mut hostile = events(3, 5001, Utc::now());
+    let mut hostile = events(4, 5001, Utc::now());
     hostile[0]["message"] = json!("=HYPERLINK(\"http://evil.example\",\"open\")");
     hostile[1]["message"] = json!("@SUM(1+1)");
     hostile[2]["user"] = json!("+cmd|' /C calc'!A0");
+    // A user named +1: a spreadsheet must show "+1", not the number 1.
+    hostile[3]["user"] = json!("+1");
     let (status, body) = Service::json(svc.post(BATCH, Some(KEY), &json!(hostile)).await).await;
     assert_eq!(status, 200, "{body}");
     let response = svc
@@ -142,6 +144,7 @@ async fn csv_exports_neutralise_formulas() {
         "=HYPERLINK(\"http://evil.example\",\"open\")",
         "@SUM(1+1)",
         "+cmd|' /C calc'!A0",
+        "+1",
     ] {
         assert!(
             cells.contains(&format!("'{formula}")),
@@ -152,6 +155,8 @@ async fn csv_exports_neutralise_formulas() {
             "{formula} written as is"
         );
     }
+    // Numeric columns stay numbers.
+    assert!(cells.contains(&"5001".to_owned()), "{cells:?}");
     // Stored as sent: only the export cell is prefixed.
     let (_, found) = Service::json(
         svc.get("/api/audit-events/search?message_pattern=%40SUM", Some(KEY))

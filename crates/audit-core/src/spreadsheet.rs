@@ -3,30 +3,26 @@
 //! Excel, LibreOffice and Google Sheets evaluate a cell that starts with `=`, `+`, `-` or `@`
 //! (and some strip a leading tab or carriage return first), so a table named
 //! `=HYPERLINK(...)` or an audit message `+cmd|' /C calc'!A0` would run on the reader's
-//! machine. OWASP's rule: prefix such text with `'`, which spreadsheets show as text. A
-//! number (`-1`, `+3.5`) stays as it is: it is data, not a formula, and scripts read it.
+//! machine. OWASP's rule: prefix such text with `'`, which spreadsheets show as text.
+//!
+//! Only text columns go through [`csv_cell`]; numeric columns are written as numbers by the
+//! caller. So a text cell that looks like a number (a user named `+1`, a message `-2`) is
+//! prefixed too: left bare, a spreadsheet would show the number 1 and lose the text.
 
 use std::borrow::Cow;
 
-/// `text` as a CSV cell a spreadsheet will not evaluate.
+/// `text` (a text column's value) as a CSV cell a spreadsheet shows as that text: never
+/// evaluated as a formula, never read as a number.
 pub fn csv_cell(text: &str) -> Cow<'_, str> {
     let risky = matches!(
         text.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
     );
-    if risky && !is_plain_number(text) {
+    if risky {
         Cow::Owned(format!("'{text}"))
     } else {
         Cow::Borrowed(text)
     }
-}
-
-/// A signed decimal number (`-12`, `+3.5`, `-1e3`): what a spreadsheet reads as a value.
-fn is_plain_number(text: &str) -> bool {
-    let digits = text.trim_start_matches(['+', '-']);
-    digits.len() + 1 == text.len()
-        && digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && digits.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 #[cfg(test)]
@@ -34,7 +30,7 @@ mod tests {
     use super::csv_cell;
 
     #[test]
-    fn formulas_become_text_and_numbers_stay_numbers() {
+    fn formulas_and_signed_numbers_in_text_stay_text() {
         for (text, cell) in [
             (
                 "=HYPERLINK(\"http://x\",\"y\")",
@@ -48,9 +44,12 @@ mod tests {
             ("-", "'-"),
             ("+", "'+"),
             ("--1", "'--1"),
-            ("-1", "-1"),
-            ("+3.5", "+3.5"),
-            ("-1e3", "-1e3"),
+            // A user named +1 is the text "+1", not the number 1.
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("+3.5", "'+3.5"),
+            ("-1e3", "'-1e3"),
+            ("12", "12"),
             ("-inf", "'-inf"),
             ("-NaN", "'-NaN"),
             ("plain", "plain"),
