@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "message_hours",
         include_str!("../migrations/0003_message_hours.sql"),
     ),
+    (
+        4,
+        "qualified_calls",
+        include_str!("../migrations/0004_qualified_calls.sql"),
+    ),
 ];
 
 /// Any two processes migrating or maintaining at once serialise on these advisory locks.

@@ -801,6 +801,42 @@ async fn the_endpoint_checks_its_parameters_and_the_key_scope() {
     assert_eq!(whole["first_invalid"]["reason"], "hash-mismatch");
 }
 
+/// SECURITY.md, database owner's writer role: a role that may create in the schema adds an
+/// overload of the canonical form taking int4 first (an exact match for an unqualified `0`);
+/// the append function, running as the owner, must still call the owner's own function.
+#[tokio::test]
+async fn an_overload_created_in_the_schema_never_runs_as_the_owner() {
+    let svc = Service::start(&[]).await;
+    fill(&svc).await;
+    let schema = svc.sql("SELECT current_schema()");
+    let schema = schema.trim();
+    assert_eq!(
+        svc.sql(&format!(
+            "SELECT has_schema_privilege('public', '{schema}', 'CREATE')"
+        ))
+        .trim(),
+        "f",
+        "PUBLIC may not create in the schema"
+    );
+    svc.sql(&format!(
+        "GRANT CREATE ON SCHEMA {schema} TO audit_api_writer; SET ROLE audit_api_writer;
+         CREATE FUNCTION audit_api_event_canonical_v1(int, bigint, timestamptz, text, text,
+             bigint, bigint, text, text, text, text) RETURNS text LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'the overload ran as %', current_user; END $$;"
+    ));
+    let (status, body) = Service::json(
+        svc.post(
+            "/api/audit-events/create",
+            Some(KEY),
+            &common::example_event(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(verify(&svc, "company_id=5001").await["verified"], true);
+}
+
 #[tokio::test]
 async fn the_application_role_appends_but_cannot_edit_or_delete_events() {
     let owner = Service::start(&[]).await;
