@@ -152,6 +152,9 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:PutObject",
     "s3:GetObject",
     "s3:ListBucket",
+    // Every version of every published chain head (crate::anchor::history).
+    "s3:GetObjectVersion",
+    "s3:ListBucketVersions",
 ];
 
 impl Config {

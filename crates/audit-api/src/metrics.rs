@@ -11,17 +11,19 @@ use audit_core::metrics::{Declared, MetricSet, MetricsOut, Unit};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The metrics the service writes.
+/// The metrics the service writes: the requests' four (every flush), then what a maintenance
+/// run writes once per run: `ChainsDiverged` counts the chains whose database no longer holds
+/// a head published before (the stack alarms on any).
 pub const METRICS: Declared = &[
     ("EventsIngested", Unit::Count),
     ("EventsRejected", Unit::Count),
     ("Searches", Unit::Count),
     ("SearchLatency", Unit::Milliseconds),
+    ("ChainsDiverged", Unit::Count),
 ];
 
-/// What a maintenance run writes, once per run: `ChainsDiverged` counts the chains whose
-/// database no longer holds a head published before (the stack alarms on any).
-pub const MAINTENANCE_METRICS: Declared = &[("ChainsDiverged", Unit::Count)];
+/// How many of [`METRICS`] (the first) a flush of the requests' window writes.
+const REQUEST_METRICS: usize = 4;
 
 /// How often the plain server writes its metrics.
 pub const SERVER_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -86,7 +88,7 @@ impl ApiMetrics {
     /// The set recorded since the last call, which starts a new window.
     pub fn take(&self) -> MetricSet {
         let window = self.with(std::mem::take);
-        let mut set = MetricSet::zeroed("audit-api", METRICS);
+        let mut set = MetricSet::zeroed("audit-api", &METRICS[..REQUEST_METRICS]);
         set.count("EventsIngested", window.ingested);
         set.count("EventsRejected", window.rejected);
         set.count("Searches", window.searches);
@@ -98,7 +100,7 @@ impl ApiMetrics {
 
     /// Writes a maintenance run's metrics now (a run is rare: it is not batched).
     pub fn maintained(&self, chains_diverged: usize) {
-        let mut set = MetricSet::zeroed("audit-api", MAINTENANCE_METRICS);
+        let mut set = MetricSet::new("audit-api");
         set.count("ChainsDiverged", chains_diverged as u64);
         self.out.publish(&set);
     }
