@@ -21,6 +21,11 @@ pub const DELIVERY_SLACK_MS: i64 = 20 * 60 * 1000;
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// The longest change-log line a scan holds. A stream record carries at most two images of a
+/// 400 KB item, typed and escaped as DynamoDB JSON; a longer line is not a change record, and
+/// stopping there keeps memory bounded whatever an object holds.
+pub const MAX_CHANGE_LINE: usize = 16 << 20;
+
 /// The item asked for: its table and key attributes (all of the table's key, or the partition
 /// key alone to see every item under it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,6 +216,12 @@ impl Scanner {
             } else {
                 match memchr::memrchr(b'\n', &buf) {
                     Some(i) => i + 1,
+                    None if buf.len() > MAX_CHANGE_LINE => {
+                        return Err(format!(
+                            "line {} is longer than {MAX_CHANGE_LINE} bytes: not a change record",
+                            line_no + 1
+                        ));
+                    }
                     None => continue, // one line longer than the buffer so far
                 }
             };
@@ -591,6 +602,16 @@ mod tests {
         cut.truncate(cut.len() - 12);
         let err = scanner.scan_object(&cut, &mut Vec::new()).unwrap_err();
         assert!(err.contains("gzip"), "{err}");
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_an_error_and_is_not_held_whole() {
+        let item = ItemKey::parse("Orders", &["orderId=101".into()]).unwrap();
+        let scanner = Scanner::new(item, 0, i64::MAX / 2);
+        // A reader that never ends a line: the scan must stop, not grow without bound.
+        let endless = std::io::repeat(b'x').take(4 * MAX_CHANGE_LINE as u64);
+        let err = scanner.scan(endless, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
     }
 
     #[test]
