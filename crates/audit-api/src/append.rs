@@ -10,13 +10,20 @@
 //! worker of its (first) company, so one company's creates never wait for each other's locks
 //! inside a process and gather into the biggest groups, while other companies append side by
 //! side on the other workers. A caller is answered only
-//! with its own rows or its own error: when a shared append fails, each request in it is
-//! appended again alone (a batch still all or nothing), so one bad request (a month without a
-//! partition) fails only itself.
+//! with its own rows or its own error. A request that may fall in a month without a
+//! partition (as this process last read the partitions) is appended alone, never in a group,
+//! so it cannot fail the others' append ([`may_share`]). Should a shared append fail anyway,
+//! each request in it is appended again alone (a batch still all or nothing).
 
 use crate::db::{self, Database, DbError};
-use crate::event::NewEvent;
+use crate::event::{NewEvent, TimestampText};
+use crate::maintain::Month;
 use crate::search::EventRecord;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// At most this many events share one append (unless one request alone has more).
@@ -41,6 +48,70 @@ struct Queue {
 #[derive(Debug, Clone)]
 pub struct Appender {
     queues: Vec<mpsc::Sender<Waiting>>,
+    shared: Arc<Shared>,
+}
+
+/// What the workers share: the partitioned months as last read, and a count of shared
+/// appends that failed.
+#[derive(Debug, Default)]
+struct Shared {
+    months: Mutex<KnownMonths>,
+    shared_appends_failed: AtomicU64,
+}
+
+/// The months with a partition, and when they were read.
+#[derive(Debug, Default)]
+struct KnownMonths {
+    months: BTreeSet<Month>,
+    read_at: Option<Instant>,
+}
+
+/// How long the partitions read serve. Partitions are made months ahead, so a stale answer
+/// only ever sends a request alone that could have shared.
+const MONTHS_FRESH: Duration = Duration::from_secs(300);
+/// How soon a month not among them makes the partitions read again (one catalog query; a
+/// client sending months without partitions cannot make more than this).
+const MONTHS_REREAD: Duration = Duration::from_secs(5);
+
+/// A session time zone's offset from UTC is within ±16 hours (PostgreSQL accepts no more),
+/// so a wall-clock time is stored within this much of itself read as UTC.
+const MAX_ZONE_OFFSET: TimeDelta = TimeDelta::hours(16);
+/// The database's clock, for events it timestamps, against this process's.
+const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// The UTC months (first and last) `timestamp` can be stored in: one instant when it has an
+/// offset; for a wall-clock time, anywhere the session's time zone can put it; the database's
+/// `now()` for none. `None` when it is not a form [`crate::event::parse_timestamp`] makes.
+pub fn months_of(timestamp: Option<&TimestampText>, now: DateTime<Utc>) -> Option<[Month; 2]> {
+    let (instant, slack) = match timestamp {
+        None => (now, CLOCK_SKEW),
+        Some(TimestampText(text)) => match DateTime::parse_from_rfc3339(text) {
+            Ok(zoned) => (zoned.with_timezone(&Utc), TimeDelta::zero()),
+            Err(_) => (
+                NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()?
+                    .and_utc(),
+                MAX_ZONE_OFFSET,
+            ),
+        },
+    };
+    let first = instant.checked_sub_signed(slack)?;
+    let last = instant.checked_add_signed(slack)?;
+    Some([Month::of(first), Month::of(last)])
+}
+
+/// Whether `events` may share an append: every month each can be stored in has a partition.
+pub fn may_share(events: &[NewEvent], known: &BTreeSet<Month>, now: DateTime<Utc>) -> bool {
+    events.iter().all(|event| {
+        months_of(event.timestamp.as_ref(), now).is_some_and(|[first, last]| {
+            known.range(first..=last).count() == months_between(first, last)
+        })
+    })
+}
+
+fn months_between(first: Month, last: Month) -> usize {
+    let index = |m: Month| m.year as i64 * 12 + m.month as i64;
+    (index(last) - index(first) + 1).max(0) as usize
 }
 
 /// The worker of a request: by its first event's company (events without one share a worker).
@@ -54,23 +125,32 @@ impl Appender {
     /// Starts `workers` append workers over `db` (each holds one pooled connection while it
     /// appends). Needs a Tokio runtime.
     pub fn start(db: Database, workers: usize) -> Self {
+        let shared = Arc::new(Shared::default());
         let queues = (0..workers.max(1))
             .map(|_| {
                 let (queue, receiver) = mpsc::channel::<Waiting>(1024);
-                let shared = Mutex::new(Queue {
+                let queued = Mutex::new(Queue {
                     receiver,
                     carried: None,
                 });
                 let db = db.clone();
+                let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    while let Some(group) = next_group(&shared).await {
-                        append_group(&db, group).await;
+                    while let Some(group) = next_group(&queued).await {
+                        append_group(&db, &shared, group).await;
                     }
                 });
                 queue
             })
             .collect();
-        Appender { queues }
+        Appender { queues, shared }
+    }
+
+    /// How many shared appends failed since start, each then appended again request by
+    /// request (a group's work done twice). Requests that might fail one are kept out of
+    /// groups, so this stays 0 unless the database refuses something else.
+    pub fn shared_appends_failed(&self) -> u64 {
+        self.shared.shared_appends_failed.load(Ordering::Relaxed)
     }
 
     /// Appends one event (together with whatever else is waiting) and returns it as stored.
@@ -116,13 +196,65 @@ async fn next_group(shared: &Mutex<Queue>) -> Option<Vec<Waiting>> {
     Some(group)
 }
 
-async fn append_group(db: &Database, group: Vec<Waiting>) {
-    if group.len() == 1 {
-        let Waiting { events, reply } = group.into_iter().next().expect("one request");
-        // A caller that went away (timeout, disconnect) still has its events stored.
-        let _ = reply.send(db::insert_events(db, &events).await);
-        return;
+/// The partitioned months, read again when stale, or when `group` needs a month they lack
+/// and they were not read in the last [`MONTHS_REREAD`]. `None` when they cannot be read (the
+/// append will say why the database is unavailable).
+async fn known_months(
+    db: &Database,
+    shared: &Shared,
+    group: &[Waiting],
+    now: DateTime<Utc>,
+) -> Option<BTreeSet<Month>> {
+    let mut known = shared.months.lock().await;
+    let age = known.read_at.map(|t| t.elapsed());
+    let stale = age.is_none_or(|age| age > MONTHS_FRESH);
+    let lacking = || {
+        !group
+            .iter()
+            .all(|w| may_share(&w.events, &known.months, now))
+    };
+    if stale || (age.is_some_and(|age| age > MONTHS_REREAD) && lacking()) {
+        match crate::maintain::attached_months(db).await {
+            Ok(months) => {
+                known.months = months.into_iter().collect();
+                known.read_at = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the event partitions ({e}); appending as one group");
+                return None;
+            }
+        }
     }
+    Some(known.months.clone())
+}
+
+async fn append_group(db: &Database, shared: &Shared, group: Vec<Waiting>) {
+    let (group, alone): (Vec<Waiting>, Vec<Waiting>) = if group.len() == 1 {
+        (group, Vec::new())
+    } else {
+        let now = Utc::now();
+        match known_months(db, shared, &group, now).await {
+            Some(known) => group
+                .into_iter()
+                .partition(|w| may_share(&w.events, &known, now)),
+            None => (group, Vec::new()),
+        }
+    };
+    let alone = if group.len() > 1 {
+        append_shared(db, shared, group).await;
+        alone
+    } else {
+        group.into_iter().chain(alone).collect()
+    };
+    for waiting in alone {
+        // A caller that went away (timeout, disconnect) still has its events stored.
+        let _ = waiting
+            .reply
+            .send(db::insert_events(db, &waiting.events).await);
+    }
+}
+
+async fn append_shared(db: &Database, shared: &Shared, group: Vec<Waiting>) {
     let sizes: Vec<usize> = group.iter().map(|w| w.events.len()).collect();
     let all: Vec<NewEvent> = group
         .iter()
@@ -148,6 +280,7 @@ async fn append_group(db: &Database, group: Vec<Waiting>) {
             }
         }
         Err(e) => {
+            shared.shared_appends_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 requests = group.len(),
                 events = all.len(),
@@ -163,7 +296,96 @@ async fn append_group(db: &Database, group: Vec<Waiting>) {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_for;
+    use super::*;
+
+    fn month(year: i32, month: u32) -> Month {
+        Month { year, month }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn event(timestamp: Option<&str>) -> NewEvent {
+        NewEvent {
+            timestamp: timestamp.map(|t| TimestampText(t.to_owned())),
+            functionality_id: 1,
+            event_type_id: 1,
+            store_id: None,
+            company_id: Some(5001),
+            user: None,
+            message: None,
+            status: crate::event::Status::Success,
+            additional_data: None,
+        }
+    }
+
+    #[test]
+    fn an_instant_is_its_month_and_a_wall_clock_time_every_month_a_zone_can_put_it_in() {
+        let now = at("2026-12-08T02:00:00Z");
+        assert_eq!(
+            months_of(Some(&TimestampText("2026-12-31T23:59:59Z".into())), now),
+            Some([month(2026, 12), month(2026, 12)])
+        );
+        // Central Time's 31 December 20:00 is already January in UTC.
+        assert_eq!(
+            months_of(Some(&TimestampText("2026-12-31T20:00:00".into())), now),
+            Some([month(2026, 12), month(2027, 1)])
+        );
+        assert_eq!(
+            months_of(Some(&TimestampText("2026-12-15T12:00:00.5".into())), now),
+            Some([month(2026, 12), month(2026, 12)])
+        );
+        assert_eq!(
+            months_of(None, at("2026-12-01T00:01:00Z")),
+            Some([month(2026, 11), month(2026, 12)])
+        );
+        assert_eq!(
+            months_of(Some(&TimestampText("not a time".into())), now),
+            None
+        );
+    }
+
+    #[test]
+    fn only_events_whose_every_possible_month_has_a_partition_may_share_an_append() {
+        let now = at("2026-12-08T02:00:00Z");
+        let known: BTreeSet<Month> = [month(2026, 11), month(2026, 12)].into_iter().collect();
+        assert!(may_share(
+            &[event(Some("2026-12-08T01:00:00Z")), event(None)],
+            &known,
+            now
+        ));
+        assert!(may_share(
+            &[event(Some("2026-11-30T20:00:00"))],
+            &known,
+            now
+        ));
+        // One event of a batch outside the partitions keeps the whole request out.
+        assert!(!may_share(
+            &[event(None), event(Some("2031-01-01T00:00:00Z"))],
+            &known,
+            now
+        ));
+        // The last hours of December might be January in the session's zone.
+        assert!(!may_share(
+            &[event(Some("2026-12-31T20:00:00"))],
+            &known,
+            now
+        ));
+        assert!(may_share(
+            &[event(Some("2026-12-31T20:00:00Z"))],
+            &known,
+            now
+        ));
+        assert!(!may_share(
+            &[event(Some("2026-12-01T04:00:00"))],
+            &[month(2026, 12)].into_iter().collect(),
+            now
+        ));
+        assert!(!may_share(&[event(None)], &BTreeSet::new(), now));
+    }
 
     #[test]
     fn a_company_always_has_one_worker_and_companies_spread_over_all() {

@@ -250,6 +250,12 @@ async fn partitions<C: GenericClient>(
     Ok((attached, pending, detached))
 }
 
+/// The months with an attached partition: those an insert can be routed to.
+pub async fn attached_months(db: &crate::db::Database) -> Result<Vec<Month>, MaintenanceError> {
+    let client = db.client().await?;
+    Ok(partitions(&**client).await?.0)
+}
+
 async fn run_locked(
     client: &mut deadpool_postgres::Object,
     settings: &MaintenanceSettings,

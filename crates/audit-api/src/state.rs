@@ -111,6 +111,12 @@ impl App {
         }
     }
 
+    /// Shared appends that failed and were appended again request by request
+    /// ([`crate::append::Appender::shared_appends_failed`]).
+    pub fn shared_appends_failed(&self) -> u64 {
+        self.appender.shared_appends_failed()
+    }
+
     /// How the trigram indexes should find `pattern`'s rows ([`crate::trigram::lookup`]),
     /// from a sample of the stored messages refreshed hourly; without one, the whole pattern
     /// as the one predicate.

@@ -140,6 +140,37 @@ async fn bad_input_is_a_422_naming_each_field_and_stores_nothing() {
     assert_eq!(svc.count_events(), 1);
 }
 
+/// One create for a month without a partition, among hundreds in flight for the same company,
+/// is refused alone: the others share their appends as before and none of those appends fails.
+#[tokio::test]
+async fn a_create_for_a_month_without_a_partition_never_fails_a_shared_append() {
+    let svc = std::sync::Arc::new(Service::start(&[]).await);
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let svc = std::sync::Arc::clone(&svc);
+        tasks.push(tokio::spawn(async move {
+            let mut event = example_event();
+            let unpartitioned = i % 40 == 7;
+            if unpartitioned {
+                event["event_timestamp"] = json!("2031-01-01T00:00:00Z");
+            }
+            let (status, body) = Service::json(svc.post(CREATE, Some(KEY), &event).await).await;
+            (unpartitioned, status, body)
+        }));
+    }
+    for task in tasks {
+        let (unpartitioned, status, body) = task.await.expect("create");
+        if unpartitioned {
+            assert_eq!(status, 422, "{body}");
+            assert_eq!(locs(&body), vec![json!(["body", "event_timestamp"])]);
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    assert_eq!(svc.count_events(), 390);
+    assert_eq!(svc.app.shared_appends_failed(), 0);
+}
+
 #[tokio::test]
 async fn an_oversized_body_is_413_with_a_detail() {
     let svc = Service::start(&[("MAX_BODY_BYTES", "2048")]).await;
