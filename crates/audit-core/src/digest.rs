@@ -148,6 +148,11 @@ pub struct DigestedObject {
     /// window, which a validator reports as missing rather than the digest forgetting it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vanished: bool,
+    /// Listed, but its bytes could not be read, and why (archive storage, or encryption with
+    /// a key only its writer holds; `sha256` is empty). Recorded so the chain goes on and a
+    /// validator reports the object, rather than every later run failing on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// What the pipeline knew about the source side (RDS log files) when the digest was written.

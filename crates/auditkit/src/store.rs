@@ -449,6 +449,9 @@ impl Store {
                     Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
                         return Ok(ObjectState::Absent);
                     }
+                    Err(e) if e.code() == Some("InvalidObjectState") => {
+                        return archived(s3, expected).await;
+                    }
                     Err(e) => {
                         return Err(s3_error("GetObject", &expected.bucket, &expected.key, &e));
                     }
@@ -476,6 +479,29 @@ impl Store {
             }
         }
     }
+}
+
+/// An object version in an archive storage class: its size and class, from `HeadObject`
+/// (which S3 answers for archived objects without a restore).
+async fn archived(
+    s3: &aws_sdk_s3::Client,
+    expected: &ExpectedObject,
+) -> Result<ObjectState, StoreError> {
+    let head = s3
+        .head_object()
+        .bucket(&expected.bucket)
+        .key(&expected.key)
+        .set_version_id(expected.version_id.clone())
+        .send()
+        .await
+        .map_err(|e| s3_error("HeadObject", &expected.bucket, &expected.key, &e))?;
+    Ok(ObjectState::Archived {
+        storage_class: head
+            .storage_class()
+            .map_or("an archive storage class", |c| c.as_str())
+            .to_owned(),
+        size: head.content_length().unwrap_or_default().max(0) as u64,
+    })
 }
 
 fn s3_error<E>(

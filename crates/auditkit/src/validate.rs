@@ -34,6 +34,10 @@ pub enum Reason {
     /// written once (or, in a local copy, a file holding a version created after its key's
     /// first digested one).
     Overwritten,
+    /// An object the digest writer could not read when it digested it (uploaded in an
+    /// archive storage class, or encrypted with a key only its writer holds): its bytes were
+    /// never recorded, so nothing proves them.
+    Unreadable,
     /// A key a digest names that would leave the local copy (absolute, `..`), or a path there
     /// that is not a regular file (a symlink, a device): never opened.
     UnsafeKey,
@@ -52,6 +56,7 @@ impl fmt::Display for Reason {
             Reason::DeepMismatch => "deep-mismatch",
             Reason::EventChain => "event-chain",
             Reason::Overwritten => "overwritten",
+            Reason::Unreadable => "unreadable",
             Reason::UnsafeKey => "unsafe-key",
         })
     }
@@ -338,6 +343,9 @@ pub fn walk_chain(
 pub struct ExpectedObject {
     /// Listed by the writer and gone before it hashed it: missing, whatever the store holds now.
     pub vanished: bool,
+    /// Listed by the writer, whose bytes S3 gave nobody (an archive class at upload, a
+    /// customer-provided key): unprovable evidence, whatever the store gives now.
+    pub unreadable: Option<String>,
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
@@ -401,6 +409,7 @@ pub fn expected_objects(
             }
             objects.push(ExpectedObject {
                 vanished: o.vanished,
+                unreadable: o.unreadable.clone(),
                 bucket: o.bucket.clone(),
                 key: o.key.clone(),
                 version_id: o.version_id.clone(),
@@ -511,6 +520,12 @@ pub enum ObjectState {
     Absent,
     /// Not opened: the key would leave the local copy, or the path is not a regular file.
     Unsafe(String),
+    /// In an archive storage class (the stack's lifecycle rule moves backups there): S3 gives
+    /// its bytes only after a restore, so only its size (from `HeadObject`) is compared.
+    Archived {
+        storage_class: String,
+        size: u64,
+    },
     Present {
         size: u64,
         sha256: String,
@@ -536,8 +551,22 @@ pub fn judge_object(expected: &ExpectedObject, state: &ObjectState, what: &str) 
             "listed by the digest writer, deleted before it could be hashed".into(),
         );
     }
+    if let Some(why) = &expected.unreadable {
+        return problem(
+            Reason::Unreadable,
+            format!("the digest writer could not read its bytes ({why}): nothing proves them"),
+        );
+    }
     match state {
         ObjectState::Absent => problem(Reason::Missing, "named by a digest, not found".into()),
+        ObjectState::Archived { size, .. } if *size != expected.size => problem(
+            Reason::HashMismatch,
+            format!(
+                "digest: {} bytes; found in archive storage: {size} bytes",
+                expected.size
+            ),
+        ),
+        ObjectState::Archived { .. } => None,
         ObjectState::Unsafe(why) => problem(Reason::UnsafeKey, why.clone()),
         ObjectState::Present { size, sha256, .. }
             if (*sha256 != expected.sha256 || *size != expected.size)

@@ -126,6 +126,7 @@ async fn a_digest_no_trusted_key_signed_changes_no_other_finding() {
         source_sha256: Some(sha256_hex(replaced)),
         source_size: Some(replaced.len() as u64),
         vanished: false,
+        unreadable: None,
     };
     // Keys that would leave a local copy, if a forged digest's contents were ever used.
     let mut escape = listed.clone();
@@ -354,4 +355,46 @@ async fn restore_brings_back_the_first_version_checked_against_the_signed_digest
         out.contains("WARNING") && out.contains("on top of the backup"),
         "{out}"
     );
+}
+
+/// An upload nobody can read (straight into an archive storage class: `s3:PutObject` is
+/// enough) no longer stops the digest chain. The digest records it as unreadable, and validate
+/// names it, and only it, as evidence nothing proves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_upload_keeps_the_chain_going_and_is_named_unreadable() {
+    let mut fx = Fixture::new().await;
+    fx.put(
+        &fx.evidence,
+        BACKUP,
+        gzip(b"line\n"),
+        Some(&sha256_hex(b"line\n")),
+    )
+    .await;
+    fx.stack
+        .s3
+        .put_object()
+        .bucket(&fx.evidence)
+        .key("rds-logs/db-1/frozen.gz")
+        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive)
+        .body(gzip(b"unprovable\n").into())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = fx.run().await;
+    assert_eq!(run.unreadable_objects, 1, "{run:?}");
+
+    let (code, out) = fx.validate_s3(&[]);
+    assert_eq!(code, 1, "{out}");
+    let lines = invalid_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "INVALID unreadable s3://{}/rds-logs/db-1/frozen.gz (the digest writer could not read its bytes",
+            fx.evidence
+        )),
+        "{out}"
+    );
+    let (_, objects) = counts(&out);
+    assert_eq!(objects, "1/2", "{out}");
 }

@@ -57,6 +57,8 @@ impl EvidenceStore {
     /// The SHA-256 and size of the stored bytes of one version, streamed (memory stays at one
     /// chunk whatever the size). A version gone since it was listed is recorded as `vanished`
     /// with its listed size: a deletion inside the window must not disappear from the record.
+    /// One S3 will give nobody the bytes of is recorded as `unreadable` ([`unreadable_because`])
+    /// with its listed size, so one such upload cannot stop every later digest.
     pub async fn hash(&self, v: &ListedVersion) -> Result<DigestedObject, DigestError> {
         let got = self
             .s3
@@ -66,6 +68,18 @@ impl EvidenceStore {
             .set_version_id(v.version_id.clone())
             .send()
             .await;
+        let unhashed = |vanished: bool, unreadable: Option<String>| DigestedObject {
+            bucket: v.bucket.clone(),
+            key: v.key.clone(),
+            version_id: v.version_id.clone(),
+            size: v.size,
+            sha256: String::new(),
+            last_modified: rfc3339(v.last_modified_ms),
+            source_sha256: None,
+            source_size: None,
+            vanished,
+            unreadable,
+        };
         let mut object = match got {
             Ok(object) => object,
             Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
@@ -74,19 +88,20 @@ impl EvidenceStore {
                     key = v.key,
                     "listed, then gone before hashing"
                 );
-                return Ok(DigestedObject {
-                    bucket: v.bucket.clone(),
-                    key: v.key.clone(),
-                    version_id: v.version_id.clone(),
-                    size: v.size,
-                    sha256: String::new(),
-                    last_modified: rfc3339(v.last_modified_ms),
-                    source_sha256: None,
-                    source_size: None,
-                    vanished: true,
-                });
+                return Ok(unhashed(true, None));
             }
-            Err(e) => return Err(DigestError::aws("GetObject", &e)),
+            Err(e) => match unreadable_because(e.code(), e.message()) {
+                Some(why) => {
+                    tracing::warn!(
+                        bucket = v.bucket,
+                        key = v.key,
+                        why,
+                        "listed, but its bytes cannot be read: recorded as unreadable"
+                    );
+                    return Ok(unhashed(false, Some(why)));
+                }
+                None => return Err(DigestError::aws("GetObject", &e)),
+            },
         };
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -109,6 +124,7 @@ impl EvidenceStore {
             source_sha256,
             source_size,
             vanished: false,
+            unreadable: None,
         })
     }
 
@@ -253,6 +269,25 @@ impl EvidenceStore {
     }
 }
 
+/// Why S3 refuses to give anyone the bytes of a version, when that is what an error says
+/// (rather than a fault of this run): an archive storage class (uploaded as one: only
+/// `s3:PutObject` is needed), a customer-provided key (SSE-C), or a KMS key this role may not
+/// use. Any other error fails the run, as a retry may read the object.
+pub fn unreadable_because(code: Option<&str>, message: Option<&str>) -> Option<String> {
+    let message = message.unwrap_or_default();
+    let why = match code? {
+        "InvalidObjectState" => "in an archive storage class",
+        "InvalidRequest" if message.contains("Server Side Encryption") => {
+            "encrypted with a customer-provided key (SSE-C)"
+        }
+        "AccessDenied" | "KMS.AccessDeniedException" if message.contains("kms:Decrypt") => {
+            "encrypted with a KMS key this role may not use"
+        }
+        _ => return None,
+    };
+    Some(format!("{why}: {}", code.unwrap_or_default()))
+}
+
 fn put_outcome<E>(
     operation: &'static str,
     sent: Result<
@@ -272,5 +307,42 @@ fn put_outcome<E>(
             Ok(Put::Exists)
         }
         Err(e) => Err(DigestError::aws(operation, &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreadable_because;
+
+    #[test]
+    fn only_errors_that_say_nobody_gets_the_bytes_make_an_object_unreadable() {
+        let glacier = unreadable_because(
+            Some("InvalidObjectState"),
+            Some("The operation is not valid for the object's storage class"),
+        );
+        assert!(glacier.unwrap().contains("archive storage class"));
+        let sse_c = unreadable_because(
+            Some("InvalidRequest"),
+            Some(
+                "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+            ),
+        );
+        assert!(sse_c.unwrap().contains("SSE-C"));
+        let kms = unreadable_because(
+            Some("AccessDenied"),
+            Some("User: arn:aws:sts::1:assumed-role/w is not authorized to perform: kms:Decrypt"),
+        );
+        assert!(kms.unwrap().contains("KMS key"));
+        // The run's own faults stay errors: a retry may read the object.
+        assert_eq!(
+            unreadable_because(Some("AccessDenied"), Some("Access Denied")),
+            None
+        );
+        assert_eq!(
+            unreadable_because(Some("InvalidRequest"), Some("bad range")),
+            None
+        );
+        assert_eq!(unreadable_because(Some("SlowDown"), None), None);
+        assert_eq!(unreadable_because(None, None), None);
     }
 }

@@ -51,6 +51,8 @@ pub struct RunSummary {
     pub bytes_hashed: u64,
     /// Tracked files whose backup is missing past the copy SLO (hourly digests list them).
     pub not_copied: usize,
+    /// Objects S3 gives nobody the bytes of, recorded as unreadable in the digests written.
+    pub unreadable_objects: usize,
     /// Set when another run holds the chain: this run wrote nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -98,6 +100,7 @@ impl DigestWriter {
             digests = summary.digests.len(),
             objects_hashed = summary.objects_hashed,
             not_copied = summary.not_copied,
+            unreadable_objects = summary.unreadable_objects,
             skipped = summary.skipped.as_deref(),
             "digest run done"
         );
@@ -289,7 +292,7 @@ impl DigestWriter {
         let outcome = self
             .write_claimed(head, &job, sequence, &digest_key, now_ms, key)
             .await;
-        let (signature, objects, bytes) = match outcome {
+        let (signature, objects, bytes, unreadable) = match outcome {
             Ok(Some(written)) => written,
             Ok(None) => {
                 // Another run stored this digest (a claim is atomic in DynamoDB, so this is a run
@@ -325,6 +328,7 @@ impl DigestWriter {
         self.head.commit(&next).await?;
         summary.objects_hashed += objects as u64;
         summary.bytes_hashed += bytes;
+        summary.unreadable_objects += unreadable;
         summary.digests.push(WrittenDigest {
             sequence,
             key: digest_key,
@@ -346,7 +350,7 @@ impl DigestWriter {
         digest_key: &str,
         now_ms: i64,
         key: &SigningKey,
-    ) -> Result<Option<(String, usize, u64)>, (DigestError, bool)> {
+    ) -> Result<Option<(String, usize, u64, usize)>, (DigestError, bool)> {
         let hashed: Vec<_> = futures_util::stream::iter(job.versions.iter())
             .map(|v| self.store.hash(v))
             .buffered(self.config.hash_concurrency)
@@ -354,7 +358,14 @@ impl DigestWriter {
             .await
             .map_err(|e| (e, false))?;
         let objects: Vec<_> = hashed;
-        let bytes = objects.iter().filter(|o| !o.vanished).map(|o| o.size).sum();
+        let unhashed =
+            |o: &&audit_core::digest::DigestedObject| o.vanished || o.unreadable.is_some();
+        let bytes = objects
+            .iter()
+            .filter(|o| !unhashed(o))
+            .map(|o| o.size)
+            .sum();
+        let unreadable = objects.iter().filter(|o| o.unreadable.is_some()).count();
         let count = objects.len();
         let header = DigestHeader {
             sequence,
@@ -403,7 +414,7 @@ impl DigestWriter {
             .put_sidecar(&self.config.digest_bucket, digest_key, &signature)
             .await
             .map_err(|e| (e, true))?;
-        Ok(Some((signature, count, bytes)))
+        Ok(Some((signature, count, bytes, unreadable)))
     }
 
     /// Completes the stale claim of a run that died: commits its digest when it was stored
@@ -509,6 +520,7 @@ pub fn run_metrics(summary: Option<&RunSummary>, now_ms: i64) -> MetricSet {
     set.count("ObjectsHashed", summary.objects_hashed);
     set.add("BytesHashed", Unit::Bytes, summary.bytes_hashed as f64);
     set.count("NotCopiedFiles", summary.not_copied as u64);
+    set.count("UnreadableObjects", summary.unreadable_objects as u64);
     if let Some(covered) = summary.covered_until.as_deref().and_then(parse_rfc3339) {
         set.add(
             "ChainHeadAgeSeconds",

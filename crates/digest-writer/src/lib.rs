@@ -72,6 +72,7 @@ pub const METRICS: audit_core::metrics::Declared = {
         ("ObjectsHashed", Count),
         ("BytesHashed", Bytes),
         ("NotCopiedFiles", Count),
+        ("UnreadableObjects", Count),
         ("ChainHeadAgeSeconds", Seconds),
     ]
 };

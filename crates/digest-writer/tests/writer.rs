@@ -444,3 +444,67 @@ async fn a_version_deleted_between_listing_and_hashing_is_recorded_as_vanished()
     assert_eq!((recorded.size, recorded.sha256.as_str()), (42, ""));
     assert_eq!(recorded.last_modified, "2026-11-30T07:00:00Z");
 }
+
+/// An object nobody can read (here uploaded straight into an archive storage class, which
+/// needs only `s3:PutObject`) is recorded as unreadable with its listed size, and the chain
+/// goes on: the run succeeds, the next run digests the next object, and the metric counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_nobody_can_read_is_recorded_unreadable_and_the_chain_goes_on() {
+    let s = setup().await;
+    let writer = s.writer().await;
+    s.put("rds-logs/a", b"a").await;
+    s.stack
+        .s3
+        .put_object()
+        .bucket(&s.bucket)
+        .key("rds-logs/frozen")
+        .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+        .body(b"twelve bytes".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .expect("an unreadable object does not fail the run");
+    assert_eq!(first.unreadable_objects, 1, "{first:?}");
+    let metrics = digest_writer::handler::run_metrics(Some(&first), audit_core::now_ms());
+    let lines = metrics.lines(audit_core::now_ms() as u64);
+    let record = audit_core::metrics::check_line(&lines[0]).unwrap();
+    assert_eq!(record.total("UnreadableObjects"), 1.0);
+
+    let mut recorded = Vec::new();
+    for d in &first.digests {
+        recorded.extend(s.stored_digest(&d.key).await.objects);
+    }
+    let frozen = recorded
+        .iter()
+        .find(|o| o.key == "rds-logs/frozen")
+        .unwrap();
+    assert_eq!((frozen.size, frozen.sha256.as_str()), (12, ""));
+    assert!(
+        frozen
+            .unreadable
+            .as_deref()
+            .is_some_and(|why| why.contains("InvalidObjectState")),
+        "{frozen:?}"
+    );
+    let readable = recorded.iter().find(|o| o.key == "rds-logs/a").unwrap();
+    assert_eq!(readable.unreadable, None);
+    use sha2::Digest as _;
+    assert_eq!(readable.sha256, hex::encode(sha2::Sha256::digest(b"a")));
+
+    s.put("rds-logs/b", b"b").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = writer
+        .run(RunRequest::Scheduled, audit_core::now_ms())
+        .await
+        .unwrap();
+    assert!(!second.digests.is_empty(), "{second:?}");
+    assert_eq!(second.unreadable_objects, 0);
+    assert_eq!(
+        s.head().await["sequence"].as_u64().unwrap(),
+        second.digests.last().unwrap().sequence
+    );
+}

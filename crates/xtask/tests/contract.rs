@@ -278,7 +278,8 @@ fn evidence_is_worm_by_default_and_the_digests_cover_every_prefix_the_functions_
 /// Every evidence key is written once: the backup bucket's policy refuses a `PutObject` or
 /// `CompleteMultipartUpload` without `If-None-Match` under every prefix the digests cover (the
 /// multipart part operations exempt), Firehose's delivery role alone excepted on the change
-/// log; and it refuses SSE-C uploads, which nobody else could read to digest.
+/// log; and it refuses SSE-C uploads and uploads straight into an archive storage class,
+/// which nobody could read to digest.
 #[test]
 fn the_bucket_policy_refuses_a_second_version_under_every_evidence_prefix() {
     let template = template("infra-main/template.yaml");
@@ -361,6 +362,20 @@ fn the_bucket_policy_refuses_a_second_version_under_every_evidence_prefix() {
         "false"
     );
     assert_eq!(resources(sse_c), ["${BackupBucket.Arn}/*"]);
+
+    let archive = statement("NoArchiveUploads");
+    assert_eq!(
+        (&archive["Effect"], &archive["Action"]),
+        (&"Deny".into(), &"s3:PutObject".into())
+    );
+    let classes = &archive["Condition"]["StringEquals"]["s3:x-amz-storage-class"];
+    for class in ["GLACIER", "DEEP_ARCHIVE"] {
+        assert!(
+            classes.as_array().unwrap().contains(&class.into()),
+            "{class}: {classes}"
+        );
+    }
+    assert_eq!(resources(archive), ["${BackupBucket.Arn}/*"]);
 }
 
 /// Every `auditkit` metric the stack's alarms and dashboard read, as (function, metric).

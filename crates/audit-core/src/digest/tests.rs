@@ -32,6 +32,7 @@ fn sample(sequence: u64) -> EvidenceDigest {
             source_sha256: Some("cd".repeat(32)),
             source_size: Some(12),
             vanished: false,
+            unreadable: None,
         }],
         sources: None,
     }

@@ -33,6 +33,7 @@ fn object(key: &str, t: i64) -> DigestedObject {
         source_sha256: None,
         source_size: None,
         vanished: false,
+        unreadable: None,
     }
 }
 
@@ -249,6 +250,7 @@ fn a_digest_the_chain_does_not_reach_is_reported() {
 fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
     let mut expected = ExpectedObject {
         vanished: false,
+        unreadable: None,
         bucket: "evb".into(),
         key: "k.gz".into(),
         version_id: None,
@@ -288,6 +290,13 @@ fn objects_are_judged_by_presence_hash_size_and_deep_hash() {
     assert_eq!(
         judge_object(&expected, &present(3, "aa", None), "k").map(|p| p.reason),
         Some(Reason::Missing)
+    );
+    // Recorded unreadable by the digest writer: unproven, whatever is read now.
+    expected.vanished = false;
+    expected.unreadable = Some("in an archive storage class: InvalidObjectState".into());
+    assert_eq!(
+        judge_object(&expected, &present(3, "aa", None), "k").map(|p| p.reason),
+        Some(Reason::Unreadable)
     );
 }
 
