@@ -10,8 +10,8 @@
 //! Identifiers come back quoted by PostgreSQL (`pg_catalog.format('%I.%I')`,
 //! `pg_catalog.quote_ident`): the SQL built from them later never quotes anything itself.
 //! A table another session holds ACCESS EXCLUSIVE (a migration, `VACUUM FULL`) is read from
-//! the catalog rows alone ([`LOCKED_RELATIONS_SQL`]): deparsing its defaults or indexes would
-//! wait for it, and fail the whole statement at `lock_timeout`.
+//! the catalog rows alone ([`LOCKED_RELATIONS_SQL`]): deparsing its defaults, indexes or check
+//! constraints would wait for it, and fail the whole statement at `lock_timeout`.
 
 use serde::{Deserialize, Serialize};
 
@@ -279,7 +279,9 @@ SELECT pg_catalog.json_build_object(
       'schema', t.nspname,
       'table_name', t.relname,
       'constraint_name', con.conname,
-      'check_clause', pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(con.oid), '^CHECK ', '')
+      -- Deparsing a check opens its table: it would wait for a lock another session holds.
+      'check_clause', CASE WHEN con.conrelid = ANY ($3::int8[]::oid[]) THEN NULL
+                      ELSE pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(con.oid), '^CHECK ', '') END
     ) ORDER BY t.nspname, t.relname, con.conname), '[]')
     FROM pg_catalog.pg_constraint con JOIN audited_table t ON t.oid = con.conrelid
     WHERE con.contype = 'c'),
@@ -495,7 +497,8 @@ pub struct CheckConstraint {
     pub schema: String,
     pub table_name: String,
     pub constraint_name: String,
-    pub check_clause: String,
+    /// `None` for a table another session holds ACCESS EXCLUSIVE (not deparsed).
+    pub check_clause: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -705,6 +705,75 @@ async fn a_table_locked_by_a_migration_is_reported_as_locked_and_the_rest_is_com
     holder.batch_execute("ROLLBACK").await.expect("unlock");
 }
 
+/// The same with the shapes that reach a locked table from other catalog statements: a
+/// trigger, a check constraint, an index, and a foreign key to the versioning schema's
+/// `developer` (whose own checks read its referencing tables). Locked like that, the audit once
+/// again exited with `cannot read the catalog: canceling statement due to lock timeout`.
+#[tokio::test]
+async fn a_locked_table_with_a_trigger_check_index_and_foreign_key_still_leaves_a_report() {
+    let (name, target) = database(&format!(
+        "{VERSIONED_SCHEMA}
+         CREATE TABLE orders (id serial PRIMARY KEY, total numeric CHECK (total >= 0),
+           note text, created_at timestamptz DEFAULT now(), updated_at timestamptz,
+           created_by int REFERENCES developer(id), updated_by int REFERENCES developer(id));
+         CREATE INDEX orders_total ON orders (total);
+         CREATE TRIGGER orders_audit BEFORE INSERT OR UPDATE ON orders
+           FOR EACH ROW EXECUTE FUNCTION set_audit_fields();
+         INSERT INTO orders (total, created_by) VALUES (10, 1), (20, 1);"
+    ));
+    let (holder, connection) =
+        tokio_postgres::connect(&postgres().url(&name), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let settings = Settings {
+        lock_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    };
+    let tls = tls_config(&target).expect("tls");
+    let report = audit::run(
+        &target,
+        &tls,
+        &settings,
+        "2026-01-01T00:00:00+00:00".to_owned(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("one locked table must not cost the report: {e}"));
+    let orders = entry(&report, "public", "orders");
+    assert_eq!(orders.record_count_method, Method::Unavailable);
+    assert!(
+        orders
+            .errors
+            .iter()
+            .any(|e| e.sqlstate.as_deref() == Some("55P03")),
+        "{:?}",
+        orders.errors
+    );
+    assert_eq!(entry(&report, "public", "theme").record_count, Some(50));
+    assert_eq!(entry(&report, "public", "developer").record_count, Some(1));
+    let check_of = |table: &str| {
+        report
+            .objects
+            .check_constraints
+            .iter()
+            .find(|c| c.table_name == table)
+            .unwrap_or_else(|| panic!("no check of {table}"))
+            .check_clause
+            .clone()
+    };
+    assert_eq!(
+        check_of("orders"),
+        None,
+        "the locked table's check is not deparsed"
+    );
+    assert_eq!(check_of("theme").as_deref(), Some("((name <> ''::text))"));
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
 /// A login role that can create in `public` (the default before PostgreSQL 15) plants
 /// functions that shadow `format` and `quote_ident` for `name` arguments, and names tables to
 /// smuggle statements. Run as the superuser, the audit must use only `pg_catalog`'s functions,
