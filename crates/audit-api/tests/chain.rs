@@ -73,6 +73,21 @@ async fn verify(svc: &Service, query: &str) -> Value {
     body
 }
 
+/// Every chain verified directly (no time limit), against `anchors` when given.
+async fn verify_all(
+    db: &audit_api::db::Database,
+    anchors: Option<&anchor::AnchorHistory>,
+) -> chain::Verification {
+    let request = VerifyRequest {
+        chains: Chains::All,
+        from: None,
+        to: None,
+    };
+    chain::verify(db, request, anchors, None)
+        .await
+        .expect("verify")
+}
+
 fn first_invalid(verdict: &Value) -> (Value, Value, Value) {
     let invalid = &verdict["first_invalid"];
     (
@@ -275,18 +290,11 @@ async fn rows_rewritten_with_their_hashes_disagree_with_the_published_head() {
     svc.sql("DELETE FROM auditevents WHERE companyid = 5002 AND chain_seq > 1; \
              UPDATE auditevent_chain_heads h SET chain_seq = 1, row_hash = e.row_hash \
              FROM auditevents e WHERE e.companyid = 5002 AND e.chain_seq = 1 AND h.companyid = 5002");
-    let cut = chain::verify(
+    let cut = verify_all(
         &svc.app.db,
-        VerifyRequest {
-            chains: Chains::All,
-            from: None,
-            to: None,
-        },
         Some(&*anchor::history(&target).await.expect("read")),
-        None,
     )
-    .await
-    .expect("verify");
+    .await;
     assert!(!cut.verified);
     let by_company = |c: Option<i64>| {
         cut.chains
@@ -453,18 +461,11 @@ async fn an_owners_rewrite_is_never_anchored_and_added_anchors_cannot_outvote_th
         !other.to_string().contains("5001"),
         "another company's conflict is not shown: {other}"
     );
-    let all = chain::verify(
+    let all = verify_all(
         &svc.app.db,
-        VerifyRequest {
-            chains: Chains::All,
-            from: None,
-            to: None,
-        },
         Some(&*anchor::history(&target).await.expect("read")),
-        None,
     )
-    .await
-    .expect("verify");
+    .await;
     assert_eq!(all.anchors_read, 4, "three anchors, one of them twice");
     assert_eq!(
         all.ignored_anchor_objects,
@@ -561,18 +562,7 @@ async fn concurrent_single_and_batch_writers_leave_gapless_valid_chains() {
     for task in tasks {
         task.await.expect("writer");
     }
-    let verification = chain::verify(
-        &svc.app.db,
-        VerifyRequest {
-            chains: Chains::All,
-            from: None,
-            to: None,
-        },
-        None,
-        None,
-    )
-    .await
-    .expect("verify");
+    let verification = verify_all(&svc.app.db, None).await;
     let total = 12 * 25 + 4 * 3 * 120;
     assert!(verification.verified, "{verification:?}");
     assert_eq!(verification.events_checked, total as u64);
